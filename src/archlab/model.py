@@ -1,0 +1,88 @@
+"""Transformer: embed -> [Block] x n_layers -> norm -> head. The same class builds every
+architecture; what differs is in the ModelConfig and its per-layer plan."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import MLAConfig, ModelConfig
+from .nn.block import BLOCKS
+from .nn.context import Context
+from .nn.norm import make_norm
+from .nn.position import rope_cos_sin
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.max_seq_len, c.d_model) if c.position == "learned" else None
+        self.layers = nn.ModuleList(BLOCKS[c.block](c, spec) for spec in c.layers)
+        self.norm = make_norm(c.norm, c.d_model)
+        # Tied embeddings: no head at all, logits use tok_emb.weight (one tensor, counted once).
+        self.head = None if c.tie_embeddings else nn.Linear(c.d_model, c.vocab_size, bias=False)
+
+    @property
+    def rotary_dim(self) -> int:
+        a = self.config.attention
+        if isinstance(a, MLAConfig):
+            return a.qk_rope_head_dim
+        return self.config.rope.rotary_dim(a.head_dim) if self.config.rope is not None else 0
+
+    # ---- initialisation -----------------------------------------------------------------
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """The one documented initialisation (GPT-2's): weights N(0, 0.02), biases 0, norms 1,
+        and the projections that write into the residual stream (attention `wo`, FFN `down`)
+        scaled by 1/sqrt(2 * n_layers) so the residual's variance does not grow with depth."""
+        residual_std = 0.02 / math.sqrt(2 * self.config.n_layers)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                last = name.rsplit(".", 1)[-1]
+                nn.init.normal_(module.weight, std=residual_std if last in ("wo", "down") else 0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+            elif hasattr(module, "reset_parameters") and module is not self:
+                module.reset_parameters()
+
+    # ---- forward ------------------------------------------------------------------------
+    def _check_input(self, input_ids: torch.Tensor) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+            got = f"{tuple(input_ids.shape)} {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"input_ids: expected an integer tensor of shape [batch, seq], got {got}")
+        if input_ids.numel() == 0:
+            raise ValueError("input_ids: empty batch or sequence")
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(f"input_ids: token ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids (B, T) -> logits (B, T, vocab)."""
+        self._check_input(input_ids)
+        B, T = input_ids.shape
+        if positions is None:
+            positions = torch.arange(T, device=input_ids.device).expand(B, T)
+        if self.pos_emb is not None and T > self.config.max_seq_len:
+            raise ValueError(
+                f"input_ids: {T} tokens exceed the model's context of {self.config.max_seq_len} "
+                "(learned absolute positions cannot go further)"
+            )
+        x = self.tok_emb(input_ids)  # (B, T, D)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        ropes = {spec.rope for spec in self.config.layers if spec.rope is not None}
+        ctx = Context(
+            positions=positions,
+            rope={r: rope_cos_sin(r, self.rotary_dim, positions, x.dtype) for r in ropes},
+        )
+        for layer in self.layers:
+            x = layer(x, ctx)
+        x = self.norm(x)
+        return self.head(x) if self.head is not None else x @ self.tok_emb.weight.T

@@ -1,0 +1,49 @@
+"""Dense feed-forward layers: the GELU MLP of GPT-2 and the gated GLU family (SwiGLU, GeGLU)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import FFNConfig
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_tanh": partial(F.gelu, approximate="tanh"),
+    "silu": F.silu,
+    "relu": F.relu,
+}
+
+
+class MLP(nn.Module):
+    """down(act(up(x)))"""
+
+    def __init__(self, d_model: int, cfg: FFNConfig):
+        super().__init__()
+        self.act = ACTIVATIONS[cfg.activation]
+        self.up = nn.Linear(d_model, cfg.hidden, bias=cfg.bias)
+        self.down = nn.Linear(cfg.hidden, d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class GLU(nn.Module):
+    """down(act(gate(x)) * up(x)): SwiGLU with silu, GeGLU with gelu."""
+
+    def __init__(self, d_model: int, cfg: FFNConfig):
+        super().__init__()
+        self.act = ACTIVATIONS[cfg.activation]
+        self.gate = nn.Linear(d_model, cfg.hidden, bias=cfg.bias)
+        self.up = nn.Linear(d_model, cfg.hidden, bias=cfg.bias)
+        self.down = nn.Linear(cfg.hidden, d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.gate(x)) * self.up(x))
+
+
+FFNS: dict[str, type[nn.Module]] = {"mlp": MLP, "glu": GLU}

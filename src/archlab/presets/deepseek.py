@@ -1,0 +1,91 @@
+"""DeepSeek V2 and V3: multi-head latent attention (MLA) and fine-grained MoE with shared
+experts, the first few layers dense.
+
+V2 scores experts with a softmax and limits each token to its best `topk_group` device
+groups by the group's highest score; V3 scores with sigmoids, adds a selection-only bias
+(aux-loss-free balancing), ranks groups by the sum of their two best experts, and
+renormalises the chosen weights. Both extend context with YaRN (factor 40 from 4K).
+Multi-token-prediction layers (V3's layer 61) are not part of these presets.
+
+Numbers: config.json of deepseek-ai/DeepSeek-V2, DeepSeek-V2-Lite and DeepSeek-V3 on the
+Hugging Face hub; the V2 (arXiv:2405.04434) and V3 (arXiv:2412.19437) technical reports.
+"""
+
+from ..config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RopeScaling, RouterConfig
+from . import preset
+
+
+def deepseek_config(
+    name: str,
+    repo: str,
+    *,
+    vocab_size: int,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    q_lora_rank: int | None,
+    ffn_hidden: int,
+    moe: MoEConfig,
+    first_k_dense: int,
+    mscale: float,
+) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        family="deepseek",
+        source=f"huggingface.co/{repo}/blob/main/config.json",
+        vocab_size=vocab_size,
+        d_model=d_model,
+        n_layers=n_layers,
+        max_seq_len=163840,
+        norm=NormConfig("rmsnorm", eps=1e-6),
+        rope=RopeConfig(
+            theta=10000.0,
+            scaling=RopeScaling(
+                "yarn", factor=40.0, original_max_seq_len=4096, beta_fast=32.0, beta_slow=1.0,
+                mscale=mscale, mscale_all_dim=mscale,
+            ),
+        ),
+        attention=MLAConfig(
+            n_heads=n_heads, q_lora_rank=q_lora_rank, kv_lora_rank=512,
+            qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+        ),
+        ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="silu"),
+        moe=moe,
+        ffn_types=("dense",) * first_k_dense + ("moe",) * (n_layers - first_k_dense),
+    )
+
+
+@preset("deepseek-v2")
+def deepseek_v2() -> ModelConfig:
+    return deepseek_config(
+        "deepseek-v2", "deepseek-ai/DeepSeek-V2", vocab_size=102400, d_model=5120, n_layers=60,
+        n_heads=128, q_lora_rank=1536, ffn_hidden=12288, first_k_dense=1, mscale=0.707,
+        moe=MoEConfig(
+            n_experts=160, top_k=6, hidden=1536, n_shared=2,
+            router=RouterConfig(score="softmax", scale=16.0, n_groups=8, topk_groups=3, group_score="max"),
+        ),
+    )
+
+
+@preset("deepseek-v2-lite")
+def deepseek_v2_lite() -> ModelConfig:
+    return deepseek_config(
+        "deepseek-v2-lite", "deepseek-ai/DeepSeek-V2-Lite", vocab_size=102400, d_model=2048, n_layers=27,
+        n_heads=16, q_lora_rank=None, ffn_hidden=10944, first_k_dense=1, mscale=0.707,
+        moe=MoEConfig(n_experts=64, top_k=6, hidden=1408, n_shared=2, router=RouterConfig(score="softmax")),
+    )
+
+
+@preset("deepseek-v3")
+def deepseek_v3() -> ModelConfig:
+    return deepseek_config(
+        "deepseek-v3", "deepseek-ai/DeepSeek-V3", vocab_size=129280, d_model=7168, n_layers=61,
+        n_heads=128, q_lora_rank=1536, ffn_hidden=18432, first_k_dense=3, mscale=1.0,
+        moe=MoEConfig(
+            n_experts=256, top_k=8, hidden=2048, n_shared=1,
+            router=RouterConfig(
+                score="sigmoid", norm_topk=True, scale=2.5, n_groups=8, topk_groups=4,
+                group_score="top2_sum", score_bias=True,
+            ),
+        ),
+    )

@@ -1,0 +1,48 @@
+"""GPT-2 (OpenAI, 2019): learned absolute positions, pre-LayerNorm, biased multi-head
+attention, GELU MLP (d -> 4d -> d), tied input/output embeddings.
+
+Numbers: the config.json of openai-community/gpt2, gpt2-medium, gpt2-large, gpt2-xl
+on the Hugging Face hub (n_embd, n_layer, n_head, n_positions=1024, vocab_size=50257,
+layer_norm_epsilon=1e-5, activation_function="gelu_new", the tanh approximation).
+"""
+
+from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from . import preset
+
+
+def gpt2_config(name: str, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        family="gpt2",
+        source=f"huggingface.co/openai-community/{name}/blob/main/config.json",
+        vocab_size=50257,
+        d_model=d_model,
+        n_layers=n_layers,
+        max_seq_len=1024,
+        position="learned",
+        rope=None,
+        norm=NormConfig("layernorm", eps=1e-5, bias=True),
+        attention=AttentionConfig(n_heads=n_heads, qkv_bias=True, out_bias=True),
+        ffn=FFNConfig(hidden=4 * d_model, kind="mlp", activation="gelu_tanh", bias=True),
+        tie_embeddings=True,
+    )
+
+
+@preset("gpt2")
+def gpt2() -> ModelConfig:
+    return gpt2_config("gpt2", 768, 12, 12)
+
+
+@preset("gpt2-medium")
+def gpt2_medium() -> ModelConfig:
+    return gpt2_config("gpt2-medium", 1024, 24, 16)
+
+
+@preset("gpt2-large")
+def gpt2_large() -> ModelConfig:
+    return gpt2_config("gpt2-large", 1280, 36, 20)
+
+
+@preset("gpt2-xl")
+def gpt2_xl() -> ModelConfig:
+    return gpt2_config("gpt2-xl", 1600, 48, 25)

@@ -1,0 +1,62 @@
+"""archlab.load of a tiny random HF checkpoint computes HF transformers' logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archlab
+from hf_reference import all_configs, hf_param_count, make_hf, save_hf
+
+CASES = all_configs()
+IDS = [name for _, name, _ in CASES]
+ATOL = 1e-4  # float32
+
+
+def _batches(vocab: int, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, shape, generator=g) for shape in ((1, 1), (2, 9), (3, 37))]
+
+
+@pytest.mark.parametrize("family,name,hf_config", CASES, ids=IDS)
+def test_logits_equal_hf(family, name, hf_config, tmp_path, parity_report):
+    ref = make_hf(hf_config, seed=hash(name) % 1000)
+    save_hf(ref, tmp_path)
+    ours = archlab.load(tmp_path).eval()
+    worst = 0.0
+    with torch.no_grad():
+        for ids in _batches(hf_config.vocab_size):
+            expected = ref(ids).logits
+            got = ours(ids)
+            assert got.shape == expected.shape
+            worst = max(worst, (got - expected).abs().max().item())
+            # the check is not vacuous: logits are O(1) and differ between positions
+            assert expected.std() > 0.1
+    parity_report(family, name, worst)
+    assert worst < ATOL, f"{name}: max |logit difference| {worst:.2e} >= {ATOL}"
+
+
+@pytest.mark.parametrize("family,name,hf_config", CASES, ids=IDS)
+def test_param_count_equals_hf(family, name, hf_config):
+    ref = make_hf(hf_config)
+    ours = archlab.build(archlab.io.hf.FAMILIES[hf_config.model_type].read_config(hf_config.to_dict()), device="meta")
+    assert sum(p.numel() for p in ours.parameters()) == hf_param_count(ref)
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    _, name, hf_config = next(c for c in CASES if c[0] == "deepseek_v3")
+    ref = make_hf(hf_config)
+    save_hf(ref, tmp_path, max_shard_size="40KB")
+    assert (tmp_path / "model.safetensors.index.json").exists()
+    assert len(list(tmp_path.glob("*.safetensors"))) > 2
+    ours = archlab.load(tmp_path)
+    ids = torch.randint(0, hf_config.vocab_size, (2, 11))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), ref(ids).logits, atol=ATOL, rtol=0)
+
+
+def test_load_dtype_and_default_fp32(tmp_path):
+    _, _, hf_config = next(c for c in CASES if c[0] == "llama")
+    save_hf(make_hf(hf_config), tmp_path)
+    assert archlab.load(tmp_path).tok_emb.weight.dtype == torch.float32
+    assert archlab.load(tmp_path, dtype="bfloat16").tok_emb.weight.dtype == torch.bfloat16
