@@ -8,6 +8,7 @@ import torch
 
 from . import presets as _presets
 from .config import ConfigError, ModelConfig
+from .generate import generate, stream
 from .io import CheckpointError
 from .model import Transformer
 
@@ -67,16 +68,28 @@ def build(
     return model
 
 
+def _resolve(path: str | Path) -> Path:
+    """An existing path as is; a registered model name or an HF hub id -> its local copy."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    from .hub import FetchError, resolve_model
+
+    try:
+        return resolve_model(str(path))
+    except FetchError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def load(
     path: str | Path,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
 ) -> Transformer:
-    """A model from an HF-format directory (config.json and *.safetensors, sharded or not) or a
-    GGUF file (quantized tensors are dequantized). float32 unless dtype says otherwise."""
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such file or directory")
+    """A model from an HF-format directory (config.json and *.safetensors, sharded or not), a
+    GGUF file (quantized tensors are dequantized), or the name of a fetchable model (fetched into
+    the local cache when missing). float32 unless dtype says otherwise."""
+    p = _resolve(path)
     if p.is_dir():
         from .io.hf import load_hf
 
@@ -88,19 +101,20 @@ def load(
     raise CheckpointError(f"{p}: expected an HF-format model directory (config.json and *.safetensors) or a .gguf file")
 
 
-def save(model: Transformer, directory: str | Path) -> Path:
-    """Write `model` in HF format (config.json + model.safetensors) that HF transformers loads.
-    The write is atomic: the directory appears complete or not at all."""
-    from .io.hf import save_hf
+def save(model: Transformer, directory: str | Path, *, overwrite: bool = False, max_shard_bytes: int | None = None) -> Path:
+    """Write `model` in HF format (config.json + safetensors, sharded above max_shard_bytes) that
+    HF transformers loads as the same model. Atomic: the directory appears complete or stays as it
+    was; a non-empty directory is replaced only with overwrite=True."""
+    from .io.hf import DEFAULT_MAX_SHARD_BYTES, save_hf
 
-    return save_hf(model, directory)
+    return save_hf(model, directory, overwrite=overwrite, max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES)
 
 
 def load_tokenizer(path: str | Path):
-    """A tokenizer from a GGUF file, a tokenizer.json, or a directory holding one."""
+    """A tokenizer from a GGUF file, a tokenizer.json, a directory holding one, or a fetchable model's name."""
     from .tokenizer import load_tokenizer as _load_tokenizer
 
-    return _load_tokenizer(path)
+    return _load_tokenizer(_resolve(path))
 
 
 def fetch(name: str, source: str | Path | None = None) -> Path:
@@ -110,4 +124,4 @@ def fetch(name: str, source: str | Path | None = None) -> Path:
     return _fetch(name, source=source)
 
 
-__all__ = ["presets", "config", "tiny", "build", "load", "save", "load_tokenizer", "fetch", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
+__all__ = ["presets", "config", "tiny", "build", "load", "save", "load_tokenizer", "fetch", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from .cache import Cache
 from .config import MLAConfig, ModelConfig
 from .nn.block import BLOCKS
 from .nn.context import Context
@@ -63,17 +64,46 @@ class Transformer(nn.Module):
         if lo < 0 or hi >= self.config.vocab_size:
             raise ValueError(f"input_ids: token ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """input_ids (B, T) -> logits (B, T, vocab)."""
+    def new_cache(
+        self,
+        batch: int,
+        capacity: int,
+        pad: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Cache:
+        """Empty caches for `batch` sequences of up to `capacity` tokens (padding included).
+        pad (B,): how many left-padding tokens each row starts with."""
+        if capacity > self.config.max_seq_len and self.pos_emb is not None:
+            raise ValueError(f"capacity {capacity} exceeds the model's context of {self.config.max_seq_len}")
+        ref = self.tok_emb.weight
+        dtype = dtype or ref.dtype
+        return Cache([layer.attn.new_cache(batch, capacity, dtype, ref.device) for layer in self.layers], capacity, pad)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        cache: Cache | None = None,
+        pad: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids (B, T) -> logits (B, T, vocab).
+
+        With a cache, the tokens continue the cached sequences (at slots cache.length onwards)
+        and the cache advances. pad (B,) marks each row's leading padding tokens (a batch of
+        prompts of different lengths, left-padded); with a cache it is the cache's own."""
         self._check_input(input_ids)
         B, T = input_ids.shape
-        if positions is None:
-            positions = torch.arange(T, device=input_ids.device).expand(B, T)
-        if self.pos_emb is not None and T > self.config.max_seq_len:
+        start = 0
+        if cache is not None:
+            start, pad = cache.length, cache.pad
+            if start + T > cache.capacity:
+                raise ValueError(f"cache holds {cache.capacity} tokens; {start} are used and {T} more do not fit")
+        if self.pos_emb is not None and start + T > self.config.max_seq_len:
             raise ValueError(
-                f"input_ids: {T} tokens exceed the model's context of {self.config.max_seq_len} "
+                f"input_ids: {start + T} tokens exceed the model's context of {self.config.max_seq_len} "
                 "(learned absolute positions cannot go further)"
             )
+        slots = torch.arange(start, start + T, device=input_ids.device)
+        positions = slots.expand(B, T) if pad is None else (slots[None] - pad[:, None]).clamp(min=0)
         x = self.tok_emb(input_ids)  # (B, T, D)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
@@ -81,8 +111,12 @@ class Transformer(nn.Module):
         ctx = Context(
             positions=positions,
             rope={r: rope_cos_sin(r, self.rotary_dim, positions, x.dtype) for r in ropes},
+            start=start,
+            pad=pad,
         )
-        for layer in self.layers:
-            x = layer(x, ctx)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, ctx, cache.layers[i] if cache is not None else None)
+        if cache is not None:
+            cache.length += T
         x = self.norm(x)
         return self.head(x) if self.head is not None else x @ self.tok_emb.weight.T

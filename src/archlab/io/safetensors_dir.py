@@ -1,5 +1,5 @@
-"""Lazy access to the tensors of an HF-format directory: one or more *.safetensors files,
-sharded ones listed in model.safetensors.index.json."""
+"""Safetensors directories: lazy reading of one or more *.safetensors files (sharded ones
+listed in model.safetensors.index.json), and writing them shard by shard."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 
 class CheckpointError(ValueError):
@@ -73,3 +74,67 @@ class TensorSource:
 
     def unused(self) -> list[str]:
         return sorted(set(self._where) - self.used)
+
+
+def _owned(t: torch.Tensor, seen: set[int]) -> torch.Tensor:
+    """A contiguous CPU tensor sharing memory with no other written tensor (safetensors
+    refuses shared storage; a view of a stacked or fused tensor would save all of it)."""
+    t = t.detach()
+    if t.device.type == "meta":
+        raise CheckpointError("cannot save a model on the meta device: it has shapes but no weights")
+    t = t.cpu()
+    if t.numel() == 0:
+        return t.contiguous()
+    storage = t.untyped_storage()
+    whole = t.is_contiguous() and t.storage_offset() == 0 and storage.nbytes() == t.numel() * t.element_size()
+    if not whole or storage.data_ptr() in seen:
+        t = t.contiguous().clone() if t.is_contiguous() else t.contiguous()
+        storage = t.untyped_storage()
+    seen.add(storage.data_ptr())
+    return t
+
+
+def write_safetensors(directory: Path, tensors, max_shard_bytes: int) -> list[Path]:
+    """Write (name, tensor) pairs as model.safetensors, or as numbered shards of at most
+    max_shard_bytes each (a single larger tensor gets a shard of its own) plus
+    model.safetensors.index.json. Holds one shard in memory at a time."""
+    shards: list[tuple[Path, list[str]]] = []
+    current: dict[str, torch.Tensor] = {}
+    size = total = 0
+    seen: set[int] = set()
+
+    def flush() -> None:
+        path = directory / f"shard-{len(shards) + 1}.partial"
+        save_file(current, str(path), metadata={"format": "pt"})
+        shards.append((path, list(current)))
+        current.clear()
+        seen.clear()
+
+    for name, t in tensors:
+        t = _owned(t, seen)
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_shard_bytes:
+            flush()
+            size = 0
+        current[name] = t
+        size += nbytes
+        total += nbytes
+    if current or not shards:
+        flush()
+
+    written = []
+    if len(shards) == 1:
+        final = directory / "model.safetensors"
+        shards[0][0].rename(final)
+        written.append(final)
+    else:
+        weight_map = {}
+        for n, (path, names) in enumerate(shards, start=1):
+            final = directory / f"model-{n:05d}-of-{len(shards):05d}.safetensors"
+            path.rename(final)
+            written.append(final)
+            weight_map.update((k, final.name) for k in names)
+        index = directory / "model.safetensors.index.json"
+        index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=2) + "\n")
+        written.append(index)
+    return written

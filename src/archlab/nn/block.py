@@ -43,8 +43,8 @@ class PreNormBlock(nn.Module):
         self.ffn_norm = make_norm(cfg.norm, cfg.d_model)
         self.ffn = make_ffn(cfg, spec)
 
-    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), ctx)
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), ctx, cache)
         return x + self.ffn(self.ffn_norm(x))
 
 

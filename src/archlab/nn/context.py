@@ -1,4 +1,4 @@
-"""What every layer of one forward pass shares: positions, RoPE tables, masks."""
+"""What every layer of one forward pass shares: positions, RoPE tables, attention masks."""
 
 from __future__ import annotations
 
@@ -11,17 +11,44 @@ from ..config import RopeConfig
 
 @dataclass
 class Context:
-    positions: torch.Tensor  # (B, T) absolute position of each token being processed
+    """Tokens of this pass sit at slots [start, start + T). `pad` (B,) counts each row's
+    left padding, whose slots no query may attend to; None means no padding."""
+
+    positions: torch.Tensor  # (B, T) RoPE / learned position of each token: slot - pad
     rope: dict[RopeConfig, tuple[torch.Tensor, torch.Tensor]]  # cos, sin (B, T, rot) per RoPE variant
+    start: int = 0
+    pad: torch.Tensor | None = None
     _masks: dict = field(default_factory=dict)
 
-    def mask(self, window: int | None) -> torch.Tensor | None:
-        """Boolean (B, 1, T, T) mask over the tokens of this pass, or None for plain causal
-        (which attention turns into SDPA's is_causal fast path)."""
-        if window is None:
-            return None
-        if window not in self._masks:
-            q = self.positions[:, :, None]  # (B, T, 1)
-            k = self.positions[:, None, :]  # (B, 1, T)
-            self._masks[window] = ((k <= q) & (q - k < window))[:, None]
-        return self._masks[window]
+    @property
+    def n_tokens(self) -> int:
+        return self.positions.shape[1]
+
+    def attn_mask(self, window: int | None, key_slots: torch.Tensor | None = None) -> tuple[torch.Tensor | None, bool]:
+        """(mask, is_causal) for attention from this pass's queries to keys at `key_slots`
+        (None: slots 0..start+T-1 in order, as a full cache or no cache holds them).
+        mask is boolean (B or 1, 1, T, S), True where attention is allowed, or None when
+        SDPA's built-in causal flag (or no mask at all, for one query) says the same."""
+        T = self.n_tokens
+        S = self.start + T if key_slots is None else key_slots.shape[0]
+        window_binds = window is not None and (key_slots is not None or S > window)
+        if self.pad is None and not window_binds and key_slots is None:
+            if self.start == 0:
+                return None, T > 1
+            if T == 1:
+                return None, False
+        key = (window, S, key_slots is None)
+        if key not in self._masks:
+            device = self.positions.device
+            q = torch.arange(self.start, self.start + T, device=device)[:, None]  # (T, 1)
+            k = (torch.arange(S, device=device) if key_slots is None else key_slots)[None, :]  # (1, S)
+            allowed = (k >= 0) & (k <= q)
+            if window is not None:
+                allowed &= q - k < window
+            allowed = allowed[None]  # (1, T, S)
+            if self.pad is not None:
+                allowed = allowed & (k[None] >= self.pad[:, None, None])  # (B, T, S)
+                # a padding query would see no key at all (NaN in softmax): let it see itself
+                allowed = allowed | (k == q)[None]
+            self._masks[key] = allowed[:, None]
+        return self._masks[key], False

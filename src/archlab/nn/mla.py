@@ -8,6 +8,14 @@ lives only in the decoupled q_pe/k_pe, so the latent itself is position-free.
        └─ wkv_a ─> [c | k_pe] ─ kv_norm(c), rope(k_pe)
                     c ─ wkv_b ─> [k_nope | v] per head
        softmax([q_nope | q_pe] . [k_nope | k_pe] * scale) v ─ wo
+
+Two equal ways to compute it (as in DeepSeek-V3's inference/model.py):
+  naive     decompress k_nope and v for every key, then ordinary attention. Cheapest when
+            there are as many queries as keys (training, a first prefill).
+  absorbed  fold W_UK into the query (q_nope W_UK: a query in latent space) and apply W_UV
+            after attention. Then attention runs over the cached [c | k_pe] directly: it is
+            multi-query attention with one key/value head of width rank + rope_dim, whose
+            value is c. This is what makes the cache small: only [c | k_pe] is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..cache import MLACache
 from ..config import LayerSpec, ModelConfig
 from .attention import attend
 from .context import Context
@@ -32,6 +41,8 @@ class MLA(nn.Module):
         self.scale = a.qk_head_dim**-0.5
         if spec.rope.scaling is not None:
             self.scale *= spec.rope.scaling.softmax_factor()
+        # None: naive for a first prefill, absorbed once a cache holds earlier tokens. Tests force either.
+        self.absorb: bool | None = None
         d, H = cfg.d_model, a.n_heads
         if a.q_lora_rank is None:
             self.wq = nn.Linear(d, H * a.qk_head_dim, bias=False)
@@ -44,10 +55,13 @@ class MLA(nn.Module):
         self.wkv_b = nn.Linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim), bias=False)
         self.wo = nn.Linear(H * a.v_head_dim, d, bias=a.bias)
 
+    def new_cache(self, batch: int, capacity: int, dtype: torch.dtype, device) -> MLACache:
+        return MLACache(batch, self.rank, self.rope_dim, capacity, dtype, device)
+
     def query(self, x: torch.Tensor) -> torch.Tensor:
         return self.wq(x) if hasattr(self, "wq") else self.wq_b(self.q_norm(self.wq_a(x)))
 
-    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: Context, cache: MLACache | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         H = self.n_heads
         q = self.query(x).view(B, T, H, self.nope + self.rope_dim).transpose(1, 2)  # (B, H, T, dqk)
@@ -56,10 +70,32 @@ class MLA(nn.Module):
         c = self.kv_norm(c)
         cos, sin = ctx.rope[self.rope]
         q_pe = apply_rope(q_pe, cos, sin)
-        k_pe = apply_rope(k_pe.unsqueeze(1), cos, sin)  # (B, 1, T, dr)
-        kv = self.wkv_b(c).view(B, T, H, self.nope + self.v_dim).transpose(1, 2)  # (B, H, T, dn + dv)
+        k_pe = apply_rope(k_pe.unsqueeze(1), cos, sin).squeeze(1)  # (B, T, dr)
+        latent = torch.cat((c, k_pe), dim=-1)  # (B, T, r + dr): all a cache needs
+        if cache is not None:
+            latent = cache.update(latent, ctx.start)  # (B, S, r + dr)
+        absorb = self.absorb if self.absorb is not None else ctx.start > 0
+        mask = ctx.attn_mask(None)
+        if absorb:
+            y = self._absorbed(q_nope, q_pe, latent, mask)
+        else:
+            y = self._naive(q_nope, q_pe, latent, mask)
+        return self.wo(y.transpose(1, 2).reshape(B, T, H * self.v_dim))
+
+    def _naive(self, q_nope, q_pe, latent, mask) -> torch.Tensor:
+        B, H, S = latent.shape[0], self.n_heads, latent.shape[1]
+        c, k_pe = latent.split([self.rank, self.rope_dim], dim=-1)
+        kv = self.wkv_b(c).view(B, S, H, self.nope + self.v_dim).transpose(1, 2)  # (B, H, S, dn + dv)
         k_nope, v = kv.split([self.nope, self.v_dim], dim=-1)
         q = torch.cat((q_nope, q_pe), dim=-1)
-        k = torch.cat((k_nope, k_pe.expand(B, H, T, self.rope_dim)), dim=-1)
-        y = attend(q, k, v, ctx.mask(None), self.scale)  # (B, H, T, dv)
-        return self.wo(y.transpose(1, 2).reshape(B, T, H * self.v_dim))
+        k = torch.cat((k_nope, k_pe.unsqueeze(1).expand(B, H, S, self.rope_dim)), dim=-1)
+        return attend(q, k, v, mask, self.scale)  # (B, H, T, dv)
+
+    def _absorbed(self, q_nope, q_pe, latent, mask) -> torch.Tensor:
+        w = self.wkv_b.weight.view(self.n_heads, self.nope + self.v_dim, self.rank)
+        w_uk, w_uv = w[:, : self.nope], w[:, self.nope :]  # (H, dn, r), (H, dv, r)
+        q_latent = torch.einsum("bhtd,hdr->bhtr", q_nope, w_uk)  # (B, H, T, r)
+        q = torch.cat((q_latent, q_pe), dim=-1)  # (B, H, T, r + dr)
+        kv = latent.unsqueeze(1)  # (B, 1, S, r + dr): one shared key head
+        o_latent = attend(q, kv, kv[..., : self.rank], mask, self.scale)  # (B, H, T, r)
+        return torch.einsum("bhtr,hvr->bhtv", o_latent, w_uv)  # (B, H, T, dv)

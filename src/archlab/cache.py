@@ -1,0 +1,123 @@
+"""Caches for incremental decoding: one kind per attention kind, each owning its tensors
+and reporting their bytes.
+
+All caches are preallocated for a fixed capacity and written at absolute *slots* (the
+index of a token in the padded batch, shared by every row), so a decode step never
+reallocates. A row that was left-padded by `pad[b]` tokens holds its first real token at
+slot pad[b]; its RoPE position is slot - pad[b].
+
+    KVCache         full attention (MHA/GQA/MQA): K and V, (B, n_kv_heads, capacity, head_dim)
+    SlidingKVCache  sliding-window attention: a ring buffer of `window` slots, so memory stops
+                    growing once the window is full
+    MLACache        multi-head latent attention: per token only the kv_lora_rank latent and the
+                    shared qk_rope_head_dim RoPE key, (B, capacity, rank + rope_dim); keys and
+                    values are never decompressed into the cache
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class CacheFullError(ValueError):
+    pass
+
+
+class _LayerCache:
+    def tensors(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors())
+
+    def _check_room(self, start: int, n: int, capacity: int) -> None:
+        if start + n > capacity:
+            raise CacheFullError(f"cache holds {capacity} tokens; writing {n} more at {start} would overflow it")
+
+
+class KVCache(_LayerCache):
+    def __init__(self, batch: int, n_kv_heads: int, head_dim: int, capacity: int, dtype: torch.dtype, device, v_head_dim: int | None = None):
+        self.capacity = capacity
+        self.k = torch.zeros(batch, n_kv_heads, capacity, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros(batch, n_kv_heads, capacity, v_head_dim or head_dim, dtype=dtype, device=device)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.k, self.v]
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """Store k, v (B, KV, T, d) at slots [start, start+T); return every key and value so far.
+        The third value (None) says the keys are slots 0..start+T-1 in order."""
+        end = start + k.shape[2]
+        self._check_room(start, k.shape[2], self.capacity)
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        return self.k[:, :, :end], self.v[:, :, :end], None
+
+
+class SlidingKVCache(_LayerCache):
+    """Ring buffer: slot s lives at entry s % window. What each entry holds follows from how
+    many slots were written, so no bookkeeping tensor is kept."""
+
+    def __init__(self, batch: int, n_kv_heads: int, head_dim: int, window: int, dtype: torch.dtype, device):
+        self.window = window
+        self.k = torch.zeros(batch, n_kv_heads, window, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros(batch, n_kv_heads, window, head_dim, dtype=dtype, device=device)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.k, self.v]
+
+    def _ring_slots(self, written: int, device) -> torch.Tensor:
+        """Absolute slot held by each ring entry after `written` slots; -1 where still empty."""
+        j = torch.arange(self.window, device=device)
+        slot = j + self.window * torch.div(written - 1 - j, self.window, rounding_mode="floor")
+        return torch.where(j < written, slot, torch.full_like(slot, -1))
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the ring's keys followed by the new ones, with the slot of each (-1 = empty),
+        then keep only the newest `window` of them in the ring."""
+        T = k.shape[2]
+        new_slots = torch.arange(start, start + T, device=k.device)
+        slots = torch.cat((self._ring_slots(start, k.device), new_slots))
+        k_all = torch.cat((self.k, k), dim=2)
+        v_all = torch.cat((self.v, v), dim=2)
+        keep = min(T, self.window)
+        entries = new_slots[-keep:] % self.window
+        self.k[:, :, entries] = k[:, :, -keep:]
+        self.v[:, :, entries] = v[:, :, -keep:]
+        return k_all, v_all, slots
+
+
+class MLACache(_LayerCache):
+    """[latent | rope key] per token: (B, capacity, kv_lora_rank + qk_rope_head_dim)."""
+
+    def __init__(self, batch: int, rank: int, rope_dim: int, capacity: int, dtype: torch.dtype, device):
+        self.capacity = capacity
+        self.kv = torch.zeros(batch, capacity, rank + rope_dim, dtype=dtype, device=device)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.kv]
+
+    def update(self, latent_pe: torch.Tensor, start: int) -> torch.Tensor:
+        """Store (B, T, rank + rope_dim) at [start, start+T); return all so far."""
+        end = start + latent_pe.shape[1]
+        self._check_room(start, latent_pe.shape[1], self.capacity)
+        self.kv[:, start:end] = latent_pe
+        return self.kv[:, :end]
+
+
+class Cache:
+    """Every layer's cache for one batch of sequences, and how far they are filled."""
+
+    def __init__(self, layers: list[_LayerCache], capacity: int, pad: torch.Tensor | None):
+        self.layers = layers
+        self.capacity = capacity
+        self.pad = pad
+        self.length = 0  # slots written so far
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.layers)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for c in self.layers for t in c.tensors()]

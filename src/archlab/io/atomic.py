@@ -1,0 +1,121 @@
+"""Writes that either complete or leave things as they were.
+
+Everything is written to a temporary name beside the target (so the final rename stays on
+one filesystem), flushed to disk, and renamed into place. A failure at any point removes
+the temporary and leaves the target untouched: nothing the user had is lost."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or directory to disk (best effort where the platform cannot)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `target`; on a clean exit it replaces `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; our outputs are ordinary files
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_path(target.parent)
+
+
+def refusal(target: Path, overwrite: bool) -> str | None:
+    """Why the directory `target` may not be replaced, or None."""
+    if target.is_symlink():
+        return f"{target}: is a symbolic link; save to the directory it points to, or remove the link"
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        return f"{target}: exists and is not a directory"
+    if not overwrite and any(target.iterdir()):
+        return f"{target}: exists and is not empty; pass overwrite=True to replace it, or choose a new directory"
+    return None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename the finished `tmp` to `target`. An absent or empty target is replaced by one
+    rename; a non-empty one (overwrite=True) is swapped in one step where the OS can, else
+    moved aside first and put back if the second rename fails."""
+    why = refusal(target, overwrite)  # again: the target may have changed while we wrote
+    if why:
+        raise FileExistsError(why)
+    if not target.exists() or not any(target.iterdir()):
+        os.replace(tmp, target)  # POSIX rename replaces an empty directory
+        return
+    if exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
+        return
+    aside = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    os.rename(target, aside)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary directory beside `target` to fill; on a clean exit it becomes `target`.
+    A non-empty `target` is refused unless overwrite=True (checked before and after the write)."""
+    target = Path(target).absolute()
+    why = refusal(target, overwrite)
+    if why:  # before spending time on the write
+        raise FileExistsError(why)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        fsync_path(tmp)
+        _move_into_place(tmp, target, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_path(target.parent)

@@ -1,0 +1,376 @@
+"""Tokenizers: from a GGUF file's vocabulary, or from an HF tokenizer.json (and its directory).
+
+Either way the work is done by the `tokenizers` library; this module only assembles it.
+A GGUF file carries no tokenizer.json, only llama.cpp's description of one (tokens, token
+types, merges, the name of a pre-tokenizer, special token ids, a chat template), so for
+GGUF files we rebuild the tokenizer from those parts:
+
+    tokens + merges        -> byte-level BPE model (GPT-2's byte-to-unicode spelling)
+    tokenizer.ggml.pre     -> how text is split before BPE (one regex set per name, as llama.cpp)
+    token types            -> control tokens become special added tokens, user-defined ones plain
+                              added tokens, so both are matched whole in the text
+    add_bos/add_eos_token  -> a post-processor used when encode(add_special_tokens=True)
+
+Chat templates are rendered the way HF transformers renders them: a sandboxed jinja2
+environment with trim_blocks/lstrip_blocks, `raise_exception`, a non-escaping `tojson`,
+and the special tokens available by name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
+from tokenizers import Tokenizer as _Backend
+
+from .io import CheckpointError
+
+__all__ = ["Tokenizer", "load_tokenizer"]
+
+# Texts of tokens that end a turn, from llama.cpp's end-of-generation detection
+# (src/llama-vocab.cpp, `special_eog_ids`: eot/eom ids plus tokens found by their text).
+# Only special tokens of a vocabulary count, never ordinary text that happens to match.
+_END_OF_TURN = (
+    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>", "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>", "<|return|>", "<|call|>",
+)
+
+
+class Tokenizer:
+    """Text <-> token ids, plus the model's chat template and the ids that end a generation."""
+
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        unk_token: str | None = None,
+        pad_token: str | None = None,
+        chat_template: str | None = None,
+        stop_ids: Iterable[int] = (),
+        vocab_size: int | None = None,
+        source: str = "",
+    ):
+        self.backend = backend
+        self.source = source
+        self.bos_token, self.eos_token, self.unk_token, self.pad_token = bos_token, eos_token, unk_token, pad_token
+        self.bos_id = self._id_of(bos_token, "bos_token")
+        self.eos_id = self._id_of(eos_token, "eos_token")
+        self.chat_template = chat_template
+        self.vocab_size = vocab_size if vocab_size is not None else backend.get_vocab_size(with_added_tokens=True)
+        special = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
+        stops = set(stop_ids)
+        stops |= {i for text in _END_OF_TURN if text in special and (i := backend.token_to_id(text)) is not None}
+        if self.eos_id is not None:
+            stops.add(self.eos_id)
+        self.stop_ids = frozenset(stops)
+
+    def _id_of(self, token: str | None, what: str) -> int | None:
+        if token is None:
+            return None
+        i = self.backend.token_to_id(token)
+        if i is None:
+            raise CheckpointError(f"{self.source}: {what} {token!r} is not in the vocabulary")
+        return i
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.source!r}, vocab_size={self.vocab_size}, bos={self.bos_token!r}, eos={self.eos_token!r})"
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`. Special tokens written in the text (`<|im_start|>`) become their ids;
+        add_special_tokens=True also adds what the tokenizer adds around a sequence (e.g. BOS)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode: expected a str, got {type(text).__name__}")
+        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"decode: token ids must be in [0, {self.vocab_size}), got {bad[:5]}")
+        return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.backend.token_to_id(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self.backend.id_to_token(i)
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True, **kwargs: Any) -> str:
+        """The conversation rendered with the model's chat template (a string, not yet token ids)."""
+        if not self.chat_template:
+            raise ValueError(f"{self.source}: this tokenizer has no chat template")
+        if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) for m in messages):
+            raise TypeError("apply_chat_template: messages must be a list of dicts like {'role': 'user', 'content': '...'}")
+        # Like HF, a special token the tokenizer lacks is left undefined (renders as ""), not "None".
+        specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "unk_token": self.unk_token, "pad_token": self.pad_token}
+        variables = {**{k: v for k, v in specials.items() if v is not None}, "tools": None, "documents": None, **kwargs}
+        return _compile(self.chat_template).render(
+            messages=_plain(list(messages)), add_generation_prompt=add_generation_prompt, **_plain(variables)
+        )
+
+
+# ---- chat templates -------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    # Templates are untrusted code: they only ever see plain JSON-like data, never caller objects
+    # whose methods the sandbox cannot vet.
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    for base in (bool, int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    return f"<{type(value).__name__}>"
+
+
+@lru_cache(maxsize=16)
+def _compile(template: str):
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Generation(Extension):
+        # `{% generation %}...{% endgeneration %}` marks assistant text for training masks in
+        # HF's renderer; for rendering it is transparent.
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller):
+            return caller()
+
+    def raise_exception(message: str):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        # jinja's own tojson escapes <, >, & for HTML; chat templates want the JSON as written.
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(template)
+    except jinja2.TemplateSyntaxError as e:
+        raise ValueError(f"chat template: syntax error at line {e.lineno}: {e.message}") from None
+
+
+# ---- GGUF vocabularies ------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _byte_spelling() -> dict[int, str]:
+    """GPT-2's byte -> printable character map: printable Latin-1 bytes stand for themselves,
+    the other 68 are shifted to code points 256.. so every byte is a visible character."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    spelling = {b: chr(b) for b in keep}
+    shifted = 0
+    for b in range(256):
+        if b not in spelling:
+            spelling[b] = chr(256 + shifted)
+            shifted += 1
+    return spelling
+
+
+# llama.cpp's pre-tokenizer regexes by `tokenizer.ggml.pre` (src/llama-vocab.cpp, the
+# `regex_exprs` of each LLAMA_VOCAB_PRE_TYPE_*). GPT-2's own regex is what tokenizers'
+# ByteLevel(use_regex=True) applies, so families built on it only add a split in front.
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+@dataclass(frozen=True)
+class _PreTokenizer:
+    split: str | None  # a regex applied first (isolated), or None
+    gpt2_regex: bool  # then GPT-2's regex (inside ByteLevel), or only the byte mapping
+    ignore_merges: bool = False  # a word that is itself a token is taken whole (Llama 3)
+    add_bos: bool = False  # llama.cpp's default when the file has no tokenizer.ggml.add_bos_token
+
+    def build(self):
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=self.gpt2_regex)
+        if self.split is None:
+            return byte_level
+        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(self.split), behavior="isolated"), byte_level])
+
+
+_GPT2 = _PreTokenizer(None, gpt2_regex=True)
+_DIGITS_THEN_GPT2 = _PreTokenizer(r"\p{N}", gpt2_regex=True)
+_LLAMA3 = _PreTokenizer(_LLAMA3_SPLIT, gpt2_regex=False, ignore_merges=True, add_bos=True)
+_QWEN2 = _PreTokenizer(_QWEN2_SPLIT, gpt2_regex=False)
+_PRE_TOKENIZERS = {
+    "default": _GPT2, "gpt-2": _GPT2, "gpt2": _GPT2, "mpt": _GPT2, "olmo": _GPT2, "jais": _GPT2,
+    "smollm": _DIGITS_THEN_GPT2, "starcoder": _DIGITS_THEN_GPT2, "refact": _DIGITS_THEN_GPT2,
+    "command-r": _DIGITS_THEN_GPT2, "codeshell": _DIGITS_THEN_GPT2, "exaone": _DIGITS_THEN_GPT2,
+    "minerva-7b": _DIGITS_THEN_GPT2,
+    "llama3": _LLAMA3, "llama-bpe": _LLAMA3, "llama-v3": _LLAMA3, "falcon3": _LLAMA3, "falcon-h1": _LLAMA3,
+    "pixtral": _LLAMA3, "midm-2.0": _LLAMA3, "lfm2": _LLAMA3,
+    "qwen2": _QWEN2, "deepseek-r1-qwen": _QWEN2, "stablelm2": _QWEN2, "megrez": _QWEN2,
+}
+
+# llama.cpp's token types (gguf.TokenType)
+_CONTROL, _USER_DEFINED = 3, 4
+
+
+def _gguf_byte_level_bpe(
+    path: Path, tokens: list[str], types: list[int], merges: list[str], pre: str,
+    add_bos: bool | None, add_eos: bool, bos: str | None, eos: str | None,
+) -> _Backend:
+    if pre not in _PRE_TOKENIZERS:
+        raise CheckpointError(
+            f"{path}: tokenizer.ggml.pre {pre!r} is not supported; supported: {', '.join(sorted(_PRE_TOKENIZERS))}"
+        )
+    spec = _PRE_TOKENIZERS[pre]
+    if add_bos is None:
+        add_bos = spec.add_bos
+    spelling = _byte_spelling()
+    alphabet = set(spelling.values())
+    vocab: dict[str, int] = {}
+    for i, (tok, ty) in enumerate(zip(tokens, types)):
+        # Ordinary tokens are stored in the byte spelling already; a few converters store some
+        # (e.g. added tokens that were not special) as plain text, which we respell. Control and
+        # user-defined tokens are matched as plain text, so they keep their text.
+        if ty not in (_CONTROL, _USER_DEFINED) and not set(tok) <= alphabet:
+            tok = "".join(spelling[b] for b in tok.encode("utf-8"))
+        vocab.setdefault(tok, i)
+    pairs = []
+    for n, m in enumerate(merges):
+        parts = m.split(" ")
+        if len(parts) != 2:
+            raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} is not two tokens separated by one space")
+        pairs.append((parts[0], parts[1]))
+    backend = _Backend(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False, ignore_merges=spec.ignore_merges))
+    backend.pre_tokenizer = spec.build()
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, ty in zip(tokens, types) if ty == _CONTROL])
+    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, ty in zip(tokens, types) if ty == _USER_DEFINED])
+    pieces = [bos] * (add_bos and bos is not None) + ["$A"] + [eos] * (add_eos and eos is not None)
+    special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
+    backend.post_processor = processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
+    return backend
+
+
+def _from_gguf(path: Path) -> Tokenizer:
+    from .io.gguf import GGUFFile
+
+    g = GGUFFile(path)
+    tokens = g.value("tokenizer.ggml.tokens")
+    kind = g.value("tokenizer.ggml.model")
+    types = g.value("tokenizer.ggml.token_type", None) or [1] * len(tokens)
+    if len(types) != len(tokens):
+        raise CheckpointError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+
+    def token(key: str) -> str | None:
+        i = g.value(f"tokenizer.ggml.{key}", None)
+        if i is None:
+            return None
+        if not 0 <= int(i) < len(tokens):
+            raise CheckpointError(f"{path}: tokenizer.ggml.{key} = {i} is outside the vocabulary of {len(tokens)} tokens")
+        return tokens[int(i)]
+
+    bos, eos = token("bos_token_id"), token("eos_token_id")
+    if g.has("tokenizer.huggingface.json"):
+        # Some converters embed the original tokenizer.json: the most faithful source there is.
+        backend = _Backend.from_str(g.value("tokenizer.huggingface.json"))
+    elif kind == "gpt2":
+        backend = _gguf_byte_level_bpe(
+            path, tokens, types, g.value("tokenizer.ggml.merges"), g.value("tokenizer.ggml.pre", "default"),
+            g.value("tokenizer.ggml.add_bos_token", None), bool(g.value("tokenizer.ggml.add_eos_token", False)),
+            bos, eos,
+        )
+    else:
+        raise CheckpointError(f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE)")
+    stops = {int(i) for key in ("eot_token_id", "eom_token_id") if (i := g.value(f"tokenizer.ggml.{key}", None)) is not None}
+    return Tokenizer(
+        backend, bos_token=bos, eos_token=eos, unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
+        chat_template=g.value("tokenizer.chat_template", None), stop_ids=stops, vocab_size=len(tokens), source=str(path),
+    )
+
+
+# ---- HF tokenizer.json ------------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def _token_text(value: Any) -> str | None:
+    # tokenizer_config.json spells special tokens as a string or as an AddedToken dict
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _from_tokenizer_json(file: Path) -> Tokenizer:
+    try:
+        backend = _Backend.from_file(str(file))
+    except Exception as e:  # noqa: BLE001 -- tokenizers raises plain Exception on bad files
+        raise CheckpointError(f"{file}: not a readable tokenizer.json ({e})") from None
+    directory = file.parent
+    config: dict = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the later wins
+        if (directory / name).is_file():
+            config.update(_read_json(directory / name))
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    if (directory / "chat_template.jinja").is_file():  # where transformers >= 4.43 saves it
+        template = (directory / "chat_template.jinja").read_text(encoding="utf-8")
+    stops: set[int] = set()
+    if (directory / "generation_config.json").is_file():
+        eos = _read_json(directory / "generation_config.json").get("eos_token_id")
+        stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+    return Tokenizer(
+        backend,
+        bos_token=_token_text(config.get("bos_token")), eos_token=_token_text(config.get("eos_token")),
+        unk_token=_token_text(config.get("unk_token")), pad_token=_token_text(config.get("pad_token")),
+        chat_template=template if isinstance(template, str) else None, stop_ids=stops, source=str(file),
+    )
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """A tokenizer from a GGUF file, a tokenizer.json, or a directory holding tokenizer.json
+    (with tokenizer_config.json for special tokens and the chat template, when present)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if (p / "tokenizer.json").is_file():
+            return _from_tokenizer_json(p / "tokenizer.json")
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return _from_gguf(ggufs[0])
+        raise CheckpointError(f"{p}: no tokenizer.json (and not exactly one .gguf file) in this directory")
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file or directory")
+    if p.suffix == ".gguf":
+        return _from_gguf(p)
+    if p.suffix == ".json":
+        return _from_tokenizer_json(p)
+    raise CheckpointError(f"{p}: expected a .gguf file, a tokenizer.json, or a directory holding tokenizer.json")

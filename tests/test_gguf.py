@@ -1,0 +1,447 @@
+"""archlab.load of GGUF files computes HF transformers' logits: the real SmolLM2-135M-Instruct
+Q4_1 file, and tiny llama GGUFs written here from random HF models the way llama.cpp's
+converter writes them. Dequantization of every supported type is checked against an
+independent dequantizer, and broken files against specific error messages."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import archlab
+from archlab.io.gguf import SUPPORTED_TYPES, GGUFFile, read_gguf_config
+from hf_reference import make_hf
+from test_fetch import fetch_smollm2
+
+transformers = pytest.importorskip("transformers")
+gguf = pytest.importorskip("gguf")
+Q = gguf.GGMLQuantizationType
+CheckpointError = archlab.CheckpointError
+
+
+# ---- the real SmolLM2 GGUF ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smollm2():
+    path = fetch_smollm2()
+    ours = archlab.load(path).eval()
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    # Our tokenizer makes the inputs (test_tokenizer.py proves its ids equal HF's); both models get the same ids.
+    tok = archlab.load_tokenizer(path)
+    return path, ours, ref, tok
+
+
+def test_smollm2_logits_equal_hf(smollm2, parity_report):
+    path, ours, ref, tok = smollm2
+    prompts = [
+        tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}]),
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
+        "The quick brown fox jumps over the lazy dog. Привет! 你好 12345",
+    ]
+    worst = 0.0
+    with torch.no_grad():
+        for text in prompts:
+            ids = torch.tensor([tok.encode(text)])
+            expected = ref(ids).logits
+            got = ours(ids)
+            assert got.shape == expected.shape == (1, ids.shape[1], 49152)
+            assert expected.std() > 1.0  # real logits, not a degenerate model
+            assert torch.equal(got[0, -1].argmax(), expected[0, -1].argmax())
+            worst = max(worst, (got - expected).abs().max().item())
+    parity_report("gguf", "smollm2-135m-instruct-q4_1", worst)
+    assert worst < 1e-3, f"max |logit difference| {worst:.2e}"
+
+
+def test_smollm2_config_equals_hf(smollm2):
+    path, ours, ref, _ = smollm2
+    c, h = ours.config, ref.config
+    assert (c.family, c.vocab_size, c.d_model, c.n_layers, c.max_seq_len) == ("llama", h.vocab_size, h.hidden_size, h.num_hidden_layers, h.max_position_embeddings)
+    a = c.attention
+    assert (a.n_heads, a.n_kv_heads, a.head_dim) == (h.num_attention_heads, h.num_key_value_heads, h.head_dim)
+    assert c.ffn.hidden == h.intermediate_size and c.tie_embeddings is h.tie_word_embeddings is True
+    assert c.rope.theta == h.rope_parameters["rope_theta"] and c.rope.scaling is None
+    assert c.norm.eps == pytest.approx(h.rms_norm_eps)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_smollm2_greedy_continuation_equals_hf(smollm2):
+    path, ours, ref, tok = smollm2
+    prompts = [
+        "The capital of France is",
+        tok.apply_chat_template([{"role": "user", "content": "Write a haiku about the sea."}]),
+    ]
+    for text in prompts:
+        ids = tok.encode(text)
+        got = archlab.generate(ours, ids, max_new_tokens=30)
+        with torch.no_grad():
+            want = ref.generate(torch.tensor([ids]), max_new_tokens=30, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert got == want[0, len(ids):].tolist(), f"{text!r}: {tok.decode(got)!r} != {tok.decode(want[0, len(ids):].tolist())!r}"
+    assert "Paris" in tok.decode(archlab.generate(ours, tok.encode(prompts[0]), max_new_tokens=5))
+
+
+def test_smollm2_exports_to_hf_format(smollm2, tmp_path):
+    # a real checkpoint through our writer: HF loads the directory and computes the same logits
+    path, ours, ref, tok = smollm2
+    archlab.save(ours, tmp_path / "smollm2")
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "smollm2", dtype=torch.float32).eval()
+    ids = torch.tensor([tok.encode("Exported weights must mean the same thing.")])
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids).logits, ours(ids), atol=1e-4, rtol=0)
+
+
+def test_cli_generate_streams_the_continuation(smollm2, monkeypatch, capsys):
+    from archlab.cli import main
+
+    path = smollm2[0]
+    assert main(["generate", str(path), "The capital of France is", "--max-new-tokens", "8"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("The capital of France is") and "Paris" in out
+    assert "tokens/s" in err
+
+
+# ---- writing tiny llama GGUFs the way llama.cpp's converter does ----------------------------------
+
+def llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """convert_hf_to_gguf.py, LlamaModel.permute: each head's rotate-half rows -> adjacent pairs."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama3_rope_freqs(theta: float, dim: int, factor: float, low: float, high: float, orig: int) -> np.ndarray:
+    """convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors: the divisor of each RoPE frequency."""
+    out = []
+    for i in range(0, dim, 2):
+        wavelen = 2 * math.pi * theta ** (i / dim)
+        if wavelen < orig / high:
+            out.append(1.0)
+        elif wavelen > orig / low:
+            out.append(factor)
+        else:
+            smooth = (orig / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+_LAYER_NAMES = {
+    "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+}
+
+
+def _gguf_name(hf_name: str) -> str:
+    top = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+    if hf_name in top:
+        return top[hf_name]
+    _, _, i, rest = hf_name.split(".", 3)  # model.layers.{i}.<module>.<weight|bias>
+    module, kind = rest.rsplit(".", 1)
+    return f"blk.{i}.{_LAYER_NAMES[module]}.{kind}"
+
+
+def write_llama_gguf(path, hf_model, types=None, arch="llama", drop=(), extra=None, rope_freqs=None, metadata_drop=()):
+    """`hf_model` as a GGUF: llama.cpp's names, its Q/K row permutation, tensors quantized by
+    `types(gguf_name) -> GGMLQuantizationType` (norms stay F32, as llama.cpp keeps them)."""
+    c = hf_model.config
+    head_dim = c.hidden_size // c.num_attention_heads
+    w = gguf.GGUFWriter(str(path), arch)
+    meta = {
+        "block_count": c.num_hidden_layers, "context_length": c.max_position_embeddings,
+        "embedding_length": c.hidden_size, "feed_forward_length": c.intermediate_size,
+        "attention.head_count": c.num_attention_heads, "attention.head_count_kv": c.num_key_value_heads,
+        "attention.layer_norm_rms_epsilon": c.rms_norm_eps, "rope.freq_base": c.rope_parameters["rope_theta"],
+        "rope.dimension_count": head_dim, "vocab_size": c.vocab_size,
+    }
+    for key, value in meta.items():
+        if key in metadata_drop:
+            continue
+        (w.add_float32 if isinstance(value, float) else w.add_uint32)(f"{arch}.{key}", value)
+    sd = hf_model.state_dict()
+    if c.tie_word_embeddings:
+        sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
+    for hf_name, t in sd.items():
+        name = _gguf_name(hf_name)
+        if name in drop:
+            continue
+        a = t.detach().float().numpy()
+        if ".attn_q." in name:
+            a = llama_cpp_permute(a, c.num_attention_heads)
+        elif ".attn_k." in name:
+            a = llama_cpp_permute(a, c.num_key_value_heads)
+        qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
+        if qtype == Q.F32:
+            w.add_tensor(name, a)
+        elif qtype == Q.F16:
+            w.add_tensor(name, a.astype(np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
+    if rope_freqs is not None:
+        w.add_tensor("rope_freqs.weight", rope_freqs)
+    for name, (array, raw_dtype) in (extra or {}).items():
+        w.add_tensor(name, array, raw_dtype=raw_dtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _hf_llama(seed=0, **kw):
+    base = dict(vocab_size=301, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=8,
+                num_key_value_heads=2, max_position_embeddings=128, bos_token_id=0, eos_token_id=1, rms_norm_eps=1e-5)
+    base.update(kw)
+    return make_hf(transformers.LlamaConfig(**base), seed=seed)
+
+
+def _ids(vocab: int, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, shape, generator=g) for shape in ((1, 1), (2, 9), (3, 37))]
+
+
+def _worst(ours, ref, vocab) -> float:
+    worst = 0.0
+    with torch.no_grad():
+        for ids in _ids(vocab):
+            expected = ref(ids).logits
+            assert expected.std() > 0.1
+            worst = max(worst, (ours(ids) - expected).abs().max().item())
+    return worst
+
+
+TINY = {
+    "gqa": dict(),
+    "mqa-tied": dict(num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=True),
+    "mha-bias": dict(num_attention_heads=4, num_key_value_heads=4, attention_bias=True, mlp_bias=True, num_hidden_layers=3),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_tiny_f32_gguf_equals_source_hf_model(tmp_path, name, parity_report):
+    """F32 tensors: loading the GGUF must give back exactly the HF model it was written from
+    (names, the Q/K permutation, tying and biases all round-trip)."""
+    ref = _hf_llama(seed=len(name), **TINY[name])
+    path = write_llama_gguf(tmp_path / "tiny.gguf", ref)
+    ours = archlab.load(path).eval()
+    assert read_gguf_config(path) == ours.config
+    assert ours.config.tie_embeddings is ref.config.tie_word_embeddings
+    worst = _worst(ours, ref, ref.config.vocab_size)
+    parity_report("gguf", f"tiny-{name}-f32", worst)
+    assert worst < 1e-4
+
+
+def test_tiny_llama3_rope_freqs_recovered(tmp_path, parity_report):
+    """Llama 3.1 scaling lives in a rope_freqs.weight tensor, not in the metadata; the model must
+    match the HF model whose rope_parameters produced it."""
+    rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    ref = _hf_llama(seed=3, num_attention_heads=4, num_key_value_heads=2, rope_parameters=rope)
+    freqs = llama3_rope_freqs(500000.0, 16, 8.0, 1.0, 4.0, 32)
+    assert 1.0 < freqs.max() and freqs.min() == 1.0  # this config exercises the whole curve
+    path = write_llama_gguf(tmp_path / "tiny.gguf", ref, rope_freqs=freqs)
+    ours = archlab.load(path).eval()
+    s = ours.config.rope.scaling
+    assert (s.kind, s.factor, s.original_max_seq_len, s.low_freq_factor, s.high_freq_factor) == ("llama3", 8.0, 32, 1.0, 4.0)
+    worst = _worst(ours, ref, ref.config.vocab_size)
+    parity_report("gguf", "tiny-llama3-rope-freqs", worst)
+    assert worst < 1e-4
+
+
+_MIXED = {
+    "token_embd": Q.Q8_0, "attn_q": Q.F16, "attn_k": Q.Q8_0, "attn_v": Q.BF16, "attn_output": Q.Q4_0,
+    "ffn_gate": Q.Q4_1, "ffn_up": Q.Q5_0, "ffn_down": Q.Q5_1, "output": Q.Q8_0,
+}
+
+
+def _mixed_types(name: str):
+    return _MIXED[name.split(".")[-2]]
+
+
+def test_tiny_quantized_gguf_equals_hf_gguf_loader(tmp_path, parity_report):
+    """F16/BF16/Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 tensors: ours and HF's GGUF loader dequantize the same
+    file, so logits agree to float32 precision."""
+    src = _hf_llama(seed=7)
+    path = write_llama_gguf(tmp_path / "tiny.gguf", src, types=_mixed_types)
+    g = GGUFFile(path)
+    assert {g.type_name(n) for n in g.tensors} == {"F32", *(t.name for t in _MIXED.values())}
+    ours = archlab.load(path).eval()
+    ref = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
+    worst = _worst(ours, ref, src.config.vocab_size)
+    parity_report("gguf", "tiny-mixed-quant", worst)
+    assert worst < 1e-4
+    # and the quantization really changed the weights (the comparison is not of an F32 model)
+    with torch.no_grad():
+        ids = _ids(301)[1]
+        assert (ours(ids) - src(ids).logits).abs().max() > 1e-3
+
+
+def test_load_dtype(tmp_path):
+    path = write_llama_gguf(tmp_path / "tiny.gguf", _hf_llama())
+    m = archlab.load(path, dtype="bfloat16")
+    assert {p.dtype for p in m.parameters()} == {torch.bfloat16}
+    assert archlab.load(path).tok_emb.weight.dtype == torch.float32
+
+
+# ---- dequantization of every supported type vs an independent dequantizer ------------------------
+
+# Byte offsets of the fp16 scale fields in each block (ggml-common.h, block_q*): random bytes
+# elsewhere are valid quants, but a random fp16 scale may be inf/NaN, so those are set here.
+_BLOCK_SCALES = {
+    "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,),
+    "Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,),
+}
+
+
+def _random_blocks(qtype, rows: int, cols: int, rng) -> np.ndarray:
+    block_elems, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    data = rng.integers(0, 256, size=(rows, cols // block_elems, block_bytes), dtype=np.uint8)
+    for off in _BLOCK_SCALES[qtype.name]:
+        scales = (rng.standard_normal((rows, cols // block_elems)) * 0.05).astype(np.float16)
+        data[:, :, off:off + 2] = scales.view(np.uint8).reshape(rows, -1, 2)
+    return data.reshape(rows, -1)
+
+
+def _q5_reference(raw: np.ndarray, with_min: bool) -> np.ndarray:
+    """ggml's dequantize_row_q5_0 / q5_1, written out: 16 low nibbles, a 32-bit word of fifth bits."""
+    blocks = raw.reshape(-1, 24 if with_min else 22)
+    d = blocks[:, 0:2].copy().view(np.float16).astype(np.float32)
+    m = blocks[:, 2:4].copy().view(np.float16).astype(np.float32) if with_min else None
+    start = 4 if with_min else 2
+    qh = blocks[:, start:start + 4].copy().view("<u4")[:, 0]
+    qs = blocks[:, start + 4:start + 20]
+    out = np.empty((blocks.shape[0], 32), dtype=np.float32)
+    for j in range(16):
+        lo = (qs[:, j] & 0x0F) | (((qh >> j) & 1) << 4)
+        hi = (qs[:, j] >> 4) | (((qh >> (j + 16)) & 1) << 4)
+        if with_min:
+            out[:, j], out[:, j + 16] = lo * d[:, 0] + m[:, 0], hi * d[:, 0] + m[:, 0]
+        else:
+            out[:, j], out[:, j + 16] = (lo.astype(np.int32) - 16) * d[:, 0], (hi.astype(np.int32) - 16) * d[:, 0]
+    return out.reshape(-1)
+
+
+def _reference(qtype, raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    if qtype == Q.F32:
+        return raw
+    if qtype == Q.F16:
+        return raw.astype(np.float32)
+    if qtype == Q.BF16:
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(rows, cols)
+    if qtype in (Q.Q5_0, Q.Q5_1):
+        return _q5_reference(raw, qtype == Q.Q5_1).reshape(rows, cols)
+    from transformers.integrations.gguf.dequant import dequantize as hf_dequantize  # torch, independent of gguf-py
+
+    return hf_dequantize(torch.from_numpy(raw.reshape(-1).copy()), int(qtype)).numpy().reshape(rows, cols)
+
+
+@pytest.mark.parametrize("type_name", sorted(SUPPORTED_TYPES))
+def test_dequantize_equals_reference(tmp_path, type_name):
+    qtype = Q[type_name]
+    rows, cols = 3, 512
+    rng = np.random.default_rng(abs(hash(type_name)) % 2**32)
+    values = rng.standard_normal((rows, cols)).astype(np.float32)
+    if qtype == Q.F32:
+        raw = values
+    elif qtype == Q.F16:
+        raw = values.astype(np.float16)
+    elif qtype == Q.BF16:
+        raw = gguf.quants.quantize(values, qtype)
+    else:
+        raw = _random_blocks(qtype, rows, cols, rng)
+    w = gguf.GGUFWriter(str(tmp_path / "t.gguf"), "llama")
+    w.add_tensor("t", raw, raw_dtype=None if raw.dtype != np.uint8 else qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    g = GGUFFile(tmp_path / "t.gguf")
+    assert g.type_name("t") == type_name and g.shape("t") == (rows, cols)
+    got = g.read("t").numpy()
+    expected = _reference(qtype, raw, rows, cols)
+    assert np.isfinite(expected).all() and expected.std() > 1e-3
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+# ---- broken files: each a CheckpointError that says what is wrong ---------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_bytes(tmp_path_factory) -> bytes:
+    path = write_llama_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf", _hf_llama(), types=_mixed_types)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0, 5, 100, 2000, 0.5, 0.999], ids=lambda k: f"keep-{k}")
+def test_truncated_file(tmp_path, tiny_bytes, keep):
+    n = int(len(tiny_bytes) * keep) if isinstance(keep, float) else keep
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(tiny_bytes[:n])
+    with pytest.raises(CheckpointError, match=r"cut\.gguf: .*(truncated|too short)") as e:
+        archlab.load(path)
+    assert "Traceback" not in str(e.value)
+
+
+def test_garbage_bytes(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    cases = {
+        "noise.gguf": (noise, r"not a GGUF file \(starts with .*expected the magic bytes b'GGUF'"),
+        "version.gguf": (b"GGUF" + (77).to_bytes(4, "little") + noise, r"GGUF version 77 is not supported"),
+        "body.gguf": (b"GGUF" + (3).to_bytes(4, "little") + noise, r"cannot be read as GGUF; the file may be truncated or corrupted"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=rf"{name}: {message}"):
+            archlab.load(tmp_path / name)
+
+
+def test_unsupported_quant_type(tmp_path):
+    rng = np.random.default_rng(0)
+    # attn_v is (kv_heads * head_dim, d_model) = (16, 64): 2 blocks of 32 values, 18 bytes each, per row
+    iq4 = rng.integers(0, 256, size=(16, 2 * 18), dtype=np.uint8)
+    path = write_llama_gguf(tmp_path / "iq.gguf", _hf_llama(), drop={"blk.1.attn_v.weight"},
+                            extra={"blk.1.attn_v.weight": (iq4, Q.IQ4_NL)})
+    with pytest.raises(CheckpointError, match=r"tensors of unsupported type: blk\.1\.attn_v\.weight \(IQ4_NL\); supported types: .*Q4_K"):
+        archlab.load(path)
+
+
+def test_unknown_architecture(tmp_path):
+    path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), arch="mamba")
+    with pytest.raises(CheckpointError, match=r"m\.gguf: general\.architecture 'mamba' is not supported; supported: llama"):
+        archlab.load(path)
+    with pytest.raises(CheckpointError, match="'mamba' is not supported"):
+        read_gguf_config(path)
+
+
+def test_missing_tensor(tmp_path):
+    path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), drop={"blk.1.ffn_up.weight"})
+    with pytest.raises(CheckpointError, match=r"missing tensors: blk\.1\.ffn_up\.weight \(for layers\.1\.ffn\.up\.weight\)"):
+        archlab.load(path)
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    wrong = np.zeros((64, 60), dtype=np.float32)  # attn_output should be (64, 64)
+    path = write_llama_gguf(
+        tmp_path / "m.gguf", _hf_llama(), drop={"blk.0.ffn_gate.weight", "blk.0.attn_output.weight"},
+        extra={"blk.0.attn_output.weight": (wrong, None), "blk.9.attn_q.weight": (np.zeros((4, 4), np.float32), None)},
+    )
+    with pytest.raises(CheckpointError) as e:
+        archlab.load(path)
+    msg = str(e.value)
+    assert "missing tensors: blk.0.ffn_gate.weight" in msg
+    assert "unexpected tensors (not part of the model the metadata describes): blk.9.attn_q.weight" in msg
+    assert "wrongly shaped tensors: blk.0.attn_output.weight: expected (64, 64), got (64, 60)" in msg
+
+
+def test_missing_metadata(tmp_path):
+    path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), metadata_drop={"block_count"})
+    with pytest.raises(CheckpointError, match=r"m\.gguf: GGUF metadata field 'llama\.block_count' is missing"):
+        archlab.load(path)
+
+
+def test_rope_freqs_of_unknown_shape(tmp_path):
+    freqs = np.linspace(1.0, 3.0, 4, dtype=np.float32)  # not any Llama 3 curve
+    path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), rope_freqs=freqs)
+    with pytest.raises(CheckpointError, match=r"rope_freqs\.weight holds RoPE frequency divisors .* match no Llama 3 scaling"):
+        archlab.load(path)
