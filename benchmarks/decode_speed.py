@@ -68,7 +68,6 @@ def main() -> int:
         # decode rate excludes the prefill, measured separately above
         r_ours, r_ref = (n - 1) / max(t_ours - pre_ours, 1e-9), (n - 1) / max(t_ref - pre_ref, 1e-9)
         rows.append((dt_name, pre_ours * 1e3, pre_ref * 1e3, r_ours, r_ref, r_ours / r_ref, same))
-        del ours, ref
     print(f"{'dtype':<10}{'prefill ms (archlab / HF)':>28}{'decode tok/s (archlab / HF)':>30}{'speed-up':>10}{'same tokens':>13}")
     for dt, pa, pb, ra, rb, x, same in rows:
         print(f"{dt:<10}{pa:>14.1f} / {pb:<11.1f}{ra:>15.1f} / {rb:<12.1f}{x:>9.2f}x{('yes' if same else 'NO'):>13}")

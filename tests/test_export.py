@@ -17,7 +17,6 @@ from safetensors import safe_open
 
 import archlab
 import archlab.io.atomic as atomic
-import archlab.io.hf as hfio
 import archlab.io.safetensors_dir as stdir
 from archlab import AttentionConfig, ConfigError, FFNConfig, MoEConfig, RopeConfig, RopeScaling
 from archlab.io.hf import read_config, save_hf

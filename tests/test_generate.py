@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import archlab
-from archlab import AttentionConfig
 from archlab.cache import KVCache, MLACache, SlidingKVCache
-from archlab.generate import sample
+from archlab.generation import sample
+from conftest import require_buildable
 from hf_reference import all_configs, make_hf, save_hf
 
 ATOL = 1e-4
@@ -30,6 +30,7 @@ CONFIGS["gpt2-sliding"] = _sliding("gpt2")
 
 
 def _model(cfg, seed=0):
+    require_buildable(cfg)
     torch.manual_seed(seed)
     model = archlab.build(cfg).eval()
     with torch.no_grad():  # larger weights than the init, so that logits are O(1) and differences show
@@ -93,6 +94,7 @@ def _owned_bytes(layer_cache) -> int:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cache_bytes_equal_tensor_bytes(name, dtype):
     cfg = CONFIGS[name]
+    require_buildable(cfg)
     model = archlab.build(cfg, dtype=dtype)
     B, S = 3, 40
     cache = model.new_cache(B, S)
@@ -105,8 +107,9 @@ def test_cache_bytes_equal_tensor_bytes(name, dtype):
             per_token = a.kv_lora_rank + a.qk_rope_head_dim  # never decompressed K/V
         else:
             per_token = 2 * a.n_kv_heads * a.head_dim
-        held = min(S, spec.window) if spec.window else S
-        assert isinstance(layer_cache, SlidingKVCache if spec.window and spec.window < S else (MLACache, KVCache))
+        limit = spec.window or spec.chunk
+        held = min(S, limit) if limit else S
+        assert isinstance(layer_cache, SlidingKVCache if limit and limit < S else (MLACache, KVCache))
         assert layer_cache.nbytes == B * held * per_token * size
 
 
@@ -203,7 +206,7 @@ def test_generation_errors_are_clear():
 
 def test_sliding_window_sees_exactly_window_tokens():
     # One sliding layer of window 5: the output at t depends on tokens t-4..t and on nothing earlier.
-    cfg = _sliding("llama-3-8b").replace(n_layers=1, layer_types=("sliding",), ffn_types=("dense",))
+    cfg = _sliding("llama-3-8b").replace(n_layers=1, layer_types=("sliding",), ffn_types=("dense",), rope_layers=(True,))
     model = _model(cfg)
     ids = torch.randint(0, cfg.vocab_size, (1, 20))
     t, w = 15, 5

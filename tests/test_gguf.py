@@ -6,6 +6,7 @@ independent dequantizer, and broken files against specific error messages."""
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import archlab
 from archlab.io.gguf import SUPPORTED_TYPES, GGUFFile, read_gguf_config
 from hf_reference import make_hf
 from test_fetch import fetch_smollm2
+from test_tokenizer import _tiny_gguf_vocab
 
 transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
@@ -364,6 +366,130 @@ def test_dequantize_equals_reference(tmp_path, type_name):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
+# ---- our header parser reads what gguf.GGUFReader reads -----------------------------------------
+
+def assert_same_as_gguf_reader(path):
+    """Every metadata key, value (and Python type of each value and item) and every tensor entry
+    (type, shape, offset, bytes) as gguf-py's reader gives them."""
+    ours, ref = GGUFFile(path), gguf.GGUFReader(path)
+    assert ours.keys() == list(ref.fields)
+    for key, field in ref.fields.items():
+        want, got = field.contents(), ours.value(key)
+        assert got == want and type(got) is type(want), key
+        if isinstance(want, list):
+            assert [type(v) for v in got] == [type(v) for v in want], key
+            assert ours.length(key) == len(want)
+    assert list(ours.tensors) == [t.name for t in ref.tensors]
+    for t in ref.tensors:
+        o = ours.tensors[t.name]
+        assert o.tensor_type == t.tensor_type and o.shape == tuple(t.shape.tolist()), t.name
+        assert (o.offset, o.data_offset, o.n_bytes) == (int(t.field.parts[-1][0]), t.data_offset, t.n_bytes), t.name
+        assert ours.raw(t.name).tobytes() == t.data.tobytes(), t.name
+    return ours
+
+
+def test_parser_equals_gguf_reader_on_smollm2():
+    g = assert_same_as_gguf_reader(fetch_smollm2())
+    assert g.length("tokenizer.ggml.tokens") == 49152 and len(g.tensors) == 272
+
+
+V = gguf.GGUFValueType
+_ONE_OF_EACH = {
+    V.UINT8: 255, V.INT8: -128, V.UINT16: 65535, V.INT16: -32768, V.UINT32: 2**32 - 1, V.INT32: -2**31,
+    V.UINT64: 2**64 - 1, V.INT64: -2**63, V.FLOAT32: 0.1, V.FLOAT64: -1e300, V.BOOL: True, V.STRING: "ünïcode ✓ \0",
+}
+
+
+def write_every_value_type(path, endian=gguf.GGUFEndian.LITTLE):
+    """Each metadata value type as a scalar and as an array, a non-default alignment, and tensors
+    of 1 to 4 dimensions; returns the tensors written as name -> values."""
+    w = gguf.GGUFWriter(str(path), "llama", endianess=endian)
+    w.add_custom_alignment(64)
+    for vtype, v in _ONE_OF_EACH.items():
+        w.add_key_value(f"test.{vtype.name.lower()}", v, vtype)
+        items = [True, False, True] if vtype == V.BOOL else [v, v, v]
+        w.add_key_value(f"test.{vtype.name.lower()}_array", items, V.ARRAY, sub_type=vtype)
+    w.add_key_value("test.empty_string", "", V.STRING)
+    w.add_array("test.strings", ["", "a", "ü" * 300, "tab\tnul\0"])
+    rng = np.random.default_rng(0)
+    tensors = {
+        "f32_4d": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
+        "f16_2d": rng.standard_normal((3, 64)).astype(np.float16),
+        "f32_1d": rng.standard_normal(7).astype(np.float32),
+    }
+    for name, a in tensors.items():
+        w.add_tensor(name, a.copy())  # the big-endian writer swaps its argument in place
+    w.add_tensor("q8", gguf.quants.quantize(rng.standard_normal((2, 64)).astype(np.float32), Q.Q8_0), raw_dtype=Q.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return tensors
+
+
+def _handmade_gguf(kvs: list[tuple[str, int, bytes]], version: int = 3) -> bytes:
+    """A GGUF of metadata only, (key, value type, value bytes) each: for what GGUFWriter refuses to
+    write (empty arrays) and for damage placed exactly."""
+    out = b"GGUF" + struct.pack("<IQQ", version, 0, len(kvs))
+    for key, vtype, payload in kvs:
+        k = key.encode()
+        out += struct.pack("<Q", len(k)) + k + struct.pack("<I", vtype) + payload
+    return out
+
+
+def _arch_kv(arch: str = "llama") -> tuple[str, int, bytes]:
+    return ("general.architecture", V.STRING, struct.pack("<Q", len(arch)) + arch.encode())
+
+
+_TINY_FILES = {
+    "f32": lambda p: write_llama_gguf(p, _hf_llama()),
+    "mixed-quant": lambda p: write_llama_gguf(p, _hf_llama(seed=7), types=_mixed_types),
+    "tied-bias-rope-freqs": lambda p: write_llama_gguf(
+        p, _hf_llama(**TINY["mha-bias"], tie_word_embeddings=True), rope_freqs=np.linspace(1, 3, 4, dtype=np.float32)),
+    "iq4_nl": lambda p: write_llama_gguf(p, _hf_llama(), drop={"blk.1.attn_v.weight"}, extra={
+        "blk.1.attn_v.weight": (np.random.default_rng(0).integers(0, 256, (16, 36), dtype=np.uint8), Q.IQ4_NL)}),
+    "vocabulary": lambda p: _tiny_gguf_vocab(p, "qwen2", add_bos=True, hf_json="{}"),
+    "every-value-type": write_every_value_type,
+    "empty-arrays-and-odd-bool": lambda p: p.write_bytes(_handmade_gguf([
+        _arch_kv(), ("test.bool_two", V.BOOL, b"\x02"), ("test.bools", V.ARRAY, struct.pack("<IQ", V.BOOL, 3) + b"\x00\x01\x07"),
+        *((f"test.empty_{t.name.lower()}", V.ARRAY, struct.pack("<IQ", t, 0)) for t in _ONE_OF_EACH),
+    ])),
+}
+
+
+@pytest.mark.parametrize("name", list(_TINY_FILES))
+def test_parser_equals_gguf_reader_on_tiny_files(tmp_path, name):
+    path = tmp_path / "t.gguf"
+    _TINY_FILES[name](path)
+    assert_same_as_gguf_reader(path)
+
+
+def test_every_value_type_as_python(tmp_path):
+    write_every_value_type(tmp_path / "t.gguf")
+    g = GGUFFile(tmp_path / "t.gguf")
+    for vtype, v in _ONE_OF_EACH.items():
+        got = g.value(f"test.{vtype.name.lower()}")
+        want = float(np.float32(v)) if vtype == V.FLOAT32 else v
+        assert got == want and type(got) is type(want), vtype.name
+    assert g.value("test.bool_array") == [True, False, True]
+    assert g.value("test.strings") == ["", "a", "ü" * 300, "tab\tnul\0"]
+    assert g.shape("f32_4d") == (2, 3, 4, 5) and g.tensors["f32_4d"].shape == (5, 4, 3, 2)
+    assert all(t.data_offset % 64 == 0 for t in g.tensors.values())
+
+
+def test_big_endian_file(tmp_path):
+    """gguf-py writes big-endian files for big-endian machines: the metadata reads the same, and
+    F32/F16 tensors come back as the numbers written; quantized blocks are refused, not misread."""
+    path = tmp_path / "be.gguf"
+    tensors = write_every_value_type(path, endian=gguf.GGUFEndian.BIG)
+    g = assert_same_as_gguf_reader(path)
+    assert g.byte_order == ">" and g.value("test.uint16") == 65535
+    for name, a in tensors.items():
+        np.testing.assert_array_equal(g.read(name).numpy(), a.astype(np.float32))
+    with pytest.raises(CheckpointError, match=r"tensor 'q8' is Q8_0 in a big-endian GGUF file"):
+        g.read("q8")
+
+
 # ---- broken files: each a CheckpointError that says what is wrong ---------------------------------
 
 @pytest.fixture(scope="module")
@@ -445,3 +571,102 @@ def test_rope_freqs_of_unknown_shape(tmp_path):
     path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), rope_freqs=freqs)
     with pytest.raises(CheckpointError, match=r"rope_freqs\.weight holds RoPE frequency divisors .* match no Llama 3 scaling"):
         archlab.load(path)
+
+
+def _damaged(tmp_path, content: bytes, name: str = "bad.gguf"):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+_HUGE = 2**60  # a corrupted length: allocating it, or looping over it, must never be tried
+
+
+@pytest.mark.parametrize("kvs, message", [
+    ([("general.architecture", V.STRING, struct.pack("<Q", _HUGE) + b"llama")], r"metadata 'general\.architecture' at byte \d+ needs 1152921504606846976 bytes"),
+    ([_arch_kv(), ("t.strings", V.ARRAY, struct.pack("<IQ", V.STRING, _HUGE) + struct.pack("<Q", 1) + b"a")], r"metadata 't\.strings' \(1152921504606846976 strings\)"),
+    ([_arch_kv(), ("t.strings", V.ARRAY, struct.pack("<IQ", V.STRING, 2) + struct.pack("<Q", 1) + b"a" + struct.pack("<Q", _HUGE))], r"metadata 't\.strings' \(2 strings\) runs past the end"),
+    ([_arch_kv(), ("t.ints", V.ARRAY, struct.pack("<IQ", V.UINT64, _HUGE) + bytes(8))], r"metadata 't\.ints' \(1152921504606846976 items\)"),
+    ([_arch_kv(), ("t.nested", V.ARRAY, struct.pack("<IQ", V.ARRAY, 1) + struct.pack("<IQ", V.UINT8, 1) + b"x")], r"metadata 't\.nested' at byte \d+ is an array of arrays, which llama\.cpp does not read either"),
+    ([_arch_kv(), ("t.odd", 13, bytes(8))], r"metadata 't\.odd' at byte \d+ has unknown value type 13"),
+    ([_arch_kv(), ("t.x", V.UINT8, b"\x01"), ("t.x", V.UINT8, b"\x02")], r"metadata key 't\.x' appears twice"),
+    ([_arch_kv(), ("general.alignment", V.UINT32, struct.pack("<I", 48))], r"general\.alignment must be a UINT32 power of two, got 48"),
+    ([_arch_kv(), ("general.alignment", V.UINT64, struct.pack("<Q", 64))], r"general\.alignment must be a UINT32 power of two"),
+], ids=["string-length", "string-array-count", "string-in-array", "int-array-count", "nested-array", "value-type", "duplicate-key", "alignment", "alignment-type"])
+def test_damaged_metadata(tmp_path, kvs, message):
+    path = _damaged(tmp_path, _handmade_gguf(kvs))
+    with pytest.raises(CheckpointError, match=rf"bad\.gguf: cannot be read as GGUF; the file may be truncated or corrupted \(\d+ bytes; {message}"):
+        GGUFFile(path)
+
+
+def test_damaged_counts_and_tensor_infos(tmp_path, tiny_bytes):
+    prefix = r"bad\.gguf: cannot be read as GGUF; the file may be truncated or corrupted"
+    for at in (8, 16):  # tensor count, metadata count
+        content = tiny_bytes[:at] + struct.pack("<Q", _HUGE) + tiny_bytes[at + 8:]
+        with pytest.raises(CheckpointError, match=rf"{prefix} .*declares \d+ metadata entries and \d+ tensors, more than the file can hold"):
+            GGUFFile(_damaged(tmp_path, content))
+
+    def one_tensor(name: bytes, dims: tuple[int, ...], ggml_type: int, offset: int = 0, n_dims: int | None = None) -> bytes:
+        info = struct.pack("<Q", len(name)) + name + struct.pack("<I", len(dims) if n_dims is None else n_dims)
+        info += struct.pack(f"<{len(dims)}QIQ", *dims, ggml_type, offset)
+        kv = _handmade_gguf([_arch_kv()])
+        return kv[:8] + struct.pack("<Q", 1) + kv[16:] + info + bytes(64)
+
+    cases = {
+        "huge-dims": (one_tensor(b"t", (2**40, 2**40), int(Q.F32)), r"data of tensor 't' \(\d+ bytes at byte \d+\) runs past the end"),
+        "offset": (one_tensor(b"t", (4,), int(Q.F32), offset=_HUGE), r"data of tensor 't' .* runs past the end"),
+        "n-dims": (one_tensor(b"t", (4,), int(Q.F32), n_dims=9), r"tensor 't' has 9 dimensions \(ggml tensors have at most 4\)"),
+        "dims-cut": (one_tensor(b"t", (4,), int(Q.F32), n_dims=4)[:-64], r"dimensions of tensor 't' at byte \d+ needs 32 bytes"),
+        "type": (one_tensor(b"t", (4,), 1000), r"tensor 't' has ggml type 1000, which is not a known ggml type"),
+        "block": (one_tensor(b"t", (33,), int(Q.Q8_0)), r"tensor 't' \(Q8_0\) has rows of 33 values, not a multiple of its block size 32"),
+        "name-utf8": (one_tensor(b"\xff\xfe", (4,), int(Q.F32)), r"name of tensor #0 at byte \d+ is not UTF-8"),
+    }
+    for case, (content, message) in cases.items():
+        with pytest.raises(CheckpointError, match=rf"{prefix} \(\d+ bytes; {message}"):
+            GGUFFile(_damaged(tmp_path, content))
+    assert GGUFFile(_damaged(tmp_path, one_tensor(b"t", (4,), int(Q.F32)))).read("t").shape == (4,)
+
+
+def test_metadata_string_not_utf8_fails_when_read(tmp_path):
+    bad = b"ok\xff"
+    content = _handmade_gguf([_arch_kv(), ("t.text", V.STRING, struct.pack("<Q", len(bad)) + bad),
+                              ("t.list", V.ARRAY, struct.pack("<IQ", V.STRING, 1) + struct.pack("<Q", len(bad)) + bad)])
+    g = GGUFFile(_damaged(tmp_path, content))  # as with gguf-py, a field is decoded only when asked for
+    for key in ("t.text", "t.list"):
+        with pytest.raises(CheckpointError, match=rf"bad\.gguf: GGUF metadata field '{key}' cannot be read \(.*utf-8.*\); the file may be corrupted"):
+            g.value(key)
+
+
+def test_every_cut_of_the_header_is_truncated(tmp_path, tiny_bytes):
+    """Cut anywhere from the version to the end of the last tensor: always 'truncated', never a stray exception."""
+    full = GGUFFile(_damaged(tmp_path, tiny_bytes, "full.gguf"))
+    header_end = min(t.data_offset for t in full.tensors.values())
+    data_end = max(t.data_offset + t.n_bytes for t in full.tensors.values())
+    cuts = [*range(8, header_end + 1), *range(header_end + 1, data_end, 997), data_end - 1]
+    for n in cuts:
+        with pytest.raises(CheckpointError, match=r"cut\.gguf: cannot be read as GGUF; the file may be truncated or corrupted"):
+            GGUFFile(_damaged(tmp_path, tiny_bytes[:n], "cut.gguf"))
+
+
+def test_random_damage_to_the_header_is_a_checkpoint_error(tmp_path, tiny_bytes):
+    """Flipped header bytes either still parse (a changed value) or are a CheckpointError, and so is
+    then reading every value and tensor."""
+    header_end = min(t.data_offset for t in GGUFFile(_damaged(tmp_path, tiny_bytes, "full.gguf")).tensors.values())
+    rng = np.random.default_rng(0)
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(300):
+        content = bytearray(tiny_bytes)
+        for at in rng.integers(8, header_end, size=rng.integers(1, 4)):
+            content[at] = rng.choice([0, 0xFF, rng.integers(0, 256)])
+        try:
+            g = GGUFFile(_damaged(tmp_path, bytes(content)))
+            for key in g.keys():
+                g.value(key, None)
+            with np.errstate(all="ignore"):  # damaged scales dequantize to inf/NaN, which is fine here
+                for name in g.tensors:
+                    g.read(name)
+            outcomes["parsed"] += 1
+        except CheckpointError as e:
+            assert "bad.gguf" in str(e)
+            outcomes["refused"] += 1
+    assert min(outcomes.values()) > 10, outcomes  # both happened: the damage was not all harmless

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import archlab
+from archlab.io.hf import FAMILIES
 from hf_reference import all_configs, hf_param_count, make_hf, save_hf
 
 CASES = all_configs()
@@ -39,7 +40,7 @@ def test_logits_equal_hf(family, name, hf_config, tmp_path, parity_report):
 @pytest.mark.parametrize("family,name,hf_config", CASES, ids=IDS)
 def test_param_count_equals_hf(family, name, hf_config):
     ref = make_hf(hf_config)
-    ours = archlab.build(archlab.io.hf.FAMILIES[hf_config.model_type].read_config(hf_config.to_dict()), device="meta")
+    ours = archlab.build(FAMILIES[hf_config.model_type].read_config(hf_config.to_dict()), device="meta")
     assert sum(p.numel() for p in ours.parameters()) == hf_param_count(ref)
 
 

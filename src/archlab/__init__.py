@@ -1,10 +1,16 @@
-"""archlab: every decoder-only LLM architecture from GPT-2 to DeepSeek-V3, built from one
-small set of PyTorch parts, proven equal to the reference, and compared side by side."""
+"""archlab: every decoder-only LLM architecture from GPT-2 to DeepSeek-V3 and beyond, built
+from one small set of PyTorch parts, proven equal to the reference, and compared side by side.
 
-from .api import build, config, fetch, generate, load, load_tokenizer, presets, save, stream, tiny
+Importing archlab is cheap: configs, presets and their analysis need no torch. The parts that
+do (build, load, generate, ...) import it on first use."""
+
+from importlib import import_module
+
 from .config import (
     AttentionConfig,
+    AttnTemperature,
     ConfigError,
+    DeltaNetConfig,
     FFNConfig,
     MLAConfig,
     ModelConfig,
@@ -14,13 +20,50 @@ from .config import (
     RopeScaling,
     RouterConfig,
 )
-from .io import CheckpointError
-from .model import Transformer
+from .errors import CheckpointError
+from .presets import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config  # registers every preset
 
 __version__ = "0.1.0"
 
+
+def presets() -> list[str]:
+    """Names of every preset architecture, in display order."""
+    return _preset_names()
+
+
+def config(name_or_config: "str | ModelConfig") -> ModelConfig:
+    """The ModelConfig of a preset name (or the config itself)."""
+    return _resolve_config(name_or_config)
+
+
+def tiny(name_or_config: "str | ModelConfig", **overrides) -> ModelConfig:
+    """A few-million-parameter config with the same architecture as the preset."""
+    return _tiny_config(config(name_or_config), **overrides)
+
+
+# name -> module that defines it; imported on first access (these need torch)
+_LAZY = {
+    "build": "api", "load": "api", "save": "api", "load_tokenizer": "api", "fetch": "api",
+    "generate": "generation", "stream": "generation", "Transformer": "model",
+    "analyze": "analysis", "Analysis": "analysis",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "build", "config", "load", "save", "load_tokenizer", "fetch", "presets", "tiny", "generate", "stream",
-    "ModelConfig", "AttentionConfig", "MLAConfig", "FFNConfig", "MoEConfig", "RouterConfig",
-    "NormConfig", "RopeConfig", "RopeScaling", "ConfigError", "CheckpointError", "Transformer",
+    "analyze", "Analysis",
+    "ModelConfig", "AttentionConfig", "MLAConfig", "DeltaNetConfig", "AttnTemperature", "FFNConfig", "MoEConfig",
+    "RouterConfig", "NormConfig", "RopeConfig", "RopeScaling", "ConfigError", "CheckpointError", "Transformer",
 ]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from . import presets as _presets
+from .presets import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config
 from .config import ConfigError, ModelConfig
-from .generate import generate, stream
-from .io import CheckpointError
+from .generation import generate, stream
+from .errors import CheckpointError
 from .model import Transformer
 
 _DTYPES = {
@@ -33,21 +33,17 @@ def resolve_dtype(dtype: str | torch.dtype | None, default: torch.dtype = torch.
 
 def presets() -> list[str]:
     """Names of every preset architecture, in display order."""
-    return _presets.names()
+    return _preset_names()
 
 
 def config(name_or_config: str | ModelConfig) -> ModelConfig:
     """The ModelConfig of a preset name (or the config itself)."""
-    if isinstance(name_or_config, ModelConfig):
-        return name_or_config
-    if isinstance(name_or_config, str):
-        return _presets.get(name_or_config)
-    raise TypeError(f"expected a preset name or a ModelConfig, got {type(name_or_config).__name__}")
+    return _resolve_config(name_or_config)
 
 
 def tiny(name_or_config: str | ModelConfig, **overrides) -> ModelConfig:
     """A few-million-parameter config with the same architecture as the preset."""
-    return _presets.tiny(config(name_or_config), **overrides)
+    return _tiny_config(config(name_or_config), **overrides)
 
 
 def build(

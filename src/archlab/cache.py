@@ -74,9 +74,18 @@ class SlidingKVCache(_LayerCache):
         return torch.where(j < written, slot, torch.full_like(slot, -1))
 
     def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return the ring's keys followed by the new ones, with the slot of each (-1 = empty),
-        then keep only the newest `window` of them in the ring."""
+        """Return the keys the new tokens may need with the slot of each (-1 = empty), and keep
+        only the newest `window` of them in the ring."""
         T = k.shape[2]
+        if T == 1:
+            # one token: after writing it, the ring holds exactly its window (or, before the
+            # ring first fills, entries 0..start hold slots 0..start)
+            entry = start % self.window
+            self.k[:, :, entry] = k[:, :, 0]
+            self.v[:, :, entry] = v[:, :, 0]
+            n = min(start + 1, self.window)
+            return self.k[:, :, :n], self.v[:, :, :n], self._ring_slots(start + 1, k.device)[:n]
+        # several tokens: the earlier ones need keys the later ones will overwrite in the ring
         new_slots = torch.arange(start, start + T, device=k.device)
         slots = torch.cat((self._ring_slots(start, k.device), new_slots))
         k_all = torch.cat((self.k, k), dim=2)

@@ -16,15 +16,29 @@ from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
 
 
+def unsupported_parts(c: ModelConfig) -> list[str]:
+    """Parts the config asks for that have no module yet: building such a model is refused
+    rather than silently leaving them out."""
+    wanted = {
+        "linear_attention layers": "linear" in c.layer_types,
+    }
+    return [k for k, v in wanted.items() if v]
+
+
 class Transformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
+        missing = unsupported_parts(config)
+        if missing:
+            raise NotImplementedError(f"{config.name}: no module yet for {', '.join(missing)}")
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_emb = nn.Embedding(c.max_seq_len, c.d_model) if c.position == "learned" else None
+        self.embed_norm = make_norm(c.norm, c.d_model) if c.embed_norm else None
         self.layers = nn.ModuleList(BLOCKS[c.block](c, spec) for spec in c.layers)
-        self.norm = make_norm(c.norm, c.d_model)
+        # a post-norm stack already ends normalised
+        self.norm = make_norm(c.norm, c.d_model) if c.block != "post" else None
         # Tied embeddings: no head at all, logits use tok_emb.weight (one tensor, counted once).
         self.head = None if c.tie_embeddings else nn.Linear(c.d_model, c.vocab_size, bias=False)
 
@@ -105,8 +119,13 @@ class Transformer(nn.Module):
         slots = torch.arange(start, start + T, device=input_ids.device)
         positions = slots.expand(B, T) if pad is None else (slots[None] - pad[:, None]).clamp(min=0)
         x = self.tok_emb(input_ids)  # (B, T, D)
+        if self.config.embed_scale is not None:
+            # in the model's dtype, as Gemma's reference does (sqrt(d) rounds in bfloat16)
+            x = x * torch.tensor(self.config.embed_scale, dtype=x.dtype)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
         ropes = {spec.rope for spec in self.config.layers if spec.rope is not None}
         ctx = Context(
             positions=positions,
@@ -118,5 +137,12 @@ class Transformer(nn.Module):
             x = layer(x, ctx, cache.layers[i] if cache is not None else None)
         if cache is not None:
             cache.length += T
-        x = self.norm(x)
-        return self.head(x) if self.head is not None else x @ self.tok_emb.weight.T
+        if self.norm is not None:
+            x = self.norm(x)
+        logits = self.head(x) if self.head is not None else x @ self.tok_emb.weight.T
+        c = self.config
+        if c.logit_scale is not None:
+            logits = logits * c.logit_scale
+        if c.logit_softcap is not None:
+            logits = c.logit_softcap * torch.tanh(logits / c.logit_softcap)
+        return logits

@@ -10,9 +10,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: the message names the file, field or tensor."""
+from ..errors import CheckpointError
 
 
 class TensorSource:

@@ -1,7 +1,8 @@
 """Transformer blocks: one small class per residual layout, over shared parts.
 
 A block gets its mixer and FFN from the registries by its LayerSpec, so a new attention
-or FFN kind is one class plus one registry entry."""
+or FFN kind is one class plus one registry entry. Norm names say where each norm sits:
+`attn_norm`/`ffn_norm` before a sublayer, `attn_post_norm`/`ffn_post_norm` after it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,16 @@ def make_ffn(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:
     return FFNS[cfg.ffn.kind](cfg.d_model, cfg.ffn)
 
 
-class PreNormBlock(nn.Module):
+class _Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec, norms: tuple[str, ...]):
+        super().__init__()
+        for name in norms:
+            setattr(self, name, make_norm(cfg.norm, cfg.d_model))
+        self.attn = make_mixer(cfg, spec)
+        self.ffn = make_ffn(cfg, spec)
+
+
+class PreNormBlock(_Block):
     """GPT-2, LLaMA, Qwen, DeepSeek: normalise each sublayer's input.
 
     x ─┬─ attn_norm ─ attn ─(+)─┬─ ffn_norm ─ ffn ─(+)─>
@@ -37,15 +47,80 @@ class PreNormBlock(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
-        super().__init__()
-        self.attn_norm = make_norm(cfg.norm, cfg.d_model)
-        self.attn = make_mixer(cfg, spec)
-        self.ffn_norm = make_norm(cfg.norm, cfg.d_model)
-        self.ffn = make_ffn(cfg, spec)
+        super().__init__(cfg, spec, ("attn_norm", "ffn_norm"))
 
     def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), ctx, cache)
         return x + self.ffn(self.ffn_norm(x))
 
 
-BLOCKS: dict[str, type[nn.Module]] = {"pre": PreNormBlock}
+class PostNormBlock(_Block):
+    """GPT-1 and the original Transformer: normalise after each residual addition (so the
+    residual stream itself is normalised, and the model needs no final norm).
+
+    x ─┬─ attn ─(+)─ attn_norm ─┬─ ffn ─(+)─ ffn_norm ─>
+       └────────┘               └───────┘
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec):
+        super().__init__(cfg, spec, ("attn_norm", "ffn_norm"))
+
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        x = self.attn_norm(x + self.attn(x, ctx, cache))
+        return self.ffn_norm(x + self.ffn(x))
+
+
+class SandwichBlock(_Block):
+    """Gemma 2/3, Grok: normalise each sublayer's input and its output.
+
+    x ─┬─ attn_norm ─ attn ─ attn_post_norm ─(+)─┬─ ffn_norm ─ ffn ─ ffn_post_norm ─(+)─>
+       └─────────────────────────────────────────┘└──────────────────────────────────┘
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec):
+        super().__init__(cfg, spec, ("attn_norm", "attn_post_norm", "ffn_norm", "ffn_post_norm"))
+
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        x = x + self.attn_post_norm(self.attn(self.attn_norm(x), ctx, cache))
+        return x + self.ffn_post_norm(self.ffn(self.ffn_norm(x)))
+
+
+class OutputNormBlock(_Block):
+    """OLMo 2: normalise each sublayer's output inside the residual branch; the sublayers see
+    the raw residual stream.
+
+    x ─┬─ attn ─ attn_post_norm ─(+)─┬─ ffn ─ ffn_post_norm ─(+)─>
+       └─────────────────────────────┘└───────────────────────┘
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec):
+        super().__init__(cfg, spec, ("attn_post_norm", "ffn_post_norm"))
+
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        x = x + self.attn_post_norm(self.attn(x, ctx, cache))
+        return x + self.ffn_post_norm(self.ffn(x))
+
+
+class ParallelBlock(_Block):
+    """GPT-J, GPT-NeoX, PaLM: attention and FFN both read the same residual stream and their
+    outputs are added together (one sequential dependency fewer per layer).
+
+    x ─┬─ attn_norm ─ attn ─(+)─>
+       ├─ ffn_norm ── ffn ───┤
+       └─────────────────────┘
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec):
+        super().__init__(cfg, spec, ("attn_norm", "ffn_norm"))
+
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        return x + self.attn(self.attn_norm(x), ctx, cache) + self.ffn(self.ffn_norm(x))
+
+
+BLOCKS: dict[str, type[nn.Module]] = {
+    "pre": PreNormBlock,
+    "post": PostNormBlock,
+    "sandwich": SandwichBlock,
+    "output": OutputNormBlock,
+    "parallel": ParallelBlock,
+}

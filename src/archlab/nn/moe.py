@@ -1,5 +1,5 @@
 """Mixture of experts: a router picks top_k of n_experts GLUs per token; shared experts
-(DeepSeek) see every token.
+(DeepSeek, Llama 4, Qwen3-Next) see every token.
 
 Shape suffixes: N tokens, D d_model, E experts, F expert hidden size, K top_k, G groups.
 Experts are stored stacked, gate/up as (E, F, D) and down as (E, D, F), so one parameter
@@ -27,17 +27,21 @@ class Router(nn.Module):
         self.cfg = cfg.router
         self.n_experts, self.top_k = cfg.n_experts, cfg.top_k
         self.weight = nn.Parameter(torch.empty(cfg.n_experts, d_model))
+        self.bias = nn.Parameter(torch.empty(cfg.n_experts)) if cfg.router.logit_bias else None
         # Selection-only bias (DeepSeek-V3): a buffer, learned by a balancing rule, not by gradients.
         self.score_bias = nn.Buffer(torch.empty(cfg.n_experts, dtype=torch.float32)) if cfg.router.score_bias else None
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, std=0.02)
-        if self.score_bias is not None:
-            nn.init.zeros_(self.score_bias)
+        for b in (self.bias, self.score_bias):
+            if b is not None:
+                nn.init.zeros_(b)
 
     def forward(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r = self.cfg
-        logits_NE = F.linear(x_ND.float(), self.weight.float())
+        logits_NE = F.linear(x_ND.float(), self.weight.float(), None if self.bias is None else self.bias.float())
+        if r.logit_softcap is not None:
+            logits_NE = r.logit_softcap * torch.tanh(logits_NE / r.logit_softcap)
         scores_NE = logits_NE.softmax(dim=-1) if r.score == "softmax" else logits_NE.sigmoid()
         choice_NE = scores_NE if self.score_bias is None else scores_NE + self.score_bias.float()
         if r.n_groups > 1:
@@ -58,21 +62,52 @@ class Router(nn.Module):
         return w_NK * r.scale, idx_NK
 
 
+def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: float = 1.702) -> torch.Tensor:
+    """GPT-OSS's expert activation: SwiGLU with sigmoid(alpha x) in place of silu's sigmoid(x),
+    both inputs clamped (gate from above, up both ways) and 1 added to up (OpenAI's reference
+    gpt_oss/torch/model.py: swiglu)."""
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    return (up + 1) * gate * torch.sigmoid(alpha * gate)
+
+
 class Experts(nn.Module):
     """n_experts GLUs with stacked weights. Tokens are sorted by expert so each expert runs
-    one dense matmul over exactly the tokens routed to it."""
+    one dense matmul over exactly the tokens routed to it.
+
+    weights_on="output" weighs each expert's output by its router weight (most models);
+    "input" scales the token before the expert instead (Llama 4)."""
 
     def __init__(self, d_model: int, cfg: MoEConfig):
         super().__init__()
         E, Fh, D = cfg.n_experts, cfg.hidden, d_model
         self.act = ACTIVATIONS[cfg.activation]
+        self.limit = cfg.swiglu_limit
+        self.weights_on_input = cfg.router.weights_on == "input"
         self.gate = nn.Parameter(torch.empty(E, Fh, D))
         self.up = nn.Parameter(torch.empty(E, Fh, D))
         self.down = nn.Parameter(torch.empty(E, D, Fh))
+        if cfg.bias:
+            self.gate_bias = nn.Parameter(torch.empty(E, Fh))
+            self.up_bias = nn.Parameter(torch.empty(E, Fh))
+            self.down_bias = nn.Parameter(torch.empty(E, D))
+        else:
+            self.gate_bias = self.up_bias = self.down_bias = None
 
     def reset_parameters(self) -> None:
         for p in (self.gate, self.up, self.down):
             nn.init.normal_(p, std=0.02)
+        for b in (self.gate_bias, self.up_bias, self.down_bias):
+            if b is not None:
+                nn.init.zeros_(b)
+
+    def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        g, u = x @ self.gate[e].T, x @ self.up[e].T  # (n_e, F)
+        if self.gate_bias is not None:
+            g, u = g + self.gate_bias[e], u + self.up_bias[e]
+        h = clamped_swiglu(g, u, self.limit) if self.limit is not None else self.act(g) * u
+        y = h @ self.down[e].T  # (n_e, D)
+        return y if self.down_bias is None else y + self.down_bias[e]
 
     def forward(self, x_ND: torch.Tensor, idx_NK: torch.Tensor, w_NK: torch.Tensor) -> torch.Tensor:
         K = idx_NK.shape[1]
@@ -80,15 +115,16 @@ class Experts(nn.Module):
         order = flat.argsort(stable=True)  # token-slots grouped by expert
         counts = torch.bincount(flat, minlength=self.gate.shape[0]).tolist()
         token = order // K
+        w_sorted = w_NK.reshape(-1)[order, None]  # float32
         x_sorted = x_ND[token]  # (N*K, D)
+        if self.weights_on_input:
+            x_sorted = (x_sorted * w_sorted).to(x_ND.dtype)
         outs = []
         for e, x_e in enumerate(x_sorted.split(counts)):
-            if x_e.shape[0] == 0:
-                outs.append(x_e)
-                continue
-            h = self.act(x_e @ self.gate[e].T) * (x_e @ self.up[e].T)  # (n_e, F)
-            outs.append(h @ self.down[e].T)  # (n_e, D)
-        y_sorted = (torch.cat(outs) * w_NK.reshape(-1)[order, None]).to(x_ND.dtype)
+            outs.append(x_e if x_e.shape[0] == 0 else self._expert(e, x_e))
+        y_sorted = torch.cat(outs)
+        if not self.weights_on_input:
+            y_sorted = (y_sorted * w_sorted).to(x_ND.dtype)
         return torch.zeros_like(x_ND).index_add_(0, token, y_sorted)
 
 
@@ -102,6 +138,9 @@ class MoE(nn.Module):
             if cfg.n_shared
             else None
         )
+        # Qwen3-Next scales the shared expert by a learned per-token sigmoid gate
+        self.shared_gate = nn.Linear(d_model, 1, bias=False) if cfg.shared_gate else None
+        self.output_scale = cfg.output_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -109,5 +148,10 @@ class MoE(nn.Module):
         w_NK, idx_NK = self.router(x_ND)
         y_ND = self.experts(x_ND, idx_NK, w_NK)
         if self.shared is not None:
-            y_ND = y_ND + self.shared(x_ND)
+            shared = self.shared(x_ND)
+            if self.shared_gate is not None:
+                shared = torch.sigmoid(self.shared_gate(x_ND)) * shared
+            y_ND = y_ND + shared
+        if self.output_scale != 1.0:
+            y_ND = y_ND * self.output_scale
         return y_ND.view(shape)

@@ -29,21 +29,40 @@ class LayerNorm(nn.Module):
 
 class RMSNorm(nn.Module):
     """x / rms(x) * w: LayerNorm without the centring or the bias (LLaMA onwards).
-    Normalises in float32 and scales in the input dtype, as Llama's reference does."""
+    Normalises in float32 and scales in the input dtype, as Llama's reference does.
+
+    unit_offset: scale by (1 + w) with w starting at 0, computed in float32 before the cast
+    back, as Gemma's and Qwen3-Next's references do (the "zero-centred" weight decays to
+    the identity rather than to zero)."""
 
     def __init__(self, dim: int, cfg: NormConfig):
         super().__init__()
         self.eps = cfg.eps
+        self.unit_offset = cfg.unit_offset
         self.weight = nn.Parameter(torch.empty(dim))
 
     def reset_parameters(self) -> None:
-        nn.init.ones_(self.weight)
+        (nn.init.zeros_ if self.unit_offset else nn.init.ones_)(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).to(x.dtype)
+        normed = F.rms_norm(x.float(), self.weight.shape, eps=self.eps)
+        if self.unit_offset:
+            return (normed * (1.0 + self.weight.float())).to(x.dtype)
+        return self.weight * normed.to(x.dtype)
 
 
-NORMS: dict[str, type[nn.Module]] = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
+class L2Norm(nn.Module):
+    """x / rms(x) with no learned scale (Llama 4's QK-norm)."""
+
+    def __init__(self, dim: int, cfg: NormConfig):
+        super().__init__()
+        self.eps = cfg.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
+
+
+NORMS: dict[str, type[nn.Module]] = {"layernorm": LayerNorm, "rmsnorm": RMSNorm, "l2norm": L2Norm}
 
 
 def make_norm(cfg: NormConfig, dim: int) -> nn.Module:

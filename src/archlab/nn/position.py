@@ -24,7 +24,9 @@ def _llama3(inv_freq: torch.Tensor, s: RopeScaling) -> torch.Tensor:
     high_wavelen = s.original_max_seq_len / s.high_freq_factor
     wavelen = 2 * math.pi / inv_freq
     scaled = torch.where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq)
-    smooth = (s.original_max_seq_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
+    # equal factors leave no band to blend (Llama 4 Scout Instruct); avoid dividing by zero
+    band = max(s.high_freq_factor - s.low_freq_factor, 1e-12)
+    smooth = (s.original_max_seq_len / wavelen - s.low_freq_factor) / band
     blended = (1 - smooth) * scaled / s.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, blended, scaled)

@@ -12,7 +12,7 @@ Hugging Face hub; the V2 (arXiv:2405.04434) and V3 (arXiv:2412.19437) technical 
 """
 
 from ..config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RopeScaling, RouterConfig
-from . import preset
+from . import Published, preset
 
 
 def deepseek_config(
@@ -55,7 +55,9 @@ def deepseek_config(
     )
 
 
-@preset("deepseek-v2")
+@preset("deepseek-v2", Published(
+    "236B", "DeepSeek-V2 (arXiv:2405.04434) abstract: 236B total, 21B activated", active="21B",
+    active_convention="no_embedding"))
 def deepseek_v2() -> ModelConfig:
     return deepseek_config(
         "deepseek-v2", "deepseek-ai/DeepSeek-V2", vocab_size=102400, d_model=5120, n_layers=60,
@@ -67,7 +69,11 @@ def deepseek_v2() -> ModelConfig:
     )
 
 
-@preset("deepseek-v2-lite")
+@preset("deepseek-v2-lite", Published(
+    "15.7B", "DeepSeek-V2 (arXiv:2405.04434) Appendix B: 15.7B total, 2.4B activated", active="2.4B",
+    active_convention="no_embedding", active_tolerance=0.025,
+    note="without the input embedding we count 2.451B, just past 2.4B's rounding edge; DeepSeek's figure "
+    "apparently also leaves out something small (the 3.4M router weights would do it)"))
 def deepseek_v2_lite() -> ModelConfig:
     return deepseek_config(
         "deepseek-v2-lite", "deepseek-ai/DeepSeek-V2-Lite", vocab_size=102400, d_model=2048, n_layers=27,
@@ -76,7 +82,11 @@ def deepseek_v2_lite() -> ModelConfig:
     )
 
 
-@preset("deepseek-v3")
+@preset("deepseek-v3", Published(
+    "671B", "DeepSeek-V3 (arXiv:2412.19437) abstract: 671B total, 37B activated", active="37B",
+    active_convention="no_embedding",
+    note="the main model; the 14B multi-token-prediction module (685B on the hub) is not counted. DeepSeek's "
+    "activated counts (21B, 2.4B, 37B) all agree with leaving the input embedding out"))
 def deepseek_v3() -> ModelConfig:
     return deepseek_config(
         "deepseek-v3", "deepseek-ai/DeepSeek-V3", vocab_size=129280, d_model=7168, n_layers=61,

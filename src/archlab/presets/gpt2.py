@@ -7,7 +7,7 @@ layer_norm_epsilon=1e-5, activation_function="gelu_new", the tanh approximation)
 """
 
 from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from . import preset
+from . import Published, preset
 
 
 def gpt2_config(name: str, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
@@ -28,21 +28,25 @@ def gpt2_config(name: str, d_model: int, n_layers: int, n_heads: int) -> ModelCo
     )
 
 
-@preset("gpt2")
+# OpenAI's GPT-2 paper gave 117M/345M/762M/1542M; the released checkpoints hold 124M/355M/774M/1558M
+# (the paper's counts were later corrected; see the hub model cards, which list the latter).
+@preset("gpt2", Published("124M", "huggingface.co/openai-community/gpt2 (model card: 124M parameters)"))
 def gpt2() -> ModelConfig:
     return gpt2_config("gpt2", 768, 12, 12)
 
 
-@preset("gpt2-medium")
+@preset("gpt2-medium", Published("355M", "huggingface.co/openai-community/gpt2-medium (model card: 355M parameters)"))
 def gpt2_medium() -> ModelConfig:
     return gpt2_config("gpt2-medium", 1024, 24, 16)
 
 
-@preset("gpt2-large")
+@preset("gpt2-large", Published("774M", "huggingface.co/openai-community/gpt2-large (model card: 774M parameters)"))
 def gpt2_large() -> ModelConfig:
     return gpt2_config("gpt2-large", 1280, 36, 20)
 
 
-@preset("gpt2-xl")
+@preset("gpt2-xl", Published(
+    "1542M", "Radford et al. 2019, Language Models are Unsupervised Multitask Learners, Table 2: 1542M",
+    note="the model card rounds it to 1.5B"))
 def gpt2_xl() -> ModelConfig:
     return gpt2_config("gpt2-xl", 1600, 48, 25)

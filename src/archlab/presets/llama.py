@@ -7,7 +7,7 @@ Llama-3.1-405B on the Hugging Face hub.
 """
 
 from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
-from . import preset
+from . import Published, preset
 
 
 def llama_config(
@@ -39,7 +39,9 @@ def llama_config(
     )
 
 
-@preset("llama-2-7b")
+@preset("llama-2-7b", Published(
+    "6.7B", "Touvron et al. 2023, LLaMA (arXiv:2302.13971) Table 2: 6.7B",
+    note="Llama 2 7B keeps LLaMA-7B's shape; the Llama 2 paper rounds it to 7B"))
 def llama_2_7b() -> ModelConfig:
     return llama_config(
         "llama-2-7b", "meta-llama/Llama-2-7b-hf", vocab_size=32000, d_model=4096, n_layers=32,
@@ -47,7 +49,7 @@ def llama_2_7b() -> ModelConfig:
     )
 
 
-@preset("llama-3-8b")
+@preset("llama-3-8b", Published("8B", "Meta, Llama 3 model card (github.com/meta-llama/llama3): 8B"))
 def llama_3_8b() -> ModelConfig:
     return llama_config(
         "llama-3-8b", "meta-llama/Meta-Llama-3-8B", vocab_size=128256, d_model=4096, n_layers=32,
@@ -55,7 +57,7 @@ def llama_3_8b() -> ModelConfig:
     )
 
 
-@preset("llama-3-70b")
+@preset("llama-3-70b", Published("70.6B", "Meta, Llama 3.1 model card (github.com/meta-llama/llama-models): 70.6B"))
 def llama_3_70b() -> ModelConfig:
     return llama_config(
         "llama-3-70b", "meta-llama/Meta-Llama-3-70B", vocab_size=128256, d_model=8192, n_layers=80,
@@ -63,7 +65,7 @@ def llama_3_70b() -> ModelConfig:
     )
 
 
-@preset("llama-3.1-405b")
+@preset("llama-3.1-405b", Published("405B", "Meta, The Llama 3 Herd of Models (arXiv:2407.21783) Table 3: 405B"))
 def llama_3_1_405b() -> ModelConfig:
     return llama_config(
         "llama-3.1-405b", "meta-llama/Llama-3.1-405B", vocab_size=128256, d_model=16384, n_layers=126,

@@ -9,21 +9,32 @@ each kind of layer), the number of experts, the vocabulary and the context.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
-from ..config import AttentionConfig, MLAConfig, ModelConfig, MoEConfig
+from ..config import AttentionConfig, AttnTemperature, LengthTemperature, MLAConfig, ModelConfig, MoEConfig, RopeConfig
 
 
 def _layers_to_keep(cfg: ModelConfig) -> int:
-    """The shortest prefix of layers that contains every (mixer, ffn) kind, at least 2."""
-    kinds = set(zip(cfg.layer_types, cfg.ffn_types))
+    """The shortest prefix of layers that contains every (mixer, ffn, rope) kind, at least 2."""
+    plan = list(zip(cfg.layer_types, cfg.ffn_types, cfg.rope_layers))
+    kinds = set(plan)
     seen: set = set()
-    for i, k in enumerate(zip(cfg.layer_types, cfg.ffn_types)):
+    for i, k in enumerate(plan):
         seen.add(k)
         if seen == kinds:
             return min(cfg.n_layers, max(2, i + 1))
     return cfg.n_layers
+
+
+def _tiny_temperature(t: AttnTemperature | LengthTemperature | None, short: int):
+    # lengths where the temperature starts to act, brought within a test sequence
+    if isinstance(t, AttnTemperature):
+        return replace(t, floor_scale=float(short))
+    if isinstance(t, LengthTemperature):
+        return replace(t, length=short)
+    return t
 
 
 def _tiny_moe(moe: MoEConfig, d_model: int, scale: float) -> MoEConfig:
@@ -75,21 +86,33 @@ def tiny(
         kv = a.n_kv_heads
         # keep the attention's shape: MHA stays MHA, MQA stays MQA, GQA stays grouped
         kv_tiny = n_heads if kv == a.n_heads else 1 if kv == 1 else max(2, n_heads // 2)
+        short = max(8, max_seq_len // 8)  # windows and chunks shorter than a test sequence
         attention = replace(
             a,
             n_heads=n_heads,
             n_kv_heads=kv_tiny,
             head_dim=d_model // n_heads,
-            window=None if a.window is None else min(a.window, max(8, max_seq_len // 8)),
+            window=None if a.window is None else min(a.window, short),
+            chunk=None if a.chunk is None else min(a.chunk, short),
+            temperature=_tiny_temperature(a.temperature, short),
         )
     ffn = replace(config.ffn, hidden=max(8, int(config.ffn.hidden * scale) // 8 * 8))
     moe = None if config.moe is None else _tiny_moe(config.moe, d_model, scale)
-    rope = config.rope
-    if rope is not None and rope.scaling is not None:
+    def shrink(rope: RopeConfig | None) -> RopeConfig | None:
+        if rope is None or rope.scaling is None:
+            return rope
         # Shrink the pre-training context with the model so the scaling still acts within max_seq_len.
-        rope = replace(rope, scaling=replace(rope.scaling, original_max_seq_len=max(16, max_seq_len // 4)))
+        return replace(rope, scaling=replace(rope.scaling, original_max_seq_len=max(16, max_seq_len // 4)))
+
+    lin = config.linear_attention
+    if lin is not None:
+        lin = replace(lin, n_k_heads=2, n_v_heads=2 * (lin.n_v_heads // lin.n_k_heads), k_head_dim=16, v_head_dim=16)
+    embed_scale = config.embed_scale
+    if embed_scale is not None and math.isclose(embed_scale, math.sqrt(config.d_model), rel_tol=1e-6):
+        embed_scale = math.sqrt(d_model)  # Gemma and Grok scale embeddings by sqrt(d_model)
     fields = dict(
         name=f"{config.name}-tiny" if config.name else "tiny",
+        embed_scale=embed_scale,
         vocab_size=vocab_size,
         d_model=d_model,
         n_layers=keep,
@@ -97,9 +120,12 @@ def tiny(
         attention=attention,
         ffn=ffn,
         moe=moe,
-        rope=rope,
+        rope=shrink(config.rope),
+        rope_local=shrink(config.rope_local),
+        linear_attention=lin,
         layer_types=config.layer_types[:keep],
         ffn_types=config.ffn_types[:keep],
+        rope_layers=config.rope_layers[:keep],
     )
     fields.update(overrides)
     return replace(config, **fields)

@@ -1,0 +1,37 @@
+"""HF transformers format <-> archlab, per model_type.
+
+Each family is an `HFFamily` (in a module of its own): how to read its config.json into a
+ModelConfig, and a list of `Rule`s pairing our tensor names with the checkpoint's (with the
+layout changes in between: GPT-2's transposed Conv1D weights and fused qkv, DeepSeek's
+adjacent-pair RoPE rows, per-expert tensors stacked into one). Loading checks the whole
+checkpoint against what the config says the model holds and reports every missing,
+unexpected or wrongly shaped tensor at once; nothing is loaded partially.
+
+Saving runs the same rules backwards. The model_type is chosen from the config's parts, and a
+config no family expresses exactly is refused with what each family lacks: a checkpoint that
+HF would load as a different model is worse than none. The written config.json must read back
+as the model's own config, and the directory appears complete or not at all.
+"""
+
+from .core import (
+    DEFAULT_MAX_SHARD_BYTES,
+    FAMILIES,
+    HFFamily,
+    Rule,
+    choose_family,
+    convert_state,
+    hf_config_json,
+    load_hf,
+    read_config,
+    register,
+    rename,
+    save_hf,
+)
+
+# Importing a family module registers it; the save order is this order.
+from . import gpt2, llama, deepseek  # noqa: E402,F401
+
+__all__ = [
+    "DEFAULT_MAX_SHARD_BYTES", "FAMILIES", "HFFamily", "Rule", "choose_family", "convert_state",
+    "hf_config_json", "load_hf", "read_config", "register", "rename", "save_hf",
+]

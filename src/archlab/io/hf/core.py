@@ -1,0 +1,464 @@
+"""The machinery shared by every HF family: rules pairing our tensor names with a
+checkpoint's, config.json reading helpers, loading with whole-checkpoint checks, and saving.
+Each family lives in a module of its own (gpt2.py, llama.py, ...) and registers an HFFamily."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Collection
+
+import torch
+
+from ...config import (
+    AttentionConfig,
+    ConfigError,
+    MLAConfig,
+    ModelConfig,
+    RopeConfig,
+    RopeScaling,
+)
+from ..atomic import atomic_directory, fsync_path
+from ..safetensors_dir import CheckpointError, TensorSource, write_safetensors
+
+Tensors = list[torch.Tensor]
+
+
+def same(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    return ts
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Our tensors `ours` are made from the checkpoint's tensors `theirs` by `load`, and
+    back by `save`. Templates may hold {i} (layer); `theirs` may hold {e} (expert), in which
+    case the per-expert tensors arrive stacked along a new first dimension."""
+
+    ours: tuple[str, ...]
+    theirs: tuple[str, ...]
+    load: Callable[[Tensors, ModelConfig], Tensors] = same
+    save: Callable[[Tensors, ModelConfig], Tensors] = same
+
+
+def rename(ours: str, theirs: str, load=same, save=same) -> Rule:
+    return Rule((ours,), (theirs,), load, save)
+
+
+def _template_regex(t: str) -> re.Pattern:
+    return re.compile(re.escape(t).replace(r"\{i\}", r"(?P<i>\d+)") + "$")
+
+
+def _instances(rule: Rule, keys: Collection[str]) -> list[tuple[int | None, list[str]]]:
+    """Where `rule` applies to a set of our tensor names: each layer (None for a rule without
+    {i}) at which every one of rule.ours is present, with the names filled in. Shared by
+    loading (keys: what the model expects) and saving (keys: what the model holds)."""
+    if "{i}" not in rule.ours[0]:
+        return [(None, list(rule.ours))] if all(k in keys for k in rule.ours) else []
+    pattern = _template_regex(rule.ours[0])
+    layers = sorted({int(m["i"]) for k in keys if (m := pattern.match(k))})
+    found = []
+    for i in layers:
+        names = [t.format(i=i) for t in rule.ours]
+        if all(k in keys for k in names):
+            found.append((i, names))
+    return found
+
+
+def _their_names(template: str, i: int | None, n_experts: int) -> list[str]:
+    """A checkpoint template at layer i; one name per expert where it holds {e}."""
+    if "{e}" in template:
+        return [template.format(i=i, e=e) for e in range(n_experts)]
+    return [template.format(i=i)]
+
+
+def _state_as_is(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    return state
+
+
+@dataclass
+class HFFamily:
+    model_types: tuple[str, ...]
+    read_config: Callable[[dict[str, Any]], ModelConfig]
+    rules: Callable[[ModelConfig, dict], list[Rule]]  # (config, config.json) -> rules
+    # checkpoint tensors that carry nothing the model needs (recomputed buffers and the like)
+    ignore: tuple[str, ...] = ()
+    # ---- saving: written as model_types[0]; a family without write_config is only read ----
+    architecture: str = ""  # config.json "architectures"
+    mixer: str = "attention"  # the attention kind (AttentionConfig / MLAConfig) it holds
+    # what in a config this family cannot express; empty: it writes the config exactly
+    problems: Callable[[ModelConfig], list[str]] = lambda cfg: []
+    write_config: Callable[[ModelConfig], dict[str, Any]] | None = None
+    # our state dict -> what the rules save (tensors the family has and ours lacks, made explicit)
+    prepare_state: Callable[[dict[str, torch.Tensor], ModelConfig], dict[str, torch.Tensor]] = _state_as_is
+    # patterns of checkpoint tensors to ignore that depend on the config (DeepSeek-V3's MTP layers)
+    extra_ignore: Callable[[dict, ModelConfig], list[str]] = lambda hf, cfg: []
+
+
+# ---- reading config.json ----------------------------------------------------------------
+
+_MISSING = object()
+
+
+def get_field(hf: dict, key: str, default: Any = _MISSING) -> Any:
+    if key in hf and hf[key] is not None:
+        return hf[key]
+    if default is _MISSING:
+        raise CheckpointError(f"config.json: field {key!r} is missing (needed for model_type {hf.get('model_type')!r})")
+    return default
+
+
+ACTIVATIONS_IN = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+    "relu": "relu",
+}
+
+
+def activation(hf: dict, key: str) -> str:
+    name = get_field(hf, key)
+    if name not in ACTIVATIONS_IN:
+        raise CheckpointError(f"config.json: {key}={name!r} is not supported (supported: {sorted(ACTIVATIONS_IN)})")
+    return ACTIVATIONS_IN[name]
+
+
+def read_rope(hf: dict) -> RopeConfig:
+    """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters."""
+    legacy = hf.get("rope_scaling") or {}
+    params = {**legacy, **(hf.get("rope_parameters") or {})}
+    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    partial = float(params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)))
+    kind = params.get("rope_type") or params.get("type") or "default"
+    max_pos = get_field(hf, "max_position_embeddings")
+    original = params.get("original_max_position_embeddings") or hf.get("original_max_position_embeddings") or max_pos
+    if kind == "default":
+        scaling = None
+    elif kind == "linear":
+        scaling = RopeScaling("linear", factor=float(params["factor"]), original_max_seq_len=int(original))
+    elif kind == "llama3":
+        scaling = RopeScaling(
+            "llama3",
+            factor=float(params["factor"]),
+            original_max_seq_len=int(original),
+            low_freq_factor=float(params.get("low_freq_factor", 1.0)),
+            high_freq_factor=float(params.get("high_freq_factor", 4.0)),
+        )
+    elif kind == "yarn":
+        factor = params.get("factor") or max_pos / original
+        scaling = RopeScaling(
+            "yarn",
+            factor=float(factor),
+            original_max_seq_len=int(original),
+            beta_fast=float(params.get("beta_fast") or 32.0),
+            beta_slow=float(params.get("beta_slow") or 1.0),
+            mscale=params.get("mscale"),
+            mscale_all_dim=params.get("mscale_all_dim"),
+            attention_factor=params.get("attention_factor"),
+            truncate=bool(params.get("truncate", True)),
+        )
+    else:
+        raise CheckpointError(f"config.json: rope type {kind!r} is not supported (supported: default, linear, llama3, yarn)")
+    return RopeConfig(theta=theta, partial=partial, scaling=scaling)
+
+
+# ---- writing config.json: the inverse of the readers --------------------------------------
+
+# our activation -> the HF name that computes exactly it (gelu_pytorch_tanh is F.gelu(approximate="tanh"))
+HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu"}
+
+
+def rope_json(cfg: ModelConfig) -> dict[str, Any]:
+    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling.
+    v5 lets rope_scaling replace rope_parameters, so the two must say the same thing."""
+    rope, s = cfg.rope, cfg.rope.scaling
+    params: dict[str, Any] = {"rope_type": "default" if s is None else s.kind, "rope_theta": rope.theta}
+    if s is not None:
+        params["factor"] = s.factor
+        if s.kind == "llama3":
+            params.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor)
+        if s.kind == "yarn":
+            params.update(beta_fast=s.beta_fast, beta_slow=s.beta_slow)
+            for key in ("mscale", "mscale_all_dim", "attention_factor"):
+                if getattr(s, key) is not None:
+                    params[key] = getattr(s, key)
+            if not s.truncate:
+                params["truncate"] = False
+        # llama3 and yarn need it; linear ignores it, but a value other than the reader's
+        # default (max_seq_len) is written so that the config reads back equal
+        if s.kind != "linear" or s.original_max_seq_len != cfg.max_seq_len:
+            params["original_max_position_embeddings"] = s.original_max_seq_len
+    legacy = None
+    if s is not None:
+        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in ("rope_type", "rope_theta")}}
+    return {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
+
+
+def common_problems(cfg: ModelConfig) -> list[str]:
+    p = []
+    if cfg.block != "pre":
+        p.append(f"block={cfg.block!r} (its blocks normalise each sublayer's input: block='pre')")
+    if "sliding" in cfg.layer_types:
+        p.append("layer_types has 'sliding' layers (it has no sliding-window attention)")
+    return p
+
+
+
+FAMILIES: dict[str, HFFamily] = {}
+# The order families are tried in when saving: the first that expresses a config exactly wins.
+SAVE_ORDER: list[HFFamily] = []
+
+
+def register(f: HFFamily) -> HFFamily:
+    for t in f.model_types:
+        if t in FAMILIES:
+            raise RuntimeError(f"HF model_type {t!r} registered twice")
+        FAMILIES[t] = f
+    if f.write_config is not None:
+        SAVE_ORDER.append(f)
+    return f
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
+    path = Path(directory) / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
+    try:
+        hf = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    model_type = hf.get("model_type")
+    if model_type not in FAMILIES:
+        raise CheckpointError(
+            f"{path}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(FAMILIES))}"
+        )
+    family = FAMILIES[model_type]
+    try:
+        cfg = family.read_config(hf)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return hf, family, cfg.replace(name=Path(directory).resolve().name, source=str(path))
+
+
+def convert_state(
+    src: TensorSource,
+    family: HFFamily,
+    cfg: ModelConfig,
+    hf: dict,
+    expected: dict[str, torch.Size],
+    dtype: torch.dtype,
+    extra_ignore: tuple[str, ...] = (),
+) -> dict[str, torch.Tensor]:
+    """Checkpoint tensors -> our state dict, checked against `expected` (name -> shape)."""
+    out: dict[str, torch.Tensor] = {}
+    missing: list[str] = []
+    n_experts = cfg.moe.n_experts if cfg.moe is not None else 0
+    for rule in family.rules(cfg, hf):
+        for i, ours in _instances(rule, expected):
+            tensors, absent = [], []
+            for t in rule.theirs:
+                names = _their_names(t, i, n_experts)
+                gone = [n for n in names if n not in src]
+                if gone:
+                    absent += gone
+                    continue
+                parts = [src.get(n) for n in names]
+                tensors.append(torch.stack(parts) if "{e}" in t else parts[0])
+            if absent:
+                missing += [f"{n} (for {', '.join(ours)})" for n in absent]
+                continue
+            for k, v in zip(ours, rule.load(tensors, cfg)):
+                out[k] = v
+    not_covered = sorted(set(expected) - set(out))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_listing(missing)}")
+    if not_covered and not missing:
+        problems.append(f"no checkpoint tensor maps to: {_listing(not_covered)}")
+    ignore = [re.compile(p) for p in family.ignore + extra_ignore]
+    unexpected = [k for k in src.unused() if not any(p.match(k) for p in ignore)]
+    if unexpected:
+        problems.append(f"unexpected tensors (not part of the model config.json describes): {_listing(unexpected)}")
+    shapes = [
+        f"{k}: expected {tuple(expected[k])}, got {tuple(v.shape)}"
+        for k, v in out.items()
+        if v.shape != expected[k]
+    ]
+    if shapes:
+        problems.append(f"wrongly shaped tensors (ours): {_listing(shapes)}")
+    if problems:
+        raise CheckpointError(f"{src.directory}: checkpoint does not match its config:\n  " + "\n  ".join(problems))
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in out.items()}
+
+
+def _listing(items: list[str], limit: int = 12) -> str:
+    shown = "; ".join(items[:limit])
+    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
+    from ...api import build  # the model knows nothing of files; io calls into it, not back
+
+    hf, family, cfg = read_config(directory)
+    src = TensorSource(directory)
+    model = build(cfg, dtype=dtype, device="meta")
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    extra = []
+    if cfg.tie_embeddings:
+        extra.append(r"^lm_head\.weight$")  # a tied head stored anyway is the embedding
+    extra += family.extra_ignore(hf, cfg)
+    state = convert_state(src, family, cfg, hf, expected, dtype, tuple(extra))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device) if device is not None else model
+
+
+# ---- saving ---------------------------------------------------------------------------------
+
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+DEFAULT_MAX_SHARD_BYTES = 2 * 10**9
+
+
+def choose_family(cfg: ModelConfig) -> HFFamily:
+    """The HF model_type that expresses `cfg` exactly, decided from its parts (the free-text
+    `family` field is not trusted). Raises ConfigError listing, for each HF family with
+    the same kind of attention, what it cannot express."""
+    candidates = [f for f in SAVE_ORDER if f.mixer == cfg.attention.kind]
+    if not candidates:
+        raise ConfigError(
+            f"cannot save {cfg.name!r} in HF format: attention kind {cfg.attention.kind!r} has no HF equivalent "
+            f"(supported: {sorted({f.mixer for f in SAVE_ORDER})})"
+        )
+    found = [(f, f.problems(cfg)) for f in candidates]
+    for family, problems in found:
+        if not problems:
+            return family
+    found.sort(key=lambda fp: len(fp[1]))
+    closest = len(found[0][1])
+    lines = "\n  ".join(
+        f"{f.model_types[0]}: " + ("; ".join(p) if len(p) <= closest + 1 else f"differs in {len(p)} parts")
+        for f, p in found
+    )
+    raise ConfigError(
+        f"cannot save {cfg.name!r} in HF format: no HF model_type expresses this config exactly, and writing "
+        f"one that HF would load as a different model is refused. What each lacks:\n  {lines}"
+    )
+
+
+def _comparable(cfg: ModelConfig) -> ModelConfig:
+    """`cfg` with what does not change the computed function made uniform: labels, knobs of
+    parts the model does not use, and a missing selection bias (written as zeros)."""
+    cfg = cfg.replace(name="", source="", family="")
+    a = cfg.attention
+    if isinstance(a, MLAConfig) and cfg.rope is not None and cfg.rope.partial != 1.0:
+        cfg = cfg.replace(rope=replace(cfg.rope, partial=1.0))  # MLA rotates exactly qk_rope_head_dim
+    if isinstance(a, AttentionConfig) and a.window is not None and "sliding" not in cfg.layer_types:
+        cfg = cfg.replace(attention=replace(a, window=None))
+    if cfg.moe is not None:
+        r = cfg.moe.router
+        if r.n_groups == 1:
+            r = replace(r, group_score="max")
+        if r.score == "sigmoid":
+            r = replace(r, score_bias=True)
+        cfg = cfg.replace(moe=replace(cfg.moe, router=r))
+    return cfg
+
+
+def _check_reads_back(cfg: ModelConfig, family: HFFamily, hf: dict) -> None:
+    """The config.json we are about to write must read back as the model we have: the last
+    guard against writing a checkpoint HF (and we) would load as something else."""
+    try:
+        got = family.read_config(hf)
+    except (ConfigError, CheckpointError) as e:
+        raise ConfigError(f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would not read back ({e})") from None
+    want, got = _comparable(cfg), _comparable(got)
+    if got != want:
+        diffs = [
+            f"{f.name}: {getattr(want, f.name)!r} would read back as {getattr(got, f.name)!r}"
+            for f in fields(ModelConfig)
+            if getattr(want, f.name) != getattr(got, f.name)
+        ]
+        raise ConfigError(
+            f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would describe a different model:\n  "
+            + "\n  ".join(diffs)
+        )
+
+
+def hf_config_json(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> tuple[HFFamily, dict[str, Any]]:
+    """The HF family for `cfg` and the config.json that describes it."""
+    family = choose_family(cfg)
+    if dtype not in _DTYPE_NAMES:
+        raise ConfigError(f"cannot save {cfg.name!r} in HF format: dtype {dtype} (expected one of {sorted(_DTYPE_NAMES.values())})")
+    hf = {
+        "architectures": [family.architecture],
+        "model_type": family.model_types[0],
+        "dtype": _DTYPE_NAMES[dtype],
+        "torch_dtype": _DTYPE_NAMES[dtype],  # the name before transformers v5
+        **family.write_config(cfg),
+        "tie_word_embeddings": cfg.tie_embeddings,
+        # a ModelConfig knows no special tokens; unset beats HF's defaults, which may lie outside the vocabulary
+        "bos_token_id": None,
+        "eos_token_id": None,
+    }
+    _check_reads_back(cfg, family, hf)
+    return family, hf
+
+
+def _hf_tensors(state: dict[str, torch.Tensor], family: HFFamily, cfg: ModelConfig, hf: dict):
+    """Our state dict -> (checkpoint name, tensor) in our module order, through the rules'
+    `save` transforms. Every tensor of ours must be claimed by a rule, or nothing is written."""
+    state = family.prepare_state(state, cfg)
+    plan = [(rule, i, ours) for rule in family.rules(cfg, hf) for i, ours in _instances(rule, state)]
+    claimed = {k for _, _, ours in plan for k in ours}
+    unclaimed = [k for k in state if k not in claimed]
+    if unclaimed:
+        raise ConfigError(
+            f"cannot save {cfg.name!r} as {family.model_types[0]}: these tensors have no place in its checkpoint: {_listing(unclaimed)}"
+        )
+    order = {k: n for n, k in enumerate(state)}
+    plan.sort(key=lambda p: order[p[2][0]])
+
+    def tensors():
+        for rule, i, ours in plan:
+            out = rule.save([state[k] for k in ours], cfg)
+            if len(out) != len(rule.theirs):
+                raise RuntimeError(f"save rule for {ours} made {len(out)} tensors for {len(rule.theirs)} names")
+            for template, t in zip(rule.theirs, out):
+                parts = t.unbind(0) if "{e}" in template else (t,)
+                yield from zip(_their_names(template, i, len(parts)), parts)
+
+    return tensors()
+
+
+def save_hf(
+    model,
+    directory: str | Path,
+    *,
+    overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
+    """Write `model` as an HF transformers checkpoint (config.json + safetensors) of the
+    model_type that expresses its config exactly; HF's from_pretrained loads it as the same
+    function. Everything is written into a temporary directory beside `directory` and renamed
+    into place, so `directory` is either complete or as it was before."""
+    cfg = getattr(model, "config", None)
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"expected an archlab Transformer (with a ModelConfig), got {type(model).__name__}")
+    if not isinstance(max_shard_bytes, int) or max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_bytes: expected a positive number of bytes, got {max_shard_bytes!r}")
+    state = model.state_dict()
+    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
+    family, hf = hf_config_json(cfg, dtype)
+    tensors = _hf_tensors(state, family, cfg, hf)  # checks every tensor has a place; writes nothing yet
+    with atomic_directory(directory, overwrite=overwrite) as tmp:
+        files = write_safetensors(tmp, tensors, max_shard_bytes)
+        config_path = tmp / "config.json"
+        config_path.write_text(json.dumps(hf, indent=2) + "\n")
+        for f in (*files, config_path):
+            fsync_path(f)
+    return Path(directory).absolute()

@@ -1,0 +1,117 @@
+"""HF `llama`, and the Llama-style names (model.layers.{i}.self_attn / mlp) later families share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from .core import (
+    HF_ACTIVATION, CheckpointError, HFFamily, Rule, activation, common_problems, get_field, read_rope,
+    register, rename, rope_json,
+)
+
+
+def _llama_config(hf: dict) -> ModelConfig:
+    if int(hf.get("pretraining_tp", 1) or 1) != 1:
+        raise CheckpointError("config.json: pretraining_tp > 1 is not supported")
+    d = get_field(hf, "hidden_size")
+    bias = bool(hf.get("attention_bias", False))
+    return ModelConfig(
+        name=str(hf.get("model_type")),
+        family="llama",
+        vocab_size=get_field(hf, "vocab_size"),
+        d_model=d,
+        n_layers=get_field(hf, "num_hidden_layers"),
+        max_seq_len=get_field(hf, "max_position_embeddings"),
+        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps", 1e-6)),
+        rope=read_rope(hf),
+        attention=AttentionConfig(
+            n_heads=get_field(hf, "num_attention_heads"),
+            n_kv_heads=get_field(hf, "num_key_value_heads", None),
+            head_dim=get_field(hf, "head_dim", None),
+            qkv_bias=bias,
+            out_bias=bias,
+        ),
+        ffn=FFNConfig(
+            hidden=get_field(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act"),
+            bias=bool(hf.get("mlp_bias", False)),
+        ),
+        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+    )
+
+
+def _llama_problems(cfg: ModelConfig) -> list[str]:
+    p = common_problems(cfg)
+    a, f = cfg.attention, cfg.ffn
+    if cfg.position != "rope":
+        p.append(f"position={cfg.position!r} (LLaMA has rotary positions)")
+    else:
+        if cfg.rope.partial != 1.0:
+            p.append(f"rope.partial={cfg.rope.partial} (LLaMA rotates the whole head)")
+    if cfg.norm.kind != "rmsnorm":
+        p.append(f"norm.kind={cfg.norm.kind!r} (LLaMA uses RMSNorm)")
+    if cfg.d_model % a.n_heads:
+        p.append(f"d_model={cfg.d_model} with n_heads={a.n_heads} (HF's LlamaConfig requires hidden_size divisible by the heads)")
+    if a.qkv_bias != a.out_bias:
+        p.append(f"attention qkv_bias={a.qkv_bias} out_bias={a.out_bias} (LLaMA's attention_bias covers q, k, v and o together)")
+    if a.scale is not None:
+        p.append(f"attention.scale={a.scale} (LLaMA scales by 1/sqrt(head_dim))")
+    if f.kind != "glu":
+        p.append(f"ffn.kind={f.kind!r} (LLaMA's FFN is gated: 'glu')")
+    if cfg.moe is not None:
+        p.append("moe (LLaMA has no mixture of experts)")
+    return p
+
+
+def _llama_json(cfg: ModelConfig) -> dict[str, Any]:
+    a = cfg.attention
+    return {
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.d_model,
+        "intermediate_size": cfg.ffn.hidden,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": a.n_heads,
+        "num_key_value_heads": a.n_kv_heads,
+        "head_dim": a.head_dim,
+        "hidden_act": HF_ACTIVATION[cfg.ffn.activation],
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm.eps,
+        **rope_json(cfg),
+        "attention_bias": a.qkv_bias,
+        "mlp_bias": cfg.ffn.bias,
+        "attention_dropout": 0.0,
+        "pretraining_tp": 1,
+    }
+
+
+def decoder_rules(attn_names: list[tuple[str, str]]) -> list[Rule]:
+    """Names shared by the Llama-style decoders (model.layers.{i}.self_attn / mlp)."""
+    p = "model.layers.{i}."
+    rules = [
+        rename("tok_emb.weight", "model.embed_tokens.weight"),
+        rename("norm.weight", "model.norm.weight"),
+        rename("head.weight", "lm_head.weight"),
+        rename("layers.{i}.attn_norm.weight", p + "input_layernorm.weight"),
+        rename("layers.{i}.ffn_norm.weight", p + "post_attention_layernorm.weight"),
+    ]
+    for ours, theirs in attn_names:
+        rules.append(rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}"))
+    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
+        for w in ("weight", "bias"):
+            rules.append(rename(f"layers.{{i}}.ffn.{ours}.{w}", f"{p}mlp.{theirs}.{w}"))
+    return rules
+
+
+LLAMA_ATTN = [(f"{o}.{w}", f"{t}.{w}") for o, t in (("wq", "q_proj"), ("wk", "k_proj"), ("wv", "v_proj"), ("wo", "o_proj")) for w in ("weight", "bias")]
+
+
+def _llama_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
+    return decoder_rules(LLAMA_ATTN)
+
+
+
+register(HFFamily(
+    ("llama",), _llama_config, _llama_rules, ignore=(r".*rotary_emb\.inv_freq$",),
+    architecture="LlamaForCausalLM", problems=_llama_problems, write_config=_llama_json,
+))
