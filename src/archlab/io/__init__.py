@@ -1,5 +1,5 @@
 """Weights in and out: each file format's names and layouts translated to ours at the edge."""
 
-from .safetensors_dir import CheckpointError
+from ..errors import CheckpointError  # importing io must not import torch (reports write through io.atomic)
 
 __all__ = ["CheckpointError"]

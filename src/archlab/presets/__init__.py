@@ -80,10 +80,15 @@ class Published:
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
 _PUBLISHED: dict[str, Published] = {}
+_UNVERIFIED: set[str] = set()
 
 
-def preset(name: str, published: Published | None = None) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
-    """Register a factory under an exact name, with the size its authors published."""
+def preset(
+    name: str, published: Published | None = None, verified: bool = True
+) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
+    """Register a factory under an exact name, with the size its authors published.
+    verified=False marks an architecture with no reference implementation to prove it against
+    (its semantics were read from code we could not run beside ours)."""
 
     def register(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
         if name in _REGISTRY:
@@ -91,9 +96,17 @@ def preset(name: str, published: Published | None = None) -> Callable[[Callable[
         _REGISTRY[name] = fn
         if published is not None:
             _PUBLISHED[name] = published
+        if not verified:
+            _UNVERIFIED.add(name)
         return fn
 
     return register
+
+
+def verified(name: str) -> bool:
+    """False for a preset whose family has no reference implementation to test against."""
+    get(name)
+    return name not in _UNVERIFIED
 
 
 def published(name: str) -> Published | None:

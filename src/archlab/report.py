@@ -1,0 +1,453 @@
+"""An HTML report of architectures side by side, in one self-contained file.
+
+Everything is inline: CSS in a <style>, the plots as <svg> drawn by matplotlib, and the
+numbers behind them as JSON in a <script type="application/json"> (data, not code), so the
+file can be mailed, archived or opened offline and still shows everything. No JavaScript.
+
+What it holds: the comparison table (the rows of `archlab compare`), KV-cache bytes against
+context (log-log, where each sliding window or chunk fills marked), total against active
+parameters, a per-layer map of each model, the published figures with their sources, and
+the counting conventions.
+
+The plots are drawn from `report_data(...)`, the same dictionary embedded in the file,
+which in turn comes from `analyze`, so the tests can hold each curve to the analysis.
+Matplotlib is imported only when a report is drawn; building the data needs no torch.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .analysis import Analysis, analyze, dtype_bytes
+from .config import ModelConfig
+from .describe import ROWS, describe, fmt_bytes, fmt_count, fmt_tokens
+
+__all__ = ["KIND_COLORS", "build_html", "kv_curve", "report_data", "write_report"]
+
+Progress = Callable[[str], None]
+
+# Largest context the KV-cache plot reaches, and how densely it samples (points per doubling).
+MAX_TOKENS = 1 << 20
+POINTS_PER_OCTAVE = 4
+
+KIND_COLORS = {
+    "global": "#4C72B0",
+    "sliding": "#55A868",
+    "chunked": "#8172B2",
+    "linear": "#CCB974",
+    "mla": "#C44E52",
+}
+KIND_NAMES = {
+    "global": "global attention", "sliding": "sliding window", "chunked": "chunked",
+    "linear": "linear (Gated DeltaNet)", "mla": "MLA (global)",
+}
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+def _caps(cfg: ModelConfig) -> list[int]:
+    return sorted({s.window or s.chunk for s in cfg.layers if s.window or s.chunk})
+
+
+def _start_tokens(configs: Sequence[ModelConfig]) -> int:
+    """Where the x axis starts: 1K, or lower (a power of two) so that every window that caps
+    and every short model's curve is visible."""
+    lo = 1024
+    for cfg in configs:
+        lo = min([lo, cfg.max_seq_len // 8, *_caps(cfg)])
+    return 1 << max(0, math.floor(math.log2(max(lo, 1))))
+
+
+def kv_curve(analysis: Analysis, start: int, batch: int = 1, dtype: str = "bfloat16") -> dict[str, Any]:
+    """KV-cache bytes from `start` tokens to the model's max context (at most 1M), on a
+    geometric grid that also holds each window/chunk size exactly, where its layers stop
+    growing. Returns {"tokens": [...], "bytes": [...], "caps": [{"tokens", "bytes", "kind"}]}."""
+    cfg = analysis.config
+    end = min(cfg.max_seq_len, MAX_TOKENS)
+    start = min(start, end)
+    steps = round(math.log2(end / start) * POINTS_PER_OCTAVE)
+    grid = {start, end, *(round(start * 2 ** (i / POINTS_PER_OCTAVE)) for i in range(steps + 1))}
+    caps = [c for c in _caps(cfg) if start <= c <= end]
+    grid |= set(caps)
+    tokens = sorted(t for t in grid if start <= t <= end)
+    def size(t: int) -> int:
+        return analysis.kv_cache_bytes(t, batch, dtype)
+    kind = {s.window or s.chunk: ("sliding" if s.window else "chunked") for s in cfg.layers if s.window or s.chunk}
+    return {
+        "tokens": tokens,
+        "bytes": [size(t) for t in tokens],
+        "caps": [{"tokens": c, "bytes": size(c), "kind": kind[c]} for c in caps],
+    }
+
+
+def _layer_cells(cfg: ModelConfig) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "mla" if spec.mixer == "mla" else kind,
+            "moe": spec.ffn == "moe",
+            "nope": spec.mixer != "deltanet" and spec.rope is None and cfg.position == "rope",
+        }
+        for spec, kind in zip(cfg.layers, cfg.layer_types)
+    ]
+
+
+def report_data(
+    configs: Sequence[ModelConfig],
+    *,
+    context: int = 8192,
+    batch: int = 1,
+    dtype: str = "bfloat16",
+) -> dict[str, Any]:
+    """Everything the report shows, as plain data (what the file embeds as JSON)."""
+    dtype_bytes(dtype)
+    start = _start_tokens(configs)
+    models = []
+    for cfg in configs:
+        a = analyze(cfg)
+        d = describe(cfg, a, context=context, batch=batch, dtype=dtype)
+        models.append({
+            **d.to_dict(),
+            "rows": {k: d.text(k) for k, _ in ROWS},
+            "moe": any(t == "moe" for t in cfg.ffn_types),
+            "kv_curve": kv_curve(a, start, batch, dtype),
+            "layers": _layer_cells(cfg),
+        })
+    return {
+        "context": context, "batch": batch, "dtype": dtype, "kv_start_tokens": start,
+        "rows": [{"key": k, "label": label.format(ctx=fmt_tokens(context))} for k, label in ROWS],
+        "conventions": Analysis.CONVENTIONS,
+        "models": models,
+    }
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+def _style(i: int) -> dict[str, Any]:
+    """A colour and line style per model that stay distinct for 40 models."""
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"].colors
+    return {"color": colors[(i * 2) % 20 + (i // 10) % 2], "linestyle": ("-", "--", "-.", ":")[(i // 20) % 4]}
+
+
+def figure_kv(data: dict[str, Any]):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fig = Figure(figsize=(11.5, 6.5), layout="constrained")
+    ax = fig.add_subplot()
+    capped = False
+    for i, m in enumerate(data["models"]):
+        c = m["kv_curve"]
+        st = _style(i)
+        marker = "o" if len(c["tokens"]) == 1 else None
+        (line,) = ax.plot(c["tokens"], c["bytes"], label=m["name"] + ("" if m["verified"] else "*"), lw=1.6,
+                          marker=marker, **st)
+        line.set_gid(f"kv-{m['name']}")
+        for cap in c["caps"]:
+            ax.plot([cap["tokens"]], [cap["bytes"]], marker="o", ms=6, mfc="white", mec=st["color"], mew=1.5, zorder=3)
+            capped = True
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_tokens(int(x)) if x >= 1 else ""))
+    ax.yaxis.set_major_locator(LogLocator(base=2, numticks=30))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: re.sub(r"\.0+ ", " ", fmt_bytes(y))))
+    ax.set_xlabel("context (tokens per sequence)")
+    ax.set_ylabel(f"KV cache ({data['dtype']}, batch {data['batch']})")
+    ax.grid(True, which="major", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if capped:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", mew=1.5))
+        labels.append("window / chunk full:\nthose layers stop growing")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False,
+              ncol=1 if len(labels) <= 22 else 2)
+    ax.set_title("KV cache against context, up to each model's max context")
+    return fig
+
+
+def figure_params(data: dict[str, Any]):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(9, 6.5), layout="constrained")
+    ax = fig.add_subplot()
+    totals = [m["numbers"]["total_params"] for m in data["models"]]
+    lo, hi = min(totals) / 2, max(totals) * 2
+    ax.plot([lo, hi], [lo, hi], color="0.6", ls="--", lw=1, label="dense: active = total")
+    for moe, color, label in ((False, "#4C72B0", "dense"), (True, "#DD8452", "mixture of experts")):
+        pts = [m for m in data["models"] if m["moe"] == moe]
+        if not pts:
+            continue
+        xs = [m["numbers"]["total_params"] for m in pts]
+        ys = [m["numbers"]["active_params"] for m in pts]
+        coll = ax.scatter(xs, ys, s=36, color=color, edgecolor="black", linewidth=0.5, label=label, zorder=3)
+        coll.set_gid(f"params-{'moe' if moe else 'dense'}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    fmt = FuncFormatter(lambda v, _: re.sub(r"\.0+(?=[KMBT])", "", fmt_count(v)))
+    ax.xaxis.set_major_formatter(fmt)
+    ax.yaxis.set_major_formatter(fmt)
+    ax.set_xlim(lo, hi)
+    ys = [m["numbers"]["active_params"] for m in data["models"]]
+    ax.set_ylim(min(ys) / 2, max(ys) * 3)
+    _label_points(ax, [(m["name"] + ("" if m["verified"] else "*"), m["numbers"]["total_params"],
+                        m["numbers"]["active_params"]) for m in data["models"]])
+    ax.set_xlabel("total parameters")
+    ax.set_ylabel("active parameters per token (embedding and head included)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    ax.set_title("Total against active parameters")
+    return fig
+
+
+def _label_points(ax, points: list[tuple[str, float, float]], fontsize: float = 7.5) -> None:
+    """Name each point where its label overlaps no other label and no point: candidates
+    around the point, nearest first, the first free one wins (estimated text boxes)."""
+    fig = ax.figure
+    to_pt = 72 / fig.dpi
+    char_w, height = 0.56 * fontsize, 1.15 * fontsize
+    where = [tuple(v * to_pt for v in ax.transData.transform((x, y))) for _, x, y in points]
+    taken: list[tuple[float, float, float, float]] = [(px - 3, py - 3, px + 3, py + 3) for px, py in where]
+
+    def free(box) -> bool:
+        return all(box[2] <= b[0] or box[0] >= b[2] or box[3] <= b[1] or box[1] >= b[3] for b in taken)
+
+    candidates = [(dx, dy) for r in (1, 2, 3, 4) for dx, dy in
+                  ((5, -4), (-5, -4), (5, 4 * r), (-5, 4 * r), (5, -4 - 7 * r), (-5, -4 - 7 * r))]
+    order = sorted(range(len(points)), key=lambda i: where[i])
+    for i in order:
+        name = points[i][0]
+        px, py = where[i]
+        w = char_w * len(name)
+        for dx, dy in candidates:
+            x0 = px + dx if dx > 0 else px + dx - w
+            box = (x0, py + dy, x0 + w, py + dy + height)
+            if free(box):
+                break
+        else:
+            dx, dy = candidates[0]
+            x0 = px + dx
+            box = (x0, py + dy, x0 + w, py + dy + height)
+        taken.append(box)
+        ax.annotate(name, points[i][1:], xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                    ha="left" if dx > 0 else "right", va="bottom")
+
+
+def figure_layers(data: dict[str, Any]):
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    models = data["models"]
+    n = len(models)
+    depth = max(len(m["layers"]) for m in models)
+    fig = Figure(figsize=(11, 1.4 + 0.32 * n), layout="constrained")
+    ax = fig.add_subplot()
+    used, any_moe, any_nope = set(), False, False
+    for row, m in enumerate(models):
+        y = n - 1 - row  # first model on top
+        cells = m["layers"]
+        ax.broken_barh([(i, 0.92) for i in range(len(cells))], (y - 0.4, 0.8),
+                       facecolors=[KIND_COLORS[c["kind"]] for c in cells], gid=f"layers-{m['name']}")
+        used |= {c["kind"] for c in cells}
+        moe = [i for i, c in enumerate(cells) if c["moe"]]
+        if moe:
+            any_moe = True
+            ax.broken_barh([(i, 0.92) for i in moe], (y - 0.4, 0.22), facecolors="#222222")
+        nope = [i for i, c in enumerate(cells) if c["nope"]]
+        if nope:
+            any_nope = True
+            ax.plot([i + 0.46 for i in nope], [y + 0.12] * len(nope), ls="", marker="o", ms=3.2,
+                    mfc="white", mec="black", mew=0.6)
+        ax.text(len(cells) + 0.6, y, str(len(cells)), va="center", fontsize=7, color="0.35")
+    ax.set_yticks(range(n), [m["name"] + ("" if m["verified"] else "*") for m in reversed(models)], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(0, depth + 3)
+    ax.set_xlabel("layer")
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    handles = [Patch(color=KIND_COLORS[k], label=KIND_NAMES[k]) for k in KIND_COLORS if k in used]
+    if any_moe:
+        handles.append(Patch(color="#222222", label="MoE FFN (dark base; none = dense)"))
+    if any_nope:
+        handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="NoPE (no RoPE)"))
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, len(handles)),
+              fontsize=8, frameon=False)
+    return fig
+
+
+def svg(fig, prefix: str) -> str:
+    """A figure as an <svg> element for inline HTML: no XML prolog, no namespace URLs (the
+    HTML parser knows SVG), text kept as text, and every id prefixed so that several figures
+    in one page cannot collide."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": prefix}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    # matplotlib's stylesheet says *{...}: inline, it would reach the whole page (_CSS has it, scoped)
+    text = re.sub(r"\s*<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>", "", text, count=1)
+    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text, count=2)
+    ids = set(re.findall(r'\sid="([^"]+)"', text))
+    text = re.sub(r'(\sid="|href="#|url\(#)([^")]+)', lambda m: m.group(1) + (f"{prefix}-{m.group(2)}" if m.group(2) in ids else m.group(2)), text)
+    return re.sub(r"<!--.*?-->\n?", "", text, flags=re.DOTALL)
+
+
+# ---- the page -------------------------------------------------------------------------------------
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1.5em; color: #1b1b1b; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.settings, .note, figcaption { color: #555; font-size: .92em; }
+.scroll { overflow-x: auto; border: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: .86em; }
+th, td { padding: .35em .6em; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+table.compare td { min-width: 11em; max-width: 22em; }
+table.compare th:first-child, table.compare td:first-child { position: sticky; left: 0; background: #f7f7f7;
+       white-space: nowrap; font-weight: 600; }
+thead th { background: #f0f0f0; position: sticky; top: 0; }
+td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.unverified { color: #b00; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+figure svg * { stroke-linejoin: round; stroke-linecap: butt; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+"""
+
+_NUMERIC = {"params", "active", "context", "kv_at", "flops"}
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _name_cell(m: dict[str, Any]) -> str:
+    return _e(m["name"]) + ("" if m["verified"] else ' <span class="unverified" title="not verified against a reference">*</span>')
+
+
+def _table(data: dict[str, Any]) -> str:
+    models = data["models"]
+    head = "".join(f"<th>{_name_cell(m)}</th>" for m in models)
+    rows = []
+    for r in data["rows"]:
+        cls = ' class="num"' if r["key"] in _NUMERIC else ""
+        cells = "".join(f"<td{cls}>{_e(m['rows'][r['key']])}</td>" for m in models)
+        rows.append(f"<tr><td>{_e(r['label'])}</td>{cells}</tr>")
+    return (f'<div class="scroll"><table class="compare"><thead><tr><th>part</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _sources(data: dict[str, Any]) -> str:
+    rows = []
+    for m in data["models"]:
+        p = m["published"] or {}
+        ours = fmt_count(m["numbers"]["total_params"])
+        if p.get("active"):
+            conv = p["active_convention"]
+            published = f"{p['total']} total; {p['active']} active ({conv})"
+            ours += f"; {fmt_count(p['active_ours'])} active ({conv})"
+        else:
+            published = p.get("total", "-")
+        if p and not p.get("by_authors", True):
+            published += " (not by the authors)"
+        where = _e(p.get("source", "")) + (f'<br><span class="note">{_e(p["note"])}</span>' if p.get("note") else "")
+        rows.append(f"<tr><td>{_name_cell(m)}</td><td>{_e(published)}</td><td class=\"num\">{_e(ours)}</td>"
+                    f"<td>{where}</td><td>{_e(m['source'])}</td></tr>")
+    return ('<div class="scroll"><table><thead><tr><th>model</th><th>published</th><th>ours</th>'
+            "<th>published where, and notes</th><th>config from</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def build_html(
+    configs: Sequence[ModelConfig],
+    *,
+    context: int = 8192,
+    batch: int = 1,
+    dtype: str = "bfloat16",
+    progress: Progress | None = None,
+) -> str:
+    say = progress or (lambda _msg: None)
+    say(f"analysing {len(configs)} model{'s' if len(configs) != 1 else ''}")
+    data = report_data(configs, context=context, batch=batch, dtype=dtype)
+    figures = []
+    for i, (key, title, draw, caption) in enumerate((
+        ("kv", "KV cache against context", figure_kv,
+         ("Bytes the caches hold for one sequence, from the config (analysis.kv_cache_bytes). Hollow circles: a "
+         "sliding window or chunk is full and those layers stop growing; global and MLA layers keep growing; "
+         "linear-attention layers hold a fixed state.")),
+        ("params", "Total against active parameters", figure_params,
+         "Dense models lie on the diagonal; a mixture of experts sits below it by the share of experts a token skips."),
+        ("layers", "Layer plans", figure_layers,
+         ("One cell per layer, coloured by its attention kind; a dark base marks an MoE feed-forward, a white dot a "
+         "layer without RoPE.")),
+    ), start=1):
+        say(f"plot {i}/3: {title.lower()}")
+        fig = draw(data)
+        figures.append((key, title, svg(fig, key), caption))
+    names = ", ".join(m["name"] for m in data["models"])
+    unverified = [m["name"] for m in data["models"] if not m["verified"]]
+    from . import __version__
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>archlab: {_e(names)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{len(data['models'])} architectures side by side</h1>",
+        (f'<p class="settings">{_e(names)}. Context {fmt_tokens(context)} tokens ({context:,}), batch {batch}, '
+        f"KV cache in {_e(dtype)}. Every number is computed from the model's config by archlab {_e(__version__)}.</p>"),
+        "<h2>Comparison</h2>",
+        _table(data),
+    ]
+    if unverified:
+        parts.append(f'<p class="note"><span class="unverified">*</span> not verified against a reference '
+                     f"implementation: {_e(', '.join(unverified))}; see the source of its config below.</p>")
+    for key, title, image, caption in figures:
+        parts.append(f'<h2>{_e(title)}</h2><figure id="fig-{key}">{image}<figcaption>{_e(caption)}</figcaption></figure>')
+    parts += [
+        "<h2>Published figures and sources</h2>",
+        _sources(data),
+        "<h2>Conventions</h2>",
+        f"<pre>{_e(data['conventions'])}</pre>",
+        # the numbers behind the table and plots, for whoever wants them (inert: not a script)
+        '<script type="application/json" id="archlab-data">'
+        + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+        + "</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    path: str | Path,
+    configs: Sequence[ModelConfig],
+    *,
+    context: int = 8192,
+    batch: int = 1,
+    dtype: str = "bfloat16",
+    progress: Progress | None = None,
+) -> Path:
+    """Write the report to `path` atomically: a reader never sees half a file, and a
+    failure leaves whatever was there before."""
+    from .io.atomic import atomic_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, not after the drawing
+    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress)
+    with atomic_file(path, "wb") as f:
+        f.write(page.encode("utf-8"))
+    if progress:
+        progress(f"wrote {path} ({fmt_bytes(len(page.encode('utf-8')))})")
+    return path
