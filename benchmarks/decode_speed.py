@@ -3,9 +3,11 @@
     python benchmarks/decode_speed.py [MODEL] [--tokens 64] [--dtype float32 bfloat16]
 
 MODEL is a fetchable name (default smollm2-135m-instruct), a .gguf file or an HF directory.
-Both libraries load the same weights, generate greedily from the same prompt, and must produce
-the same tokens; the table gives prefill time, decode tokens/s and archlab's speed-up.
-Speed lives here, never in the tests.
+Both libraries run the same dense weights: a GGUF is dequantized by archlab and handed to HF
+through archlab.save (transformers 5 would otherwise keep GGUF weights packed and run its own
+quantized kernels, a different computation). Both generate greedily from the same prompt and
+must produce the same tokens; the table gives prefill time, decode tokens/s and archlab's
+speed-up. Speed lives here, never in the tests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +28,7 @@ from archlab.hub import resolve_model
 def _hf_model(path: Path, dtype: torch.dtype):
     import transformers
 
-    kw = dict(dtype=dtype, attn_implementation="sdpa")
-    if path.suffix == ".gguf":
-        return transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, **kw).eval()
-    return transformers.AutoModelForCausalLM.from_pretrained(path, **kw).eval()
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa").eval()
 
 
 def _time(fn, repeats: int) -> tuple[float, object]:
@@ -50,6 +50,10 @@ def main() -> int:
     args = ap.parse_args()
     path = resolve_model(args.model)
     tok = archlab.load_tokenizer(path)
+    hf_path = path
+    if path.suffix == ".gguf":
+        hf_path = Path(tempfile.mkdtemp(prefix="archlab-bench-")) / "dense"
+        archlab.save(archlab.load(path), hf_path)
     ids = torch.tensor([tok.encode(args.prompt)])
     print(f"model {path.name}, prompt {ids.shape[1]} tokens, {args.tokens} new tokens, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", file=sys.stderr)
@@ -57,7 +61,7 @@ def main() -> int:
     for dt_name in args.dtype:
         dtype = archlab.api.resolve_dtype(dt_name)
         ours = archlab.load(path, dtype=dtype).eval()
-        ref = _hf_model(path, dtype)
+        ref = _hf_model(hf_path, dtype)
         n = args.tokens
         with torch.no_grad():
             pre_ours, _ = _time(lambda: ours(ids), args.repeats)

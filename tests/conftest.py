@@ -8,18 +8,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 _PARITY: list[tuple[str, str, float]] = []
 
 
-def require_buildable(name_or_config) -> None:
-    """Skip a test for a preset whose parts have no module yet (the config describes every
-    architecture of the comparison; modules arrive family by family)."""
-    import archlab
-    from archlab.model import unsupported_parts
-
-    cfg = archlab.config(name_or_config)
-    missing = unsupported_parts(cfg)
-    if missing:
-        pytest.skip(f"{cfg.name}: no module yet for {', '.join(missing)}")
-
-
 @pytest.fixture
 def parity_report():
     def record(family: str, name: str, max_diff: float) -> None:
@@ -29,6 +17,16 @@ def parity_report():
 
 
 def pytest_terminal_summary(terminalreporter):
+    from hf_reference import FAMILY_TABLE
+
+    if FAMILY_TABLE:
+        terminalreporter.section("families: parity, greedy generation, cache bytes (float32)")
+        terminalreporter.write_line(f"  {'family':<14} {'max |dlogit|':>12} {'greedy = HF':>12} {'cache bytes measured / analytic':>34}")
+        for family, row in sorted(FAMILY_TABLE.items()):
+            diff = f"{row['logit_diff']:.2e}" if "logit_diff" in row else "-"
+            greedy = {True: "yes", False: "NO"}.get(row.get("greedy_equal"), "-")
+            cache = f"{row['cache_measured']} / {row['cache_analytic']}" if "cache_measured" in row else "-"
+            terminalreporter.write_line(f"  {family:<14} {diff:>12} {greedy:>12} {cache:>34}")
     if not _PARITY:
         return
     terminalreporter.section("HF parity: largest |logit difference| (float32)")

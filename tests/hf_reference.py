@@ -126,3 +126,113 @@ FAMILY_CONFIGS = {
 
 def all_configs() -> list[tuple[str, str, object]]:
     return [(fam, name, cfg) for fam, fn in FAMILY_CONFIGS.items() for name, cfg in fn().items()]
+
+
+# ---- the checks every family's parity test runs ---------------------------------------------------
+
+ATOL = 1e-4  # float32
+
+# family -> what its tests measured; printed at the end of the run (conftest.py)
+FAMILY_TABLE: dict[str, dict] = {}
+
+
+def record(family: str, **measured) -> None:
+    """Keep the worst parity difference and the other measurements of a family for the summary."""
+    row = FAMILY_TABLE.setdefault(family, {})
+    for k, v in measured.items():
+        if k == "logit_diff":
+            row[k] = max(row.get(k, 0.0), v)
+        elif k == "greedy_equal":
+            row[k] = row.get(k, True) and v
+        else:
+            row[k] = v
+
+
+def record_cache_bytes(family: str, model, tokens: int = 40, batch: int = 2) -> None:
+    """Cache bytes the model allocates beside what analyze() says, for the summary table."""
+    import archlab
+
+    measured = model.new_cache(batch, tokens).nbytes
+    analytic = archlab.analyze(model.config).kv_cache_bytes(tokens, batch=batch, dtype=str(model.tok_emb.weight.dtype))
+    record(family, cache_measured=measured, cache_analytic=analytic)
+    assert measured == analytic
+
+
+def load_pair(hf_config, directory: Path, seed: int = 0):
+    """(HF reference, archlab model) with the same random weights, archlab's read from disk."""
+    import archlab
+
+    ref = make_hf(hf_config, seed=seed)
+    save_hf(ref, directory)
+    return ref, archlab.load(directory).eval()
+
+
+def _ids(vocab: int, shapes, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, shape, generator=g) for shape in shapes]
+
+
+def max_logit_diff(ref, ours, vocab: int, shapes=((1, 1), (2, 9), (3, 37))) -> float:
+    """Largest |logit difference| over random batches; the logits must be far from trivial."""
+    worst = 0.0
+    with torch.no_grad():
+        for ids in _ids(vocab, shapes):
+            expected = ref(ids).logits
+            got = ours(ids)
+            assert got.shape == expected.shape
+            assert expected.std() > 0.1, "reference logits are nearly constant: the comparison would prove little"
+            worst = max(worst, (got - expected).abs().max().item())
+    return worst
+
+
+def assert_same_param_count(ref, ours) -> None:
+    assert sum(p.numel() for p in ours.parameters()) == hf_param_count(ref)
+
+
+def assert_cached_decoding_equals_full_forward(ours, vocab: int, length: int = 23, prefill: int = 7) -> None:
+    """Prefill, then one token at a time, then a chunk: the logits of one full forward."""
+    ids = _ids(vocab, [(2, length)], seed=5)[0]
+    with torch.no_grad():
+        full = ours(ids)
+        cache = ours.new_cache(2, length)
+        parts = [ours(ids[:, :prefill], cache=cache)]
+        parts += [ours(ids[:, t : t + 1], cache=cache) for t in range(prefill, length - 5)]
+        parts.append(ours(ids[:, length - 5 :], cache=cache))
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=ATOL, rtol=0)
+
+
+def assert_greedy_equals_hf(ref, ours, vocab: int, n_new: int = 12, lengths=(5, 11, 1)) -> None:
+    """archlab.generate == HF's greedy generate, prompt by prompt and as one left-padded batch."""
+    import archlab
+
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(2, vocab, (n,), generator=g).tolist() for n in lengths]
+    got = archlab.generate(ours, prompts, max_new_tokens=n_new)
+    kw = dict(max_new_tokens=n_new, do_sample=False, eos_token_id=None, pad_token_id=0)
+    with torch.no_grad():
+        single = [ref.generate(torch.tensor([p]), **kw)[0, len(p):].tolist() for p in prompts]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        batched = ref.generate(ids, attention_mask=mask, **kw)[:, width:].tolist()
+    record(ours.config.family or "?", greedy_equal=got == single == batched)
+    assert got == single
+    assert got == batched
+
+
+def assert_covers_every_layer_kind(cfg, preset: str) -> None:
+    """The tiny test model holds every kind of layer the published model has (mixer kind,
+    FFN kind, RoPE or NoPE): no layer kind may be left out of a parity test."""
+    import archlab
+
+    big = archlab.config(preset)
+    kinds = lambda c: set(zip(c.layer_types, c.ffn_types, c.rope_layers))  # noqa: E731
+    missing = kinds(big) - kinds(cfg)
+    assert not missing, f"the test config lacks {preset}'s layer kinds {sorted(missing)}"
+    a = cfg.attention
+    for k in ("window", "chunk"):
+        if getattr(a, k, None):
+            assert getattr(a, k) < 37, f"attention.{k}={getattr(a, k)} is not shorter than the test sequence"
+    if cfg.moe is not None:
+        assert cfg.moe.n_experts > cfg.moe.top_k

@@ -202,8 +202,9 @@ def test_describe_kv_of_a_hybrid_counts_the_fixed_state():
     d = describe(cfg, a, context=1000)
     kv = d.parts["kv"].data
     g = cfg.linear_attention
-    per_layer = g.conv_channels * (g.conv_kernel - 1) + g.n_v_heads * g.k_head_dim * g.v_head_dim
-    assert kv["fixed_bytes"] == 2 * per_layer * cfg.layer_types.count("linear")
+    # conv history in the cache dtype (bfloat16), the recurrent state in float32
+    per_layer = 2 * g.conv_channels * (g.conv_kernel - 1) + 4 * g.n_v_heads * g.k_head_dim * g.v_head_dim
+    assert kv["fixed_bytes"] == per_layer * cfg.layer_types.count("linear")
     assert kv["bytes_per_token"] == a.kv_cache_bytes_per_token()
     assert "fixed DeltaNet state" in d.text("kv")
     assert d.parts["kv_at"].data["bytes"] == a.kv_cache_bytes(1000)

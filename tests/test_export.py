@@ -19,7 +19,7 @@ import archlab
 import archlab.io.atomic as atomic
 import archlab.io.safetensors_dir as stdir
 from archlab import AttentionConfig, ConfigError, FFNConfig, MoEConfig, RopeConfig, RopeScaling
-from archlab.io.hf import read_config, save_hf
+from archlab.io.hf import hf_config_json, read_config, save_hf
 from hf_reference import all_configs, make_hf, randomize, transformers
 
 CASES = all_configs()
@@ -60,7 +60,7 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 def _comparable(cfg):
-    return cfg.replace(name="", source="")
+    return cfg.replace(name="", source="", family="")  # labels, not part of the function
 
 
 @pytest.mark.parametrize("family,name,hf_config", CASES, ids=[n for _, n, _ in CASES])
@@ -84,7 +84,11 @@ def test_hf_archlab_hf_round_trip(family, name, hf_config, tmp_path, parity_repo
 def test_preset_exports_to_hf(preset, tmp_path, parity_report):
     cfg = archlab.tiny(preset)
     if cfg.family not in ARCHLAB_FAMILIES:
-        pytest.skip(f"{preset}: family {cfg.family!r} has no HF exporter yet")
+        # another family's parts may still fit an exporter exactly (SmolLM2 is a Llama, Kimi K2 a DeepSeek-V3)
+        try:
+            hf_config_json(cfg)
+        except ConfigError as e:
+            pytest.skip(f"{preset}: no HF exporter expresses family {cfg.family!r} yet ({str(e).splitlines()[0]})")
     ours = _random_model(cfg)
     out = save_hf(ours, tmp_path)
     model_type = json.loads((out / "config.json").read_text())["model_type"]
@@ -125,7 +129,7 @@ def test_uncommon_parts_export(case, tmp_path):
     back = _hf_load(out)
     assert _worst_diff(ours, lambda ids: back(ids).logits, cfg.vocab_size) < ATOL
     if case != "sigmoid-router-without-bias":
-        assert _comparable(read_config(out)[2]) == _comparable(cfg).replace(family=read_config(out)[2].family)
+        assert _comparable(read_config(out)[2]) == _comparable(cfg)
 
 
 @pytest.mark.parametrize("keep", ["rope_parameters", "rope_scaling"])

@@ -18,7 +18,8 @@ Conventions (also in `Analysis.CONVENTIONS`, printed with every comparison):
   biases and activations are left out (under 1% for every preset).
 - kv_cache_bytes(tokens) is what the caches hold after `tokens` tokens: K and V for softmax
   attention (sliding and chunked layers keep at most their window or chunk), MLA's
-  latent plus RoPE key, and the fixed-size state of linear-attention layers.
+  latent plus RoPE key, and the fixed-size state of linear-attention layers (its recurrent
+  part kept in float32 whatever the cache dtype, as HF's reference does).
 """
 
 from __future__ import annotations
@@ -137,8 +138,10 @@ def _deltanet_flops(d: int, g: DeltaNetConfig) -> int:
     nk, nv, dk, dv = g.n_k_heads, g.n_v_heads, g.k_head_dim, g.v_head_dim
     proj = d * (2 * nk * dk + 2 * nv * dv) + d * 2 * nv + nv * dv * d
     conv = g.conv_channels * g.conv_kernel
-    # per head: decay the dk x dv state, read S^T k, write the rank-1 update, read out S^T q
-    state = nv * 7 * dk * dv
+    # per head, 2 FLOPs per multiply-add as everywhere here: read S^T k, write the rank-1
+    # update k delta^T into S, read out S^T q. The decay exp(g) S is an elementwise scaling,
+    # left out like softmax and the norms are (so it also matches torch's FLOP counter).
+    state = nv * 6 * dk * dv
     return 2 * (proj + conv) + state
 
 
@@ -291,16 +294,28 @@ class Analysis:
                 out.append(2 * a.n_kv_heads * a.head_dim * held)
         return out
 
+    def cache_bytes_per_layer(self, tokens: int, dtype: str = "bfloat16") -> list[int]:
+        """Cache bytes per layer for one sequence of `tokens` tokens."""
+        b = dtype_bytes(dtype)
+        out = []
+        for spec, n in zip(self.config.layers, self.cache_elements(tokens)):
+            if spec.mixer == "deltanet":
+                g = self.config.linear_attention
+                state = g.n_v_heads * g.k_head_dim * g.v_head_dim
+                out.append((n - state) * b + state * DTYPE_BYTES["float32"])
+            else:
+                out.append(n * b)
+        return out
+
     def kv_cache_bytes(self, tokens: int, batch: int = 1, dtype: str = "bfloat16") -> int:
         """Bytes the caches hold for `batch` sequences of `tokens` tokens each."""
         _check_positive(batch, "batch")
-        return sum(self.cache_elements(tokens)) * batch * dtype_bytes(dtype)
+        return sum(self.cache_bytes_per_layer(tokens, dtype)) * batch
 
     def kv_cache_bytes_per_token(self, dtype: str = "bfloat16") -> float:
         """Bytes one more token adds to the cache of a long sequence in the layers whose cache
         grows with length (global and MLA layers); windowed and linear layers add nothing."""
-        grow = sum(b - a for a, b in zip(self.cache_elements(1_000_000), self.cache_elements(1_000_001)))
-        return grow * dtype_bytes(dtype)
+        return sum(self.cache_bytes_per_layer(1_000_001, dtype)) - sum(self.cache_bytes_per_layer(1_000_000, dtype))
 
 
 def _check_positive(v: int, name: str) -> None:

@@ -12,6 +12,8 @@ slot pad[b]; its RoPE position is slot - pad[b].
     MLACache        multi-head latent attention: per token only the kv_lora_rank latent and the
                     shared qk_rope_head_dim RoPE key, (B, capacity, rank + rope_dim); keys and
                     values are never decompressed into the cache
+    DeltaNetCache   Gated DeltaNet linear attention: the causal convolution's last kernel - 1
+                    inputs and the recurrent state, a fixed size whatever the sequence length
 """
 
 from __future__ import annotations
@@ -113,6 +115,25 @@ class MLACache(_LayerCache):
         self._check_room(start, latent_pe.shape[1], self.capacity)
         self.kv[:, start:end] = latent_pe
         return self.kv[:, :end]
+
+
+class DeltaNetCache(_LayerCache):
+    """Per sequence: the last conv_kernel - 1 inputs of the causal depthwise convolution,
+    conv (B, conv_channels, kernel - 1), and the recurrent state, state (B, n_v_heads,
+    k_head_dim, v_head_dim). Nothing here grows with the sequence; both start at zero, which
+    is what an empty history means to the convolution and to the delta rule.
+
+    The recurrent state is kept in float32 whatever the model's dtype (float64 for a float64
+    model), as HF's reference does: it accumulates every token of a generation, and rounding it
+    to bfloat16 at each step would drift."""
+
+    def __init__(self, batch: int, conv_channels: int, conv_kernel: int, n_heads: int, k_dim: int, v_dim: int, dtype: torch.dtype, device):
+        self.conv = torch.zeros(batch, conv_channels, conv_kernel - 1, dtype=dtype, device=device)
+        state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.state = torch.zeros(batch, n_heads, k_dim, v_dim, dtype=state_dtype, device=device)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.conv, self.state]
 
 
 class Cache:

@@ -431,8 +431,9 @@ def _load_model_and_tokenizer(name: str, dtype: str | None):
     return model, api.load_tokenizer(path)
 
 
-def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=sys.stdout) -> tuple[list[int], float, float]:
+def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None) -> tuple[list[int], float, float]:
     """Print the continuation as it is generated; returns (tokens, seconds to first token, total seconds)."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     new: list[int] = []
     shown = ""
     start = time.perf_counter()

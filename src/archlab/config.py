@@ -175,7 +175,8 @@ class AttnTemperature:
 @dataclass(frozen=True)
 class LengthTemperature:
     """Grok's attention temperature: in every layer, the logits of a query at 0-based position
-    p > length are multiplied by log2(p) / log2(length) (SGLang's xai_temperature_len)."""
+    p > length are multiplied by log2(p) / log2(length), after the logit softcap (SGLang's
+    xai_temperature_len)."""
 
     length: int = 1024
 

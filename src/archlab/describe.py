@@ -569,10 +569,9 @@ def _kv_kind(cfg: ModelConfig) -> str:
 def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, dtype: str) -> tuple[Part, Part]:
     """(bytes per token, bytes at `context`). Per token is what a long sequence adds; where
     sliding windows or chunks cap some layers, what a short one adds comes first."""
-    b = dtype_bytes(dtype)
-    e1, e2 = analysis.cache_elements(1), analysis.cache_elements(2)
-    fixed = b * sum(x for x, s in zip(e1, cfg.layers) if s.mixer == "deltanet")
-    early = b * (sum(e2) - sum(e1))
+    b1, b2 = analysis.cache_bytes_per_layer(1, dtype), analysis.cache_bytes_per_layer(2, dtype)
+    fixed = sum(x for x, s in zip(b1, cfg.layers) if s.mixer == "deltanet")
+    early = sum(b2) - sum(b1)
     late = analysis.kv_cache_bytes_per_token(dtype)
     caps = sorted({s.window or s.chunk for s in cfg.layers if (s.window or s.chunk)})
     if early == late:

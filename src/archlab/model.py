@@ -16,21 +16,9 @@ from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
 
 
-def unsupported_parts(c: ModelConfig) -> list[str]:
-    """Parts the config asks for that have no module yet: building such a model is refused
-    rather than silently leaving them out."""
-    wanted = {
-        "linear_attention layers": "linear" in c.layer_types,
-    }
-    return [k for k, v in wanted.items() if v]
-
-
 class Transformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        missing = unsupported_parts(config)
-        if missing:
-            raise NotImplementedError(f"{config.name}: no module yet for {', '.join(missing)}")
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)

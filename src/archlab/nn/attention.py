@@ -42,10 +42,12 @@ def attend_eager(
     softcap: float | None = None,
     sinks: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    after_softcap: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The same attention written out, for what SDPA cannot express: logits squashed by
     softcap * tanh(logits / softcap) (Gemma 2, Grok), an additive bias (ALiBi), and sinks,
-    one learned logit per head that joins each softmax as a key with no value (GPT-OSS)."""
+    one learned logit per head that joins each softmax as a key with no value (GPT-OSS).
+    after_softcap (B, T): a per-query multiplier on the capped logits (Grok's temperature)."""
     H, T, S = q.shape[1], q.shape[2], k.shape[2]
     if k.shape[1] != H:
         k = k.repeat_interleave(H // k.shape[1], dim=1)
@@ -53,6 +55,8 @@ def attend_eager(
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, H, T, S)
     if softcap is not None:
         scores = softcap * torch.tanh(scores / softcap)
+    if after_softcap is not None:
+        scores = scores * after_softcap[:, None, :, None].to(scores.dtype)
     if bias is not None:
         scores = scores + bias
     allowed, causal = mask
@@ -118,8 +122,8 @@ class Attention(nn.Module):
             nn.init.zeros_(self.sinks)
 
     def _temperature(self, p: torch.Tensor) -> torch.Tensor:
-        """Per-query logit multiplier (B, T) from 0-based positions p; applied to q, it scales
-        the logits before any softcap."""
+        """Per-query logit multiplier (B, T) from 0-based positions p (Llama 4's scales q; Grok's
+        the logits after the softcap)."""
         t = self.temperature
         if isinstance(t, LengthTemperature):
             # Grok: past `length` tokens, logits grow with log2 of the position
@@ -151,7 +155,12 @@ class Attention(nn.Module):
         if self.rope is not None:
             cos, sin = ctx.rope[self.rope]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if self.temperature is not None:
+        after_softcap = None
+        if isinstance(self.temperature, LengthTemperature):
+            # SGLang's attention kernels multiply by xai_temperature after the logit softcap
+            # (qk = cap * tanh(qk / cap); qk *= temperature), so it cannot be folded into q
+            after_softcap = self._temperature(ctx.positions.float())
+        elif self.temperature is not None:
             q = (q * self._temperature(ctx.positions.float())[:, None, :, None]).to(q.dtype)
         key_slots = None
         if cache is not None:
@@ -166,8 +175,8 @@ class Attention(nn.Module):
         if self.alibi:
             slopes = alibi_slopes(H).to(x.device)
             bias = -(slopes.view(1, H, 1, 1) * ctx.relative_distance(key_slots)).to(q.dtype)  # (1, H, T, S)
-        if self.sinks is not None or self.softcap is not None or bias is not None:
-            y = attend_eager(q, k, v, mask, self.scale, self.softcap, self.sinks, bias)
+        if self.sinks is not None or self.softcap is not None or bias is not None or after_softcap is not None:
+            y = attend_eager(q, k, v, mask, self.scale, self.softcap, self.sinks, bias, after_softcap)
         else:
             y = attend(q, k, v, mask, self.scale)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, H * hd)

@@ -12,12 +12,13 @@ from torch import nn
 from ..config import LayerSpec, ModelConfig
 from .attention import Attention
 from .context import Context
+from .deltanet import GatedDeltaNet
 from .ffn import FFNS
 from .mla import MLA
 from .moe import MoE
 from .norm import make_norm
 
-MIXERS: dict[str, type[nn.Module]] = {"attention": Attention, "mla": MLA}
+MIXERS: dict[str, type[nn.Module]] = {"attention": Attention, "mla": MLA, "deltanet": GatedDeltaNet}
 
 
 def make_mixer(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:

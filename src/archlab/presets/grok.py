@@ -21,8 +21,9 @@ What the reference code does, layer by layer:
 
 The dense GeGLU of 32768 = 2 x 16384 is expressed as two shared experts, and the /sqrt(2)
 as the MoE's output_scale; the attention temperature (attn_temperature_len 1024: logits of a
-query at 0-based position p > 1024 are multiplied by log2(p) / log2(1024) before the softcap)
-is a LengthTemperature.
+query at 0-based position p > 1024 are multiplied by log2(p) / log2(1024) after the softcap,
+as SGLang's triton attention kernels do: qk = 30 tanh(qk / 30); qk *= temperature) is a
+LengthTemperature.
 GELU is exact (erf), as SGLang's CUDA kernels compute it (its NPU path uses the tanh form).
 
 Numbers: huggingface.co/xai-org/grok-2/blob/main/config.json. xAI published no parameter
@@ -39,7 +40,8 @@ from . import Published, preset
 
 @preset("grok-2.5", Published(
     "269.5B", "huggingface.co/xai-org/grok-2/discussions/6: the sum of the released checkpoint's tensors",
-    by_authors=False, note="xAI published no parameter count for Grok 2 / 2.5; this is the checkpoint's own size"))
+    by_authors=False, note="xAI published no parameter count for Grok 2 / 2.5; this is the checkpoint's own size"),
+    verified=False)
 def grok_2_5() -> ModelConfig:
     return ModelConfig(
         name="grok-2.5",
@@ -53,7 +55,7 @@ def grok_2_5() -> ModelConfig:
         norm=NormConfig("rmsnorm", eps=1e-5),
         block="sandwich",
         rope=RopeConfig(theta=208533496.0),
-        # SGLang multiplies the logits of queries past position 1024 by log2(p) / log2(1024) before the softcap
+        # SGLang multiplies the capped logits of queries past position 1024 by log2(p) / log2(1024)
         attention=AttentionConfig(n_heads=64, n_kv_heads=8, head_dim=128, softcap=30.0, temperature=LengthTemperature(1024)),
         # Unused as a dense layer (every layer is MoE); the residual dense GeGLU is the shared experts below.
         ffn=FFNConfig(hidden=32768, kind="glu", activation="gelu"),

@@ -40,10 +40,28 @@ class Rule:
     theirs: tuple[str, ...]
     load: Callable[[Tensors, ModelConfig], Tensors] = same
     save: Callable[[Tensors, ModelConfig], Tensors] = same
+    # The same tensors of ours in another checkpoint layout, read when this rule's tensors are
+    # absent and all of the alternative's are present (e.g. MoE experts, which HF v5 holds
+    # fused as gate_up_proj and saves per expert unless save_original_format=False). Saving
+    # writes this rule's layout.
+    alternative: "Rule | None" = None
 
 
 def rename(ours: str, theirs: str, load=same, save=same) -> Rule:
     return Rule((ours,), (theirs,), load, save)
+
+
+def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> list[Rule]:
+    """Many hub checkpoints were saved from the bare base model (GPT2Model, BloomModel,
+    OpenAIGPTModel): their tensors lack the `transformer.` that save_pretrained of the LM model
+    writes (openai-community/gpt2's model.safetensors holds `h.0.attn.c_attn.weight`). Each
+    rule reads either layout; saving writes the prefixed one."""
+    out = []
+    for r in rules:
+        if all(t.startswith(prefix) for t in r.theirs):
+            r = replace(r, alternative=replace(r, theirs=tuple(t[len(prefix):] for t in r.theirs)))
+        out.append(r)
+    return out
 
 
 def _template_regex(t: str) -> re.Pattern:
@@ -246,6 +264,47 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     return hf, family, cfg.replace(name=Path(directory).resolve().name, source=str(path))
 
 
+def _present_layout(rule: Rule, i: int | None, n_experts: int, src: TensorSource) -> Rule:
+    """The first of `rule` and its alternatives whose checkpoint tensors are all present;
+    `rule` itself when none is complete, so that its absent names are the ones reported."""
+    r: Rule | None = rule
+    while r is not None:
+        if all(n in src for t in r.theirs for n in _their_names(t, i, n_experts)):
+            return r
+        r = r.alternative
+    return rule
+
+
+def _fp8_block(hf: dict) -> tuple[int, int]:
+    q = hf.get("quantization_config") or {}
+    block = q.get("weight_block_size") or [128, 128]
+    if len(block) != 2 or not all(isinstance(b, int) and b > 0 for b in block):
+        raise CheckpointError(f"config.json: quantization_config.weight_block_size={block!r}; expected two positive integers")
+    return block[0], block[1]
+
+
+def _read(src: TensorSource, name: str, hf: dict) -> torch.Tensor:
+    """A checkpoint tensor in full precision. FP8 weights stored with a per-block inverse scale
+    (DeepSeek-V3's and Kimi K2's releases: `X.weight` in float8_e4m3fn, `X.weight_scale_inv`
+    of one float per 128 x 128 block) are dequantized: weight * scale of its block."""
+    t = src.get(name)
+    if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
+        return t
+    scale_name = name + "_scale_inv"
+    if scale_name not in src:
+        raise CheckpointError(f"{src.directory}: tensor {name!r} is {t.dtype} but has no {scale_name!r} to dequantize it with")
+    scale = src.get(scale_name).float()
+    br, bc = _fp8_block(hf)
+    rows, cols = t.shape
+    if scale.shape != (-(-rows // br), -(-cols // bc)):
+        raise CheckpointError(
+            f"{src.directory}: {scale_name!r} has shape {tuple(scale.shape)}; {name!r} {tuple(t.shape)} in blocks of "
+            f"{br} x {bc} needs {(-(-rows // br), -(-cols // bc))}"
+        )
+    full = scale.repeat_interleave(br, dim=0)[:rows].repeat_interleave(bc, dim=1)[:, :cols]
+    return t.float() * full
+
+
 def convert_state(
     src: TensorSource,
     family: HFFamily,
@@ -261,19 +320,20 @@ def convert_state(
     n_experts = cfg.moe.n_experts if cfg.moe is not None else 0
     for rule in family.rules(cfg, hf):
         for i, ours in _instances(rule, expected):
+            layout = _present_layout(rule, i, n_experts, src)
             tensors, absent = [], []
-            for t in rule.theirs:
+            for t in layout.theirs:
                 names = _their_names(t, i, n_experts)
                 gone = [n for n in names if n not in src]
                 if gone:
                     absent += gone
                     continue
-                parts = [src.get(n) for n in names]
+                parts = [_read(src, n, hf) for n in names]
                 tensors.append(torch.stack(parts) if "{e}" in t else parts[0])
             if absent:
                 missing += [f"{n} (for {', '.join(ours)})" for n in absent]
                 continue
-            for k, v in zip(ours, rule.load(tensors, cfg)):
+            for k, v in zip(ours, layout.load(tensors, cfg)):
                 out[k] = v
     not_covered = sorted(set(expected) - set(out))
     problems = []

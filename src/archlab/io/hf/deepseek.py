@@ -257,7 +257,8 @@ def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
 # V3 before V2: an MLA model without experts fits both and is written as the newer one.
 # V3's hub weights pair adjacent RoPE dims unless the config says rope_interleave=false.
 register(HFFamily(
-    ("deepseek_v3",), lambda hf: _deepseek_config(hf, v3=True),
+    # Kimi K2's release says model_type "kimi_k2" for DeepSeek-V3's architecture
+    ("deepseek_v3", "kimi_k2"), lambda hf: _deepseek_config(hf, v3=True),
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=hf.get("rope_interleave", True) is not False),
     ignore=(r".*rotary_emb\.inv_freq$",),
     architecture="DeepseekV3ForCausalLM", mixer="mla",

@@ -8,6 +8,7 @@ import torch
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from .core import (
+    base_model_alternatives,
     HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, register, rename,
 )
 
@@ -117,7 +118,7 @@ def _gpt2_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
         rename("layers.{i}.ffn.down.weight", p + "mlp.c_proj.weight", _t, _t),
         rename("layers.{i}.ffn.down.bias", p + "mlp.c_proj.bias"),
     ]
-    return rules
+    return base_model_alternatives(rules)
 
 
 

@@ -1,0 +1,145 @@
+"""HF `glm4_moe` (GLM-4.5, GLM-4.5-Air): grouped-query attention with DeepSeek-V3's MoE.
+
+# diff with llama (modeling_glm4_moe.py)
+- q/k/v biases (`attention_bias`) but never one on o_proj (Glm4MoeAttention: bias=False).
+- optional per-head RMSNorm on queries and keys before RoPE (`use_qk_norm`).
+- partial RoPE: the first partial_rotary_factor of each head (0.5 when config.json says
+  nothing: Glm4MoeConfig.__post_init__), rotated rotate-half within that part
+  (apply_rotary_pos_emb's `rotate_half(q_rot)`), the rest passed through. (Dense GLM-4's
+  `glm4` pairs adjacent dimensions instead; this family does not.)
+- Glm4MoeTopkRouter: sigmoid scores, a selection-only e_score_correction_bias, groups
+  ranked by their two best experts (n_group / topk_group), renormalised (norm_topk_prob)
+  and scaled (routed_scaling_factor): DeepSeek-V3's router.
+- the first first_k_dense_replace layers are dense (intermediate_size); the others MoE of
+  moe_intermediate_size experts plus n_shared_experts shared ones.
+- the multi-token-prediction layers (num_nextn_predict_layers; GLM-4.5 stores its one as
+  model.layers.92) are not part of HF's model and are ignored here too.
+"""
+
+from __future__ import annotations
+
+from ...config import (
+    AttentionConfig,
+    ConfigError,
+    FFNConfig,
+    ModelConfig,
+    MoEConfig,
+    NormConfig,
+    RouterConfig,
+)
+from .core import CheckpointError, HFFamily, activation, get_field, register, rename
+from .llama_like import (
+    IGNORE,
+    PRE_NORMS,
+    decoder_rules,
+    expert_rules,
+    head_dim,
+    positive_int,
+    rope,
+    with_defaults,
+)
+
+# Glm4MoeConfig's defaults (configuration_glm4_moe.py) for what config.json may leave out
+_DEFAULTS = {
+    "num_key_value_heads": 8, "hidden_act": "silu", "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False, "attention_bias": False, "moe_intermediate_size": 1408, "num_experts_per_tok": 8,
+    "n_shared_experts": 1, "n_routed_experts": 128, "routed_scaling_factor": 1.0, "n_group": 1, "topk_group": 1,
+    "first_k_dense_replace": 1, "norm_topk_prob": True, "use_qk_norm": False, "num_nextn_predict_layers": 1,
+}
+
+
+def _flag(hf: dict, key: str) -> bool:
+    v = hf[key]
+    if not isinstance(v, bool):
+        raise CheckpointError(f"config.json: {key} must be true or false, got {v!r}")
+    return v
+
+
+def _count(hf: dict, key: str) -> int:
+    v = hf[key]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise CheckpointError(f"config.json: {key} must be a non-negative integer, got {v!r}")
+    return v
+
+
+def _glm4_moe_config(hf: dict) -> ModelConfig:
+    if "num_mtp_layers" in hf and "num_nextn_predict_layers" not in hf:  # v5's alias (attribute_map)
+        hf = {**hf, "num_nextn_predict_layers": hf["num_mtp_layers"]}
+    hf = with_defaults(hf, _DEFAULTS)
+    params = hf.get("rope_parameters") or {}
+    if "partial_rotary_factor" not in params and hf.get("partial_rotary_factor") is None:
+        hf["partial_rotary_factor"] = 0.5
+    n_layers = positive_int(hf, "num_hidden_layers")
+    first_dense = _count(hf, "first_k_dense_replace")
+    act = activation(hf, "hidden_act")
+    eps = get_field(hf, "rms_norm_eps")
+    moe = None
+    if first_dense < n_layers:
+        try:
+            moe = MoEConfig(
+                n_experts=positive_int(hf, "n_routed_experts"),
+                top_k=positive_int(hf, "num_experts_per_tok"),
+                hidden=positive_int(hf, "moe_intermediate_size"),
+                n_shared=_count(hf, "n_shared_experts"),
+                activation=act,
+                router=RouterConfig(
+                    score="sigmoid",
+                    norm_topk=_flag(hf, "norm_topk_prob"),
+                    scale=float(get_field(hf, "routed_scaling_factor")),
+                    n_groups=positive_int(hf, "n_group"),
+                    topk_groups=positive_int(hf, "topk_group"),
+                    group_score="top2_sum",
+                    score_bias=True,
+                ),
+            )
+        except ConfigError as e:  # names our field; say which config.json fields feed it
+            raise CheckpointError(
+                f"config.json: n_routed_experts / num_experts_per_tok / n_group / topk_group: {e}"
+            ) from None
+    return ModelConfig(
+        name="glm4_moe",
+        family="glm4_moe",
+        vocab_size=positive_int(hf, "vocab_size"),
+        d_model=positive_int(hf, "hidden_size"),
+        n_layers=n_layers,
+        max_seq_len=positive_int(hf, "max_position_embeddings"),
+        norm=NormConfig("rmsnorm", eps=eps),
+        rope=rope(hf, 10000.0),
+        attention=AttentionConfig(
+            n_heads=positive_int(hf, "num_attention_heads"),
+            n_kv_heads=positive_int(hf, "num_key_value_heads"),
+            head_dim=head_dim(hf),
+            qkv_bias=_flag(hf, "attention_bias"),
+            out_bias=False,
+            qk_norm=NormConfig("rmsnorm", eps=eps) if _flag(hf, "use_qk_norm") else None,
+        ),
+        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
+        moe=moe,
+        # Glm4MoeDecoderLayer: MoE where layer_idx >= first_k_dense_replace
+        ffn_types=tuple("dense" if i < first_dense else "moe" for i in range(n_layers)),
+        tie_embeddings=_flag(hf, "tie_word_embeddings"),
+    )
+
+
+def _glm4_moe_rules(cfg: ModelConfig, hf: dict):
+    m = "model.layers.{i}.mlp."
+    rules = decoder_rules(PRE_NORMS) + expert_rules(
+        router=m + "gate.weight",
+        gate=m + "experts.{e}.gate_proj.weight",
+        up=m + "experts.{e}.up_proj.weight",
+        down=m + "experts.{e}.down_proj.weight",
+    )
+    rules.append(rename("layers.{i}.ffn.router.score_bias", m + "gate.e_score_correction_bias"))
+    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
+        rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{m}shared_experts.{theirs}.weight"))
+    return rules
+
+
+def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
+    """The multi-token-prediction layers follow the last decoder layer (GLM-4.5: layer 92)."""
+    n = hf.get("num_nextn_predict_layers", hf.get("num_mtp_layers", _DEFAULTS["num_nextn_predict_layers"])) or 0
+    layers = "|".join(str(cfg.n_layers + j) for j in range(int(n)))
+    return [rf"^model\.layers\.({layers})\."] if n else []
+
+
+register(HFFamily(("glm4_moe",), _glm4_moe_config, _glm4_moe_rules, ignore=IGNORE, extra_ignore=_mtp_ignore))

@@ -1,0 +1,110 @@
+"""HF `gpt_neox` (GPT-NeoX-20B, Pythia): parallel attention + MLP blocks, partial RoPE, and
+Megatron's fused query_key_value interleaved per head.
+
+modeling_gpt_neox.py: GPTNeoXLayer adds attn(input_layernorm(x)) and
+mlp(post_attention_layernorm(x)) to x when use_parallel_residual (our block="parallel"),
+else runs them one after the other (block="pre"). GPTNeoXAttention views the fused projection
+as (heads, 3 * head_size) and chunks each head's row block into q | k | v; RoPE (rotate-half)
+turns the first int(head_size * rotary_pct) features of each head. The MLP's linears always
+carry biases; attention_bias switches the attention's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from .core import (
+    CheckpointError,
+    HFFamily,
+    Rule,
+    Tensors,
+    activation,
+    get_field,
+    read_rope,
+    register,
+    rename,
+)
+
+
+def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    """Megatron's fused QKV, rows ordered head by head as [q_h | k_h | v_h] (GPT-NeoX's
+    query_key_value, BLOOM's too) -> separate wq, wk, wv. Weight (3 H hd, d) or bias (3 H hd,)."""
+    a = cfg.attention
+    w = ts[0]
+    per_head = w.view(a.n_heads, 3, a.head_dim, *w.shape[1:])  # (H, 3, hd[, d])
+    return [per_head[:, j].reshape(a.n_heads * a.head_dim, *w.shape[1:]).contiguous() for j in range(3)]
+
+
+def fuse_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    a = cfg.attention
+    rest = ts[0].shape[1:]
+    stacked = torch.stack([t.view(a.n_heads, a.head_dim, *rest) for t in ts], dim=1)  # (H, 3, hd[, d])
+    return [stacked.reshape(3 * a.n_heads * a.head_dim, *rest).contiguous()]
+
+
+def fused_qkv_rules(prefix: str) -> list[Rule]:
+    """Rules for a per-head-interleaved query_key_value Linear at `prefix` (layer template)."""
+    return [
+        Rule(tuple(f"layers.{{i}}.attn.{n}.{w}" for n in ("wq", "wk", "wv")), (f"{prefix}.{w}",), split_qkv_per_head, fuse_qkv_per_head)
+        for w in ("weight", "bias")
+    ]
+
+
+def _rope_fields(hf: dict) -> dict:
+    """GPT-NeoX's config names its RoPE fields rotary_pct / rotary_emb_base (defaults 0.25 and
+    10000, configuration_gpt_neox.py); v5's rope_parameters, where present, take precedence."""
+    out = dict(hf)
+    out.setdefault("partial_rotary_factor", hf.get("rotary_pct", 0.25))
+    out.setdefault("rope_theta", hf.get("rotary_emb_base", 10000.0))
+    return out
+
+
+def _gpt_neox_config(hf: dict) -> ModelConfig:
+    d = get_field(hf, "hidden_size")
+    n_heads = get_field(hf, "num_attention_heads")
+    if d % n_heads:
+        raise CheckpointError(f"config.json: hidden_size={d} is not divisible by num_attention_heads={n_heads}")
+    parallel = hf.get("use_parallel_residual", True)
+    if not isinstance(parallel, bool):
+        raise CheckpointError(f"config.json: use_parallel_residual={parallel!r} (expected true or false)")
+    bias = bool(hf.get("attention_bias", True))
+    acts = {"hidden_act": get_field(hf, "hidden_act", "gelu")}  # GPTNeoXConfig's default
+    return ModelConfig(
+        name=str(hf.get("model_type")),
+        family="gpt_neox",
+        vocab_size=get_field(hf, "vocab_size"),
+        d_model=d,
+        n_layers=get_field(hf, "num_hidden_layers"),
+        max_seq_len=get_field(hf, "max_position_embeddings"),
+        norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_eps", 1e-5), bias=True),
+        rope=read_rope(_rope_fields(hf)),
+        block="parallel" if parallel else "pre",
+        attention=AttentionConfig(n_heads=n_heads, qkv_bias=bias, out_bias=bias),
+        # GPTNeoXMLP's linears have biases whatever attention_bias says
+        ffn=FFNConfig(hidden=get_field(hf, "intermediate_size"), kind="mlp", activation=activation(acts, "hidden_act"), bias=True),
+        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+    )
+
+
+def _gpt_neox_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
+    p = "gpt_neox.layers.{i}."
+    rules = [
+        rename("tok_emb.weight", "gpt_neox.embed_in.weight"),
+        rename("norm.weight", "gpt_neox.final_layer_norm.weight"),
+        rename("norm.bias", "gpt_neox.final_layer_norm.bias"),
+        # v5 names the module lm_head but converts it to and from the hub's embed_out on save and load
+        rename("head.weight", "embed_out.weight"),
+    ]
+    for ours, theirs in (("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
+                         ("attn.wo", "attention.dense"), ("ffn.up", "mlp.dense_h_to_4h"), ("ffn.down", "mlp.dense_4h_to_h")):
+        for w in ("weight", "bias"):
+            rules.append(rename(f"layers.{{i}}.{ours}.{w}", f"{p}{theirs}.{w}"))
+    return rules + fused_qkv_rules(p + "attention.query_key_value")
+
+
+register(HFFamily(
+    ("gpt_neox",), _gpt_neox_config, _gpt_neox_rules,
+    # buffers older checkpoints (EleutherAI/gpt-neox-20b, Pythia) saved: the causal mask and RoPE frequencies
+    ignore=(r".*\.attention\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"),
+))

@@ -1,0 +1,103 @@
+"""HF `mistral` and `mixtral`: the Llama block without biases, sliding-window attention in
+every layer when `sliding_window` is set (Mistral 7B v0.1: 4096), and in Mixtral 8 SwiGLU
+experts per layer, 2 per token (softmax over all router logits, top 2, renormalised:
+modeling_mixtral.py MixtralTopKRouter).
+
+# diff with llama (modeling_mistral.py, modeling_mixtral.py)
+- no `attention_bias` / `mlp_bias`: every projection is bias-free whatever config.json says.
+- one window for all layers; HF ignores a `layer_types` list here (MistralConfig warns and
+  builds its mask from `sliding_window` alone), so we do too.
+- Mixtral checkpoints store experts as block_sparse_moe.experts.{e}.w1 (gate), w3 (up) and
+  w2 (down), the router as block_sparse_moe.gate; v5 keeps them fused under mlp.experts
+  (see llama_like.expert_rules), and either layout loads.
+"""
+
+from __future__ import annotations
+
+from ...config import (
+    AttentionConfig,
+    ConfigError,
+    FFNConfig,
+    ModelConfig,
+    MoEConfig,
+    NormConfig,
+    RouterConfig,
+)
+from .core import CheckpointError, HFFamily, Rule, activation, get_field, register
+from .llama_like import (
+    IGNORE,
+    PRE_NORMS,
+    decoder_rules,
+    expert_rules,
+    head_dim,
+    positive_int,
+    rope,
+    with_defaults,
+)
+
+# MistralConfig / MixtralConfig defaults that differ between the two (configuration_mistral.py,
+# configuration_mixtral.py); HF fills in what config.json leaves out.
+_DEFAULTS = {
+    "mistral": {"num_key_value_heads": 8, "rms_norm_eps": 1e-6, "sliding_window": 4096, "hidden_act": "silu",
+                "tie_word_embeddings": False},
+    "mixtral": {"num_key_value_heads": 8, "rms_norm_eps": 1e-5, "sliding_window": None, "hidden_act": "silu",
+                "tie_word_embeddings": False, "num_local_experts": 8, "num_experts_per_tok": 2},
+}
+_THETA = {"mistral": 10000.0, "mixtral": 1e6}
+
+
+def _mistral_config(hf: dict) -> ModelConfig:
+    model_type = hf.get("model_type")
+    hf = with_defaults(hf, _DEFAULTS[model_type])
+    n_layers = positive_int(hf, "num_hidden_layers")
+    window = hf.get("sliding_window")
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
+        raise CheckpointError(f"config.json: sliding_window must be null or a positive integer, got {window!r}")
+    act = activation(hf, "hidden_act")
+    hidden = positive_int(hf, "intermediate_size")
+    moe = None
+    if model_type == "mixtral":
+        # v5 maps num_experts onto num_local_experts (MixtralConfig.attribute_map)
+        n_experts = hf.get("num_local_experts") if "num_experts" not in hf else hf["num_experts"]
+        try:
+            moe = MoEConfig(
+                n_experts=n_experts, top_k=get_field(hf, "num_experts_per_tok"), hidden=hidden, activation=act,
+                router=RouterConfig(score="softmax", norm_topk=True),
+            )
+        except (ConfigError, TypeError) as e:
+            raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
+    return ModelConfig(
+        name=str(model_type),
+        family="mistral",
+        vocab_size=positive_int(hf, "vocab_size"),
+        d_model=positive_int(hf, "hidden_size"),
+        n_layers=n_layers,
+        max_seq_len=positive_int(hf, "max_position_embeddings"),
+        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
+        rope=rope(hf, _THETA[model_type]),
+        attention=AttentionConfig(
+            n_heads=positive_int(hf, "num_attention_heads"),
+            n_kv_heads=positive_int(hf, "num_key_value_heads"),
+            head_dim=head_dim(hf),
+            window=window,
+        ),
+        # Mixtral's intermediate_size is each expert's width; no layer is dense
+        ffn=FFNConfig(hidden=hidden, kind="glu", activation=act),
+        moe=moe,
+        layer_types=("sliding" if window is not None else "global",) * n_layers,
+        tie_embeddings=bool(hf.get("tie_word_embeddings")),
+    )
+
+
+def _mixtral_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
+    p = "model.layers.{i}.block_sparse_moe."
+    return decoder_rules(PRE_NORMS) + expert_rules(
+        router=p + "gate.weight",
+        gate=p + "experts.{e}.w1.weight",
+        up=p + "experts.{e}.w3.weight",
+        down=p + "experts.{e}.w2.weight",
+    )
+
+
+register(HFFamily(("mistral",), _mistral_config, lambda cfg, hf: decoder_rules(PRE_NORMS), ignore=IGNORE))
+register(HFFamily(("mixtral",), _mistral_config, _mixtral_rules, ignore=IGNORE))

@@ -1,0 +1,145 @@
+"""HF `qwen3` and `qwen3_moe`: the Llama block with QK-norm (an RMSNorm of head_dim over each
+head's query and key, before RoPE) and head_dim independent of hidden_size.
+
+# diff with llama (modeling_qwen3.py, modeling_qwen3_moe.py)
+- self_attn.q_norm / k_norm; `attention_bias` covers q, k, v and o; the MLP has no bias.
+- qwen3: head_dim defaults to 128 (Qwen3Config), not hidden_size / heads; sliding layers
+  only with use_sliding_window, from layer max_window_layers on (or as `layer_types` says).
+- qwen3_moe: head_dim defaults to hidden_size / heads (Qwen3MoeConfig has no such field);
+  layer i is MoE unless i is in mlp_only_layers or (i + 1) % decoder_sparse_step != 0, and
+  the other layers are a dense GLU of intermediate_size. Softmax over all router logits, top
+  k, renormalised only with norm_topk_prob (Qwen3MoeTopKRouter). With use_sliding_window,
+  every layer slides (Qwen3MoeAttention reads config.sliding_window unconditionally).
+  Experts are stored per expert (mlp.experts.{e}.gate_proj/up_proj/down_proj) or fused.
+"""
+
+from __future__ import annotations
+
+from ...config import (
+    AttentionConfig,
+    ConfigError,
+    FFNConfig,
+    ModelConfig,
+    MoEConfig,
+    NormConfig,
+    RouterConfig,
+)
+from .core import CheckpointError, HFFamily, Rule, activation, get_field, register
+from .llama_like import (
+    IGNORE,
+    PRE_NORMS,
+    decoder_rules,
+    expert_rules,
+    head_dim,
+    layer_types,
+    positive_int,
+    rope,
+    sliding_window,
+    with_defaults,
+)
+
+_DEFAULTS = {
+    "qwen3": {"num_key_value_heads": 32, "head_dim": 128, "rms_norm_eps": 1e-6, "hidden_act": "silu",
+              "tie_word_embeddings": False, "attention_bias": False, "use_sliding_window": False,
+              "sliding_window": 4096, "max_window_layers": 28},
+    "qwen3_moe": {"num_key_value_heads": 4, "rms_norm_eps": 1e-6, "hidden_act": "silu", "tie_word_embeddings": False,
+                  "attention_bias": False, "use_sliding_window": False, "sliding_window": 4096,
+                  "decoder_sparse_step": 1, "mlp_only_layers": None, "num_experts_per_tok": 8,
+                  "moe_intermediate_size": 768, "norm_topk_prob": False},
+}
+
+
+def _qwen3_layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
+    # Qwen3Config.__post_init__: the window exists only with use_sliding_window
+    window = hf.get("sliding_window") if hf.get("use_sliding_window") else None
+    if hf.get("model_type") == "qwen3_moe":
+        # no layer_types: sliding_window alone decides, for every layer
+        return ("sliding" if window is not None else "global",) * n_layers
+    first = hf.get("max_window_layers")
+    derived = [
+        "sliding_attention" if window is not None and i >= first else "full_attention" for i in range(n_layers)
+    ]
+    types = layer_types(hf, n_layers, derived)
+    if "sliding" in types and window is None:
+        raise CheckpointError(
+            "config.json: layer_types has sliding_attention layers, but use_sliding_window is false, so HF "
+            "builds them without a window"
+        )
+    return types
+
+
+def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[str, ...] | None]:
+    # v5 maps num_experts onto num_local_experts (Qwen3MoeConfig.attribute_map)
+    n_experts = hf.get("num_experts", hf.get("num_local_experts", 128))
+    if not isinstance(n_experts, int) or isinstance(n_experts, bool) or n_experts < 0:
+        raise CheckpointError(f"config.json: num_experts must be a non-negative integer, got {n_experts!r}")
+    step = positive_int(hf, "decoder_sparse_step")
+    dense_only = hf.get("mlp_only_layers") or []
+    if not isinstance(dense_only, list) or not all(isinstance(i, int) for i in dense_only):
+        raise CheckpointError(f"config.json: mlp_only_layers must be a list of layer indices, got {dense_only!r}")
+    ffn_types = tuple(
+        "moe" if n_experts > 0 and i not in dense_only and (i + 1) % step == 0 else "dense" for i in range(n_layers)
+    )
+    if "moe" not in ffn_types:
+        return None, ffn_types
+    try:
+        moe = MoEConfig(
+            n_experts=n_experts,
+            top_k=get_field(hf, "num_experts_per_tok"),
+            hidden=get_field(hf, "moe_intermediate_size"),
+            activation=activation(hf, "hidden_act"),
+            router=RouterConfig(score="softmax", norm_topk=bool(hf.get("norm_topk_prob"))),
+        )
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"config.json: num_experts / num_experts_per_tok / moe_intermediate_size: {e}") from None
+    return moe, ffn_types
+
+
+def _qwen3_config(hf: dict) -> ModelConfig:
+    model_type = hf.get("model_type")
+    hf = with_defaults(hf, _DEFAULTS[model_type])
+    n_layers = positive_int(hf, "num_hidden_layers")
+    types = _qwen3_layer_types(hf, n_layers)
+    moe, ffn_types = _qwen3_moe_plan(hf, n_layers) if model_type == "qwen3_moe" else (None, None)
+    eps = get_field(hf, "rms_norm_eps")
+    bias = bool(hf.get("attention_bias"))
+    n_heads = positive_int(hf, "num_attention_heads")
+    return ModelConfig(
+        name=str(model_type),
+        family="qwen3",
+        vocab_size=positive_int(hf, "vocab_size"),
+        d_model=positive_int(hf, "hidden_size"),
+        n_layers=n_layers,
+        max_seq_len=positive_int(hf, "max_position_embeddings"),
+        norm=NormConfig("rmsnorm", eps=eps),
+        rope=rope(hf, 10000.0),
+        attention=AttentionConfig(
+            n_heads=n_heads,
+            n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (Qwen3Config.__post_init__)
+            head_dim=head_dim(hf, default=128 if model_type == "qwen3" else None),
+            qkv_bias=bias,
+            out_bias=bias,
+            window=sliding_window(hf, types),
+            qk_norm=NormConfig("rmsnorm", eps=eps),
+            qk_norm_scope="head",
+        ),
+        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")),
+        moe=moe,
+        layer_types=types,
+        ffn_types=ffn_types,
+        tie_embeddings=bool(hf.get("tie_word_embeddings")),
+    )
+
+
+def _qwen3_moe_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
+    p = "model.layers.{i}.mlp."
+    return decoder_rules(PRE_NORMS) + expert_rules(
+        router=p + "gate.weight",
+        gate=p + "experts.{e}.gate_proj.weight",
+        up=p + "experts.{e}.up_proj.weight",
+        down=p + "experts.{e}.down_proj.weight",
+    )
+
+
+register(HFFamily(("qwen3",), _qwen3_config, lambda cfg, hf: decoder_rules(PRE_NORMS), ignore=IGNORE))
+register(HFFamily(("qwen3_moe",), _qwen3_config, _qwen3_moe_rules, ignore=IGNORE))

@@ -1,0 +1,247 @@
+"""HF `qwen3_next` (Qwen3-Next-80B-A3B): Gated DeltaNet linear-attention layers and gated
+full-attention layers as `layer_types` says, MoE with a gated shared expert.
+
+# diff with qwen3_moe (modeling_qwen3_next.py)
+- Qwen3NextGatedDeltaNet ("linear_attention" layers, nn/deltanet.py). in_proj_qkvz rows are
+  grouped per key head g: [q_g (dk) | k_g (dk) | v_g (r dv) | z_g (r dv)] with r = value
+  heads per key head (fix_query_key_value_ordering), in_proj_ba likewise [b_g (r) | a_g (r)];
+  ours are [q | k | v | z] and [b | a] with value head g r + j at row block g r + j, so the rows
+  are reordered here. conv1d.weight (C, 1, K) over channels [q | k | v] (already plain) is
+  stored as (C, K). hidden_act is also the activation after the convolution.
+- Qwen3NextAttention: q_proj holds each head's query and output gate, [q_h | g_h] per head
+  (AttentionConfig.output_gate keeps that layout); QK-norm per head; RoPE on the first
+  partial_rotary_factor of each head (0.25 when config.json has none).
+- Qwen3NextRMSNorm is zero-centred: (1 + w) (NormConfig.unit_offset), block, final and QK
+  norms alike; the DeltaNet's own gated norm has a plain weight (Qwen3NextRMSNormGated).
+- Qwen3NextSparseMoeBlock: softmax router, top-k, renormalised when norm_topk_prob; the
+  shared expert (shared_expert_intermediate_size) scaled by sigmoid(shared_expert_gate(x)).
+  A layer is MoE when num_experts > 0, (i + 1) % decoder_sparse_step == 0 and i is not in
+  mlp_only_layers; otherwise a dense MLP of intermediate_size.
+- mtp.* (the multi-token-prediction head) is not part of the model and is skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...config import (
+    AttentionConfig,
+    DeltaNetConfig,
+    FFNConfig,
+    ModelConfig,
+    MoEConfig,
+    NormConfig,
+    RouterConfig,
+)
+from .core import (
+    CheckpointError,
+    HFFamily,
+    Rule,
+    Tensors,
+    activation,
+    read_rope,
+    register,
+    rename,
+)
+from .llama_like import (
+    ATTN,
+    IGNORE,
+    PRE_NORMS,
+    expert_rules,
+    positive_int,
+    with_defaults,
+)
+
+# Qwen3NextConfig's class defaults for the knobs a config.json may leave out (sizes are required)
+DEFAULTS: dict[str, Any] = {
+    "hidden_act": "silu",
+    "rms_norm_eps": 1e-6,
+    "head_dim": 256,
+    "attention_bias": False,
+    "linear_conv_kernel_dim": 4,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "num_experts": 512,
+    "norm_topk_prob": True,
+    "tie_word_embeddings": False,
+}
+
+LAYER_TYPES = {"linear_attention": "linear", "full_attention": "global"}
+
+
+def _layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
+    names = hf.get("layer_types")
+    if names is None:
+        # Qwen3NextConfig.__post_init__: every full_attention_interval-th layer is full attention
+        interval = positive_int(hf, "full_attention_interval", 4)
+        names = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)]
+    if not isinstance(names, list) or len(names) != n_layers:
+        raise CheckpointError(f"config.json: layer_types needs one entry per layer (num_hidden_layers={n_layers}), got {names!r}")
+    bad = sorted({str(t) for t in names if t not in LAYER_TYPES})
+    if bad:
+        raise CheckpointError(f"config.json: layer_types has {bad}; qwen3_next supports {sorted(LAYER_TYPES)}")
+    return tuple(LAYER_TYPES[t] for t in names)
+
+
+def _ffn_types(hf: dict, n_layers: int) -> tuple[str, ...]:
+    n_experts = hf["num_experts"]
+    step = positive_int(hf, "decoder_sparse_step")
+    dense = hf["mlp_only_layers"]
+    if not isinstance(dense, list) or not all(isinstance(i, int) for i in dense):
+        raise CheckpointError(f"config.json: mlp_only_layers must be a list of layer indices, got {dense!r}")
+    return tuple("moe" if n_experts > 0 and (i + 1) % step == 0 and i not in dense else "dense" for i in range(n_layers))
+
+
+def _moe(hf: dict, act: str) -> MoEConfig:
+    hidden = positive_int(hf, "moe_intermediate_size")
+    shared = positive_int(hf, "shared_expert_intermediate_size")
+    if shared % hidden:
+        # our schema stores the shared expert as one GLU of n_shared * hidden
+        raise CheckpointError(
+            f"config.json: shared_expert_intermediate_size={shared} must be a multiple of moe_intermediate_size={hidden}"
+        )
+    return MoEConfig(
+        n_experts=hf["num_experts"],
+        top_k=positive_int(hf, "num_experts_per_tok"),
+        hidden=hidden,
+        n_shared=shared // hidden,
+        shared_gate=True,
+        activation=act,
+        router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
+    )
+
+
+def _qwen3_next_config(hf: dict) -> ModelConfig:
+    hf = with_defaults(hf, DEFAULTS)
+    act = activation(hf, "hidden_act")
+    if act != "silu":
+        raise CheckpointError(
+            f"config.json: hidden_act={hf['hidden_act']!r}; qwen3_next also applies it after the linear-attention "
+            "convolution, where only 'silu' is supported"
+        )
+    n_layers = positive_int(hf, "num_hidden_layers")
+    rope_params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
+    if "partial_rotary_factor" not in rope_params and hf.get("partial_rotary_factor") is None:
+        hf = {**hf, "partial_rotary_factor": 0.25}  # Qwen3NextConfig's default
+    layer_types = _layer_types(hf, n_layers)
+    ffn_types = _ffn_types(hf, n_layers)
+    norm = NormConfig("rmsnorm", eps=float(hf["rms_norm_eps"]), unit_offset=True)
+    bias = bool(hf["attention_bias"])
+    return ModelConfig(
+        name="qwen3_next",
+        family="qwen3_next",
+        vocab_size=positive_int(hf, "vocab_size"),
+        d_model=positive_int(hf, "hidden_size"),
+        n_layers=n_layers,
+        max_seq_len=positive_int(hf, "max_position_embeddings"),
+        norm=norm,
+        rope=read_rope(hf),
+        attention=AttentionConfig(
+            n_heads=positive_int(hf, "num_attention_heads"),
+            n_kv_heads=positive_int(hf, "num_key_value_heads"),
+            head_dim=positive_int(hf, "head_dim"),
+            qkv_bias=bias,
+            out_bias=bias,
+            qk_norm=norm,
+            qk_norm_scope="head",
+            output_gate=True,
+        ),
+        linear_attention=DeltaNetConfig(
+            n_k_heads=positive_int(hf, "linear_num_key_heads"),
+            n_v_heads=positive_int(hf, "linear_num_value_heads"),
+            k_head_dim=positive_int(hf, "linear_key_head_dim"),
+            v_head_dim=positive_int(hf, "linear_value_head_dim"),
+            conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
+        ) if "linear" in layer_types else None,
+        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
+        moe=_moe(hf, act) if "moe" in ffn_types else None,
+        layer_types=layer_types,
+        ffn_types=ffn_types,
+        tie_embeddings=bool(hf["tie_word_embeddings"]),
+    )
+
+
+# ---- the DeltaNet's in-projections: HF's per-key-head grouping <-> our plain layout ----------
+
+def _qkvz_sizes(cfg: ModelConfig) -> tuple[int, list[int]]:
+    g = cfg.linear_attention
+    r = g.n_v_heads // g.n_k_heads
+    return g.n_k_heads, [g.k_head_dim, g.k_head_dim, r * g.v_head_dim, r * g.v_head_dim]
+
+
+def _ba_sizes(cfg: ModelConfig) -> tuple[int, list[int]]:
+    g = cfg.linear_attention
+    r = g.n_v_heads // g.n_k_heads
+    return g.n_k_heads, [r, r]
+
+
+def _ungroup(sizes):
+    """Rows [part_0 of group 0 | part_1 of group 0 | ... | part_0 of group 1 | ...] (HF) ->
+    [part_0 of every group | part_1 of every group | ...] (ours)."""
+    def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
+        n_groups, parts = sizes(cfg)
+        w = ts[0]
+        per_group = w.reshape(n_groups, sum(parts), -1).split(parts, dim=1)  # each (groups, part, D)
+        return [torch.cat([p.reshape(-1, w.shape[-1]) for p in per_group], dim=0)]
+    return f
+
+
+def _regroup(sizes):
+    """The inverse of _ungroup."""
+    def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
+        n_groups, parts = sizes(cfg)
+        w = ts[0]
+        blocks = w.split([n_groups * p for p in parts], dim=0)  # each (groups * part, D)
+        grouped = torch.cat([b.reshape(n_groups, p, -1) for b, p in zip(blocks, parts)], dim=1)
+        return [grouped.reshape(w.shape)]
+    return f
+
+
+def _conv_load(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    return [ts[0].squeeze(1)]  # (C, 1, K) -> (C, K)
+
+
+def _conv_save(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    return [ts[0].unsqueeze(1)]
+
+
+def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
+    p = "model.layers.{i}."
+    rules = [
+        rename("tok_emb.weight", "model.embed_tokens.weight"),
+        rename("norm.weight", "model.norm.weight"),
+        rename("head.weight", "lm_head.weight"),
+    ]
+    rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in PRE_NORMS.items()]
+    # Both mixers are `attn` in our tree and both have a `wo`, so their rules are per layer.
+    for i, kind in enumerate(cfg.layer_types):
+        ours, theirs = f"layers.{i}.attn.", f"model.layers.{i}."
+        if kind == "linear":
+            la = theirs + "linear_attn."
+            rules += [
+                rename(ours + "wqkvz.weight", la + "in_proj_qkvz.weight", _ungroup(_qkvz_sizes), _regroup(_qkvz_sizes)),
+                rename(ours + "wba.weight", la + "in_proj_ba.weight", _ungroup(_ba_sizes), _regroup(_ba_sizes)),
+                rename(ours + "conv", la + "conv1d.weight", _conv_load, _conv_save),
+                rename(ours + "dt_bias", la + "dt_bias"),
+                rename(ours + "A_log", la + "A_log"),
+                rename(ours + "norm.weight", la + "norm.weight"),
+                rename(ours + "wo.weight", la + "out_proj.weight"),
+            ]
+        else:
+            rules += [rename(ours + o, theirs + "self_attn." + t) for o, t in ATTN]
+    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
+        rules.append(rename(f"layers.{{i}}.ffn.{ours}.weight", f"{p}mlp.{theirs}.weight"))
+        rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{p}mlp.shared_expert.{theirs}.weight"))
+    rules.append(rename("layers.{i}.ffn.shared_gate.weight", p + "mlp.shared_expert_gate.weight"))
+    e = p + "mlp.experts.{e}."
+    rules += expert_rules(p + "mlp.gate.weight", e + "gate_proj.weight", e + "up_proj.weight", e + "down_proj.weight")
+    return rules
+
+
+register(HFFamily(
+    ("qwen3_next",), _qwen3_next_config, _qwen3_next_rules,
+    # the multi-token-prediction layer the hub checkpoints carry (HF skips it too: _keys_to_ignore_on_load_unexpected)
+    ignore=IGNORE + (r"^mtp\.",),
+))
