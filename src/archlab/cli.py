@@ -469,7 +469,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.chat:
         sys.stdout.write(args.prompt)
     new, first, total = _stream_text(model, tok, ids, args)
-    sys.stdout.write("\n")
+    print(flush=True)  # the text's line ends before the timing goes to stderr
     print(_speed(len(new), first, total), file=sys.stderr)
     return 0
 
