@@ -115,3 +115,17 @@ def test_gpt2_hub_layout_without_transformer_prefix(tmp_path):
     ids = torch.randint(0, hf_config.vocab_size, (2, 13))
     with torch.no_grad():
         torch.testing.assert_close(archlab.load(tmp_path)(ids), ref(ids).logits, atol=ATOL, rtol=0)
+
+
+def test_deepseek_fused_expert_layout_loads(tmp_path):
+    # HF v5 holds experts fused (gate_up_proj (E, 2F, D), down_proj) and can save them so
+    _, _, hf_config = next(c for c in CASES if c[0] == "deepseek_v3")
+    ref = make_hf(hf_config)
+    ref.save_pretrained(tmp_path, save_original_format=False)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        assert any(k.endswith("mlp.experts.gate_up_proj") for k in f.keys())
+    ids = torch.randint(0, hf_config.vocab_size, (2, 13))
+    with torch.no_grad():
+        torch.testing.assert_close(archlab.load(tmp_path)(ids), ref(ids).logits, atol=ATOL, rtol=0)

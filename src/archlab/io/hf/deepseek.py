@@ -12,7 +12,7 @@ from .core import (
     HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, read_rope,
     register, rename, rope_json, same,
 )
-from .llama import decoder_rules
+from .llama_like import PRE_NORMS, decoder_rules, expert_rules
 
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
@@ -223,7 +223,7 @@ def _deepseek_rules(cfg: ModelConfig, interleaved: bool) -> list[Rule]:
         ("kv_norm.weight", "kv_a_layernorm.weight"), ("wkv_b.weight", "kv_b_proj.weight"),
         ("wo.weight", "o_proj.weight"), ("wo.bias", "o_proj.bias"),
     ]
-    rules = decoder_rules(names)
+    rules = decoder_rules(PRE_NORMS, attn=names)
     p = "model.layers.{i}.self_attn."
     # Adjacent-pair RoPE checkpoints are permuted to our rotate-half layout; q·k is unchanged.
     q_load, q_save = (_head_rope_perm(cfg, False), _head_rope_perm(cfg, True)) if interleaved else (same, same)
@@ -235,13 +235,14 @@ def _deepseek_rules(cfg: ModelConfig, interleaved: bool) -> list[Rule]:
         rename("layers.{i}.attn.wkv_a.bias", p + "kv_a_proj_with_mqa.bias", kv_load, kv_save),
     ]
     m = "model.layers.{i}.mlp."
-    rules += [
-        rename("layers.{i}.ffn.router.weight", m + "gate.weight"),
-        rename("layers.{i}.ffn.router.score_bias", m + "gate.e_score_correction_bias"),
-        rename("layers.{i}.ffn.experts.gate", m + "experts.{e}.gate_proj.weight"),
-        rename("layers.{i}.ffn.experts.up", m + "experts.{e}.up_proj.weight"),
-        rename("layers.{i}.ffn.experts.down", m + "experts.{e}.down_proj.weight"),
-    ]
+    # per-expert tensors as the hub holds them, or fused as HF v5 holds them in memory
+    rules += expert_rules(
+        router=m + "gate.weight",
+        gate=m + "experts.{e}.gate_proj.weight",
+        up=m + "experts.{e}.up_proj.weight",
+        down=m + "experts.{e}.down_proj.weight",
+    )
+    rules.append(rename("layers.{i}.ffn.router.score_bias", m + "gate.e_score_correction_bias"))
     for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
         rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{m}shared_experts.{theirs}.weight"))
     return rules

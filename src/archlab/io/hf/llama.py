@@ -8,8 +8,9 @@ from typing import Any
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from .core import (
     HF_ACTIVATION, CheckpointError, HFFamily, Rule, activation, common_problems, get_field, read_rope,
-    register, rename, rope_json,
+    register, rope_json,
 )
+from .llama_like import PRE_NORMS, decoder_rules
 
 
 def _llama_config(hf: dict) -> ModelConfig:
@@ -85,29 +86,8 @@ def _llama_json(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-def decoder_rules(attn_names: list[tuple[str, str]]) -> list[Rule]:
-    """Names shared by the Llama-style decoders (model.layers.{i}.self_attn / mlp)."""
-    p = "model.layers.{i}."
-    rules = [
-        rename("tok_emb.weight", "model.embed_tokens.weight"),
-        rename("norm.weight", "model.norm.weight"),
-        rename("head.weight", "lm_head.weight"),
-        rename("layers.{i}.attn_norm.weight", p + "input_layernorm.weight"),
-        rename("layers.{i}.ffn_norm.weight", p + "post_attention_layernorm.weight"),
-    ]
-    for ours, theirs in attn_names:
-        rules.append(rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}"))
-    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
-        for w in ("weight", "bias"):
-            rules.append(rename(f"layers.{{i}}.ffn.{ours}.{w}", f"{p}mlp.{theirs}.{w}"))
-    return rules
-
-
-LLAMA_ATTN = [(f"{o}.{w}", f"{t}.{w}") for o, t in (("wq", "q_proj"), ("wk", "k_proj"), ("wv", "v_proj"), ("wo", "o_proj")) for w in ("weight", "bias")]
-
-
 def _llama_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    return decoder_rules(LLAMA_ATTN)
+    return decoder_rules(PRE_NORMS)
 
 
 

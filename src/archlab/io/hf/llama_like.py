@@ -91,8 +91,11 @@ SANDWICH_NORMS = {
 }
 
 
-def decoder_rules(norms: dict[str, str], model: str = "model.", head: str = "lm_head.weight") -> list[Rule]:
-    """Embedding, final norm, head, block norms, attention (with QK-norm) and the dense GLU,
+def decoder_rules(
+    norms: dict[str, str], model: str = "model.", head: str = "lm_head.weight", attn: list[tuple[str, str]] = ATTN
+) -> list[Rule]:
+    """Embedding, final norm, head, block norms, attention (`attn`: our names under attn. ->
+    theirs under self_attn.; by default q/k/v/o with biases and QK-norm) and the dense GLU,
     under `model` (Gemma 3's multimodal checkpoints nest it as language_model.model.)."""
     p = model + "layers.{i}."
     rules = [
@@ -101,7 +104,7 @@ def decoder_rules(norms: dict[str, str], model: str = "model.", head: str = "lm_
         rename("head.weight", head),
     ]
     rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in norms.items()]
-    rules += [rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}") for ours, theirs in ATTN]
+    rules += [rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}") for ours, theirs in attn]
     for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
         for w in ("weight", "bias"):
             rules.append(rename(f"layers.{{i}}.ffn.{ours}.{w}", f"{p}mlp.{theirs}.{w}"))
