@@ -24,7 +24,10 @@ class Transformer(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_emb = nn.Embedding(c.max_seq_len, c.d_model) if c.position == "learned" else None
         self.embed_norm = make_norm(c.norm, c.d_model) if c.embed_norm else None
-        self.layers = nn.ModuleList(BLOCKS[c.block](c, spec) for spec in c.layers)
+        specs = c.layers  # resolved once here, not on every forward (decode runs it per token)
+        self.layers = nn.ModuleList(BLOCKS[c.block](c, spec) for spec in specs)
+        # the distinct RoPE variants whose cos/sin each forward computes once for all layers
+        self._ropes = tuple(dict.fromkeys(spec.rope for spec in specs if spec.rope is not None))
         # a post-norm stack already ends normalised
         self.norm = make_norm(c.norm, c.d_model) if c.block != "post" else None
         # Tied embeddings: no head at all, logits use tok_emb.weight (one tensor, counted once).
@@ -114,10 +117,9 @@ class Transformer(nn.Module):
             x = x + self.pos_emb(positions)
         if self.embed_norm is not None:
             x = self.embed_norm(x)
-        ropes = {spec.rope for spec in self.config.layers if spec.rope is not None}
         ctx = Context(
             positions=positions,
-            rope={r: rope_cos_sin(r, self.rotary_dim, positions, x.dtype) for r in ropes},
+            rope={r: rope_cos_sin(r, self.rotary_dim, positions, x.dtype) for r in self._ropes},
             start=start,
             pad=pad,
         )
