@@ -236,3 +236,12 @@ def assert_covers_every_layer_kind(cfg, preset: str) -> None:
             assert getattr(a, k) < 37, f"attention.{k}={getattr(a, k)} is not shorter than the test sequence"
     if cfg.moe is not None:
         assert cfg.moe.n_experts > cfg.moe.top_k
+
+
+def assert_behaves_like_hf(family: str, ref, ours) -> None:
+    """After logit parity: same parameter count, cached decoding equal to the full forward,
+    greedy generation equal to HF's, cache bytes equal to the analysis."""
+    assert_same_param_count(ref, ours)
+    assert_cached_decoding_equals_full_forward(ours, ours.config.vocab_size)
+    assert_greedy_equals_hf(ref, ours, ours.config.vocab_size)
+    record_cache_bytes(family, ours)
