@@ -467,7 +467,7 @@ def _llama_config(g: GGUFFile) -> ModelConfig:
         n_layers=_int(g, "block_count"),
         max_seq_len=ctx,
         norm=NormConfig("rmsnorm", eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5))),
-        rope=_rope(g, head_dim, ctx),
+        position=_rope(g, head_dim, ctx),
         attention=AttentionConfig(
             n_heads=n_heads,
             n_kv_heads=_int(g, "attention.head_count_kv", n_heads),
@@ -495,7 +495,7 @@ def _unpermute(heads: Callable[[AttentionConfig], int]) -> Callable[[torch.Tenso
     Adjacent-pair -> halves is exactly `interleaved_to_halves` within each head."""
 
     def f(t: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-        n = heads(cfg.attention)
+        n = heads(cfg.resolved_attention)
         per_head = t.reshape(n, t.shape[0] // n, *t.shape[1:])  # (heads, head_dim, [in])
         perm = interleaved_to_halves(per_head.shape[1])
         return per_head[:, perm].reshape(t.shape)

@@ -9,11 +9,16 @@ import torch
 from ...config import ConfigError, FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
 from .core import (
+    ffn_parts,
     HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, read_rope,
     register, rename, rope_json, same,
 )
 from .llama_like import PRE_NORMS, decoder_rules, expert_rules
 
+
+
+def _ffn_kinds(cfg: ModelConfig) -> tuple[str, ...]:
+    return tuple(s.ffn for s in cfg.layers)
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
     if hf.get("mlp_bias"):
@@ -30,7 +35,8 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 scale=float(hf.get("routed_scaling_factor", 1.0)),
                 n_groups=int(hf.get("n_group") or 1),
                 topk_groups=int(hf.get("topk_group") or 1),
-                group_score="top2_sum",
+                # groups ranked by their two best experts; with one group there is nothing to rank
+                group_score="top2_sum" if int(hf.get("n_group") or 1) > 1 else "max",
                 score_bias=True,
             )
         else:
@@ -71,7 +77,7 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=get_field(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps", 1e-6)),
-        rope=read_rope(hf),
+        position=read_rope(hf),
         attention=MLAConfig(
             n_heads=get_field(hf, "num_attention_heads"),
             q_lora_rank=hf.get("q_lora_rank"),
@@ -81,30 +87,30 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             v_head_dim=get_field(hf, "v_head_dim"),
             bias=bias,
         ),
-        ffn=FFNConfig(hidden=get_field(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")),
-        moe=moe,
-        ffn_types=ffn_types,
+        **ffn_parts(
+            FFNConfig(hidden=get_field(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")), moe, ffn_types
+        ),
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
     )
 
 
 def _deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     p = common_problems(cfg)
-    f, m = cfg.ffn, cfg.moe
+    f, m = cfg.resolved_ffn, cfg.moe
     if cfg.norm.kind != "rmsnorm":
         p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
-    if f.kind != "glu" or f.bias:
+    if f is not None and (f.kind != "glu" or f.bias):
         p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
-    if not v3 and cfg.d_model % cfg.attention.n_heads:
-        p.append(f"d_model={cfg.d_model} with n_heads={cfg.attention.n_heads} "
+    if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
+        p.append(f"d_model={cfg.d_model} with n_heads={cfg.resolved_attention.n_heads} "
                  "(HF's DeepseekV2Config requires hidden_size divisible by the heads)")
     if m is None:
         return p
-    if m.activation != f.activation:
+    if f is not None and m.activation != f.activation:
         p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (DeepSeek has one hidden_act)")
-    k = cfg.ffn_types.index("moe") if "moe" in cfg.ffn_types else cfg.n_layers
-    if cfg.ffn_types != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
-        p.append(f"ffn_types={list(cfg.ffn_types)} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    k = _ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers
+    if _ffn_kinds(cfg) != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
+        p.append(f"ffn_types={list(_ffn_kinds(cfg))} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
     r = m.router
     if v3:
         if r.score != "sigmoid":
@@ -126,11 +132,12 @@ def _deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
 
 
 def _deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
-    a, m = cfg.attention, cfg.moe
+    a, m = cfg.resolved_attention, cfg.moe
     hf: dict[str, Any] = {
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
-        "intermediate_size": cfg.ffn.hidden,
+        # required even when no layer is dense (then unused: the experts' width stands in)
+        "intermediate_size": (cfg.resolved_ffn or cfg.moe).hidden,
         "num_hidden_layers": cfg.n_layers,
         "num_attention_heads": a.n_heads,
         # MLA shares one latent between all heads; HF's attention code wants the count of K/V heads it rebuilds
@@ -140,7 +147,7 @@ def _deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         "qk_nope_head_dim": a.qk_nope_head_dim,
         "qk_rope_head_dim": a.qk_rope_head_dim,
         "v_head_dim": a.v_head_dim,
-        "hidden_act": HF_ACTIVATION[cfg.ffn.activation],
+        "hidden_act": HF_ACTIVATION[(cfg.resolved_ffn or cfg.moe).activation],
         "max_position_embeddings": cfg.max_seq_len,
         "rms_norm_eps": cfg.norm.eps,
         **rope_json(cfg),
@@ -167,7 +174,7 @@ def _deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         topk_method="noaux_tc" if v3 else "group_limited_greedy" if r.n_groups > 1 else "greedy",
         n_group=r.n_groups,
         topk_group=r.topk_groups,
-        first_k_dense_replace=cfg.ffn_types.index("moe") if "moe" in cfg.ffn_types else cfg.n_layers,
+        first_k_dense_replace=_ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers,
         moe_layer_freq=1,
     )
     return hf
@@ -189,7 +196,7 @@ def _zero_score_bias(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[s
 def _head_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Permute the RoPE rows of each head of a query projection between adjacent-pair and
     rotate-half layout (rows per head: qk_nope_head_dim, then qk_rope_head_dim)."""
-    a = cfg.attention
+    a = cfg.resolved_attention
     perm = interleaved_to_halves(a.qk_rope_head_dim)
     if inverse:
         perm = perm.argsort()
@@ -205,7 +212,7 @@ def _head_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, Model
 
 def _tail_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Same for the shared RoPE key: the last qk_rope_head_dim rows of wkv_a (and its bias)."""
-    a = cfg.attention
+    a = cfg.resolved_attention
     perm = interleaved_to_halves(a.qk_rope_head_dim)
     if inverse:
         perm = perm.argsort()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ...config import SQRT_D_MODEL, AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from .core import (
     CheckpointError,
     HFFamily,
@@ -106,7 +106,7 @@ def _text_config(hf: dict, tie: bool | None = None) -> ModelConfig:
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=norm,
         block="sandwich",
-        rope=ropes["full_attention"],
+        position=ropes["full_attention"],
         rope_local=ropes["sliding_attention"] if "sliding" in types else None,
         attention=AttentionConfig(
             n_heads=positive_int(hf, "num_attention_heads"),
@@ -121,7 +121,7 @@ def _text_config(hf: dict, tie: bool | None = None) -> ModelConfig:
         ),
         ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_activation")),
         tie_embeddings=bool(hf.get("tie_word_embeddings")) if tie is None else tie,
-        embed_scale=d**0.5,
+        embed_scale=SQRT_D_MODEL,  # Gemma3TextScaledWordEmbedding: hidden_size ** 0.5
         logit_softcap=hf.get("final_logit_softcapping"),
         layer_types=types,
     )

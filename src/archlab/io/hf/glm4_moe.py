@@ -27,7 +27,7 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, activation, get_field, register, rename
+from .core import ffn_parts, CheckpointError, HFFamily, activation, get_field, register, rename
 from .llama_like import (
     IGNORE,
     PRE_NORMS,
@@ -88,7 +88,8 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
                     scale=float(get_field(hf, "routed_scaling_factor")),
                     n_groups=positive_int(hf, "n_group"),
                     topk_groups=positive_int(hf, "topk_group"),
-                    group_score="top2_sum",
+                    # groups ranked by their two best experts; with one group there is nothing to rank
+                    group_score="top2_sum" if positive_int(hf, "n_group") > 1 else "max",
                     score_bias=True,
                 ),
             )
@@ -104,7 +105,7 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=eps),
-        rope=rope(hf, 10000.0),
+        position=rope(hf, 10000.0),
         attention=AttentionConfig(
             n_heads=positive_int(hf, "num_attention_heads"),
             n_kv_heads=positive_int(hf, "num_key_value_heads"),
@@ -113,10 +114,11 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
             out_bias=False,
             qk_norm=NormConfig("rmsnorm", eps=eps) if _flag(hf, "use_qk_norm") else None,
         ),
-        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
-        moe=moe,
         # Glm4MoeDecoderLayer: MoE where layer_idx >= first_k_dense_replace
-        ffn_types=tuple("dense" if i < first_dense else "moe" for i in range(n_layers)),
+        **ffn_parts(
+            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act), moe,
+            tuple("dense" if i < first_dense else "moe" for i in range(n_layers)),
+        ),
         tie_embeddings=_flag(hf, "tie_word_embeddings"),
     )
 

@@ -102,7 +102,7 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        rope=rope(hf, 150000.0),
+        position=rope(hf, 150000.0),
         attention=AttentionConfig(
             n_heads=heads,
             n_kv_heads=positive_int(hf, "num_key_value_heads"),
@@ -112,8 +112,7 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
             window=sliding_window(hf, types),
             sinks=True,
         ),
-        # unused (every layer is MoE); the experts' width, as the presets keep it
-        ffn=FFNConfig(hidden=hidden, kind="glu", activation="silu"),
+        # every layer is MoE: intermediate_size is the experts' width, and there is no dense FFN
         moe=moe,
         layer_types=types,
         tie_embeddings=bool(hf["tie_word_embeddings"]),

@@ -37,6 +37,7 @@ from ...config import (
 )
 from ...nn.position import interleaved_to_halves
 from .core import (
+    ffn_parts,
     CheckpointError,
     HFFamily,
     Rule,
@@ -146,7 +147,7 @@ def _llama4_config(hf: dict) -> ModelConfig:
         n_layers=n,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=eps),
-        rope=rope(hf, 500000.0),
+        position=rope(hf, 500000.0),
         attention=AttentionConfig(
             n_heads=positive_int(hf, "num_attention_heads"),
             n_kv_heads=positive_int(hf, "num_key_value_heads"),
@@ -156,13 +157,14 @@ def _llama4_config(hf: dict) -> ModelConfig:
             chunk=chunk if "chunked_attention" in types else None,
             qk_norm=NormConfig("l2norm", eps=eps) if _flag(hf, "use_qk_norm") else None,
             # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`
-            qk_norm_in_nope_layers=False,
+            qk_norm_in_nope_layers=not _flag(hf, "use_qk_norm"),  # a setting of the QK-norm: only where there is one
             temperature=temperature,
         ),
-        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size_mlp"), kind="glu", activation=act),
-        moe=moe,
+        **ffn_parts(
+            FFNConfig(hidden=positive_int(hf, "intermediate_size_mlp"), kind="glu", activation=act), moe,
+            tuple("moe" if i in set(moe_layers) else "dense" for i in range(n)),
+        ),
         layer_types=tuple(_LAYER_TYPES[t] for t in types),
-        ffn_types=tuple("moe" if i in set(moe_layers) else "dense" for i in range(n)),
         rope_layers=tuple(bool(r) for r in uses_rope),
         tie_embeddings=_flag(hf, "tie_word_embeddings"),
     )
@@ -172,7 +174,7 @@ def _rope_rows(n_heads: Callable[[ModelConfig], int]) -> Callable[[Tensors, Mode
     """Complex-pair RoPE rows (2j, 2j+1) of each head -> rotate-half rows (j, j + hd/2)."""
 
     def load(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        w, hd = ts[0], cfg.attention.head_dim
+        w, hd = ts[0], cfg.resolved_attention.head_dim
         perm = interleaved_to_halves(hd)
         return [w.reshape(n_heads(cfg), hd, *w.shape[1:])[:, perm].reshape(w.shape).contiguous()]
 

@@ -23,7 +23,7 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, Rule, activation, get_field, register
+from .core import ffn_parts, CheckpointError, HFFamily, Rule, activation, get_field, register
 from .llama_like import (
     IGNORE,
     PRE_NORMS,
@@ -74,7 +74,7 @@ def _mistral_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        rope=rope(hf, _THETA[model_type]),
+        position=rope(hf, _THETA[model_type]),
         attention=AttentionConfig(
             n_heads=positive_int(hf, "num_attention_heads"),
             n_kv_heads=positive_int(hf, "num_key_value_heads"),
@@ -82,8 +82,7 @@ def _mistral_config(hf: dict) -> ModelConfig:
             window=window,
         ),
         # Mixtral's intermediate_size is each expert's width; no layer is dense
-        ffn=FFNConfig(hidden=hidden, kind="glu", activation=act),
-        moe=moe,
+        **ffn_parts(FFNConfig(hidden=hidden, kind="glu", activation=act), moe, None),
         layer_types=("sliding" if window is not None else "global",) * n_layers,
         tie_embeddings=bool(hf.get("tie_word_embeddings")),
     )

@@ -45,7 +45,7 @@ def _olmo2_config(hf: dict) -> ModelConfig:
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=norm,
         block="output",
-        rope=rope(hf, 10000.0),
+        position=rope(hf, 10000.0),
         attention=AttentionConfig(
             n_heads=n_heads,
             n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (Olmo2Config.__post_init__)

@@ -33,7 +33,6 @@ def _openai_gpt_config(hf: dict) -> ModelConfig:
         n_layers=get_field(hf, "n_layer"),
         max_seq_len=get_field(hf, "n_positions"),
         position="learned",
-        rope=None,
         block="post",
         norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_epsilon", 1e-5), bias=True),
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=True, out_bias=True),

@@ -24,7 +24,7 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, Rule, activation, get_field, register
+from .core import ffn_parts, CheckpointError, HFFamily, Rule, activation, get_field, register
 from .llama_like import (
     IGNORE,
     PRE_NORMS,
@@ -112,7 +112,7 @@ def _qwen3_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=eps),
-        rope=rope(hf, 10000.0),
+        position=rope(hf, 10000.0),
         attention=AttentionConfig(
             n_heads=n_heads,
             n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (Qwen3Config.__post_init__)
@@ -123,10 +123,10 @@ def _qwen3_config(hf: dict) -> ModelConfig:
             qk_norm=NormConfig("rmsnorm", eps=eps),
             qk_norm_scope="head",
         ),
-        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")),
-        moe=moe,
+        **ffn_parts(
+            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")), moe, ffn_types
+        ),
         layer_types=types,
-        ffn_types=ffn_types,
         tie_embeddings=bool(hf.get("tie_word_embeddings")),
     )
 

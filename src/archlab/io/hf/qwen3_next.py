@@ -36,6 +36,7 @@ from ...config import (
     RouterConfig,
 )
 from .core import (
+    ffn_parts,
     CheckpointError,
     HFFamily,
     Rule,
@@ -137,7 +138,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=norm,
-        rope=read_rope(hf),
+        position=read_rope(hf),
         attention=AttentionConfig(
             n_heads=positive_int(hf, "num_attention_heads"),
             n_kv_heads=positive_int(hf, "num_key_value_heads"),
@@ -155,10 +156,11 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
             v_head_dim=positive_int(hf, "linear_value_head_dim"),
             conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
         ) if "linear" in layer_types else None,
-        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
-        moe=_moe(hf, act) if "moe" in ffn_types else None,
+        **ffn_parts(
+            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
+            _moe(hf, act) if "moe" in ffn_types else None, ffn_types,
+        ),
         layer_types=layer_types,
-        ffn_types=ffn_types,
         tie_embeddings=bool(hf["tie_word_embeddings"]),
     )
 
@@ -216,7 +218,7 @@ def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     ]
     rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in PRE_NORMS.items()]
     # Both mixers are `attn` in our tree and both have a `wo`, so their rules are per layer.
-    for i, kind in enumerate(cfg.layer_types):
+    for i, kind in enumerate(s.kind for s in cfg.layers):
         ours, theirs = f"layers.{i}.attn.", f"model.layers.{i}."
         if kind == "linear":
             la = theirs + "linear_attn."

@@ -65,7 +65,7 @@ def _smollm3_config(hf: dict) -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=positive_int(hf, "max_position_embeddings"),
         norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        rope=rope(hf, 2e6),
+        position=rope(hf, 2e6),
         attention=AttentionConfig(
             n_heads=n_heads,
             n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (SmolLM3Config.__post_init__)
