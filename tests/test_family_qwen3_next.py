@@ -168,7 +168,7 @@ def test_recurrent_state_does_not_grow(pair):
         assert [(t.data_ptr(), t.shape) for t in long.layers[i].tensors()] == before[i]
         assert long.layers[i].state.abs().sum() > 0  # it was written to
     a = archlab.analyze(ours.config)
-    assert [a.cache_elements(10)[i] for i in linear] == [a.cache_elements(10**6)[i] for i in linear]
+    assert [a.cache_bytes_per_layer(10)[i] for i in linear] == [a.cache_bytes_per_layer(10**6)[i] for i in linear]
 
 
 def test_tiny_preset_builds():

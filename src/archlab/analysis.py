@@ -27,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config import AttentionConfig, DeltaNetConfig, FFNConfig, LayerSpec, MLAConfig, ModelConfig, MoEConfig, NormConfig
+from .config import ModelConfig
+from .parts import FFNS, MIXERS, norm_params
 
 __all__ = ["analyze", "Analysis", "LayerCost", "dtype_bytes", "DTYPE_BYTES"]
 
@@ -47,107 +48,8 @@ def dtype_bytes(dtype: str) -> int:
     return DTYPE_BYTES[name]
 
 
-# ---- parameters of each part (mirrors the modules in nn/) ------------------------------------
-
-def norm_params(n: NormConfig, dim: int) -> int:
-    if n.kind == "l2norm":
-        return 0
-    return dim * (2 if n.bias else 1)
-
-
-def _linear(i: int, o: int, bias: bool = False) -> int:
-    return i * o + (o if bias else 0)
-
-
-def attention_params(d: int, a: AttentionConfig) -> int:
-    H, KV, hd = a.n_heads, a.n_kv_heads, a.head_dim
-    q_out = H * hd * (2 if a.output_gate else 1)  # the gate is a second query-sized projection
-    n = _linear(d, q_out, a.qkv_bias) + 2 * _linear(d, KV * hd, a.qkv_bias) + _linear(H * hd, d, a.out_bias)
-    if a.qk_norm is not None:
-        if a.qk_norm_scope == "head":
-            n += 2 * norm_params(a.qk_norm, hd)
-        else:
-            n += norm_params(a.qk_norm, H * hd) + norm_params(a.qk_norm, KV * hd)
-    if a.sinks:
-        n += H
-    return n
-
-
-def mla_params(d: int, a: MLAConfig, norm: NormConfig) -> int:
-    H = a.n_heads
-    if a.q_lora_rank is None:
-        n = _linear(d, H * a.qk_head_dim)
-    else:
-        n = _linear(d, a.q_lora_rank, a.bias) + norm_params(norm, a.q_lora_rank) + _linear(a.q_lora_rank, H * a.qk_head_dim)
-    n += _linear(d, a.kv_lora_rank + a.qk_rope_head_dim, a.bias) + norm_params(norm, a.kv_lora_rank)
-    n += _linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim))
-    n += _linear(H * a.v_head_dim, d, a.bias)
-    return n
-
-
-def deltanet_params(d: int, g: DeltaNetConfig) -> int:
-    nk, nv, dk, dv = g.n_k_heads, g.n_v_heads, g.k_head_dim, g.v_head_dim
-    n = _linear(d, 2 * nk * dk + 2 * nv * dv)  # q, k, v and the output gate z
-    n += _linear(d, 2 * nv)  # per-head write strength b and decay a
-    n += g.conv_channels * g.conv_kernel  # depthwise causal convolution, no bias
-    n += 2 * nv  # decay parameters A_log and dt_bias
-    n += dv  # the gated RMSNorm on each head's output (one weight shared by the heads)
-    n += _linear(nv * dv, d)
-    return n
-
-
-def ffn_params(d: int, f: FFNConfig) -> int:
-    if f.kind == "mlp":
-        return _linear(d, f.hidden, f.bias) + _linear(f.hidden, d, f.bias)
-    return 2 * _linear(d, f.hidden, f.bias) + _linear(f.hidden, d, f.bias)
-
-
-def _expert_params(d: int, m: MoEConfig) -> int:
-    return 2 * _linear(d, m.hidden, m.bias) + _linear(m.hidden, d, m.bias)
-
-
-def moe_params(d: int, m: MoEConfig) -> tuple[int, int]:
-    """(total, active per token)."""
-    always = _linear(d, m.n_experts, m.router.logit_bias)  # the router scores every expert
-    if m.n_shared:
-        always += 3 * d * m.hidden * m.n_shared
-        if m.shared_gate:
-            always += d
-    per_expert = _expert_params(d, m)
-    return always + m.n_experts * per_expert, always + m.top_k * per_expert
-
-
+# Norms per block by residual layout (nn/block.py): sandwich normalises both sides of each sublayer.
 _BLOCK_NORMS = {"pre": 2, "post": 2, "output": 2, "parallel": 2, "sandwich": 4}
-
-
-# ---- FLOPs of each part -------------------------------------------------------------------------
-
-def _attention_matmul_flops(d: int, a: AttentionConfig) -> int:
-    H, KV, hd = a.n_heads, a.n_kv_heads, a.head_dim
-    return 2 * (d * H * hd * (2 if a.output_gate else 1) + 2 * d * KV * hd + H * hd * d)
-
-
-def _mla_matmul_flops(d: int, a: MLAConfig) -> int:
-    H = a.n_heads
-    q = d * H * a.qk_head_dim if a.q_lora_rank is None else d * a.q_lora_rank + a.q_lora_rank * H * a.qk_head_dim
-    kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank * H * (a.qk_nope_head_dim + a.v_head_dim)
-    return 2 * (q + kv + H * a.v_head_dim * d)
-
-
-def _deltanet_flops(d: int, g: DeltaNetConfig) -> int:
-    nk, nv, dk, dv = g.n_k_heads, g.n_v_heads, g.k_head_dim, g.v_head_dim
-    proj = d * (2 * nk * dk + 2 * nv * dv) + d * 2 * nv + nv * dv * d
-    conv = g.conv_channels * g.conv_kernel
-    # per head, 2 FLOPs per multiply-add as everywhere here: read S^T k, write the rank-1
-    # update k delta^T into S, read out S^T q. The decay exp(g) S is an elementwise scaling,
-    # left out like softmax and the norms are (so it also matches torch's FLOP counter).
-    state = nv * 6 * dk * dv
-    return 2 * (proj + conv) + state
-
-
-def _moe_flops(d: int, m: MoEConfig) -> int:
-    shared = 3 * d * m.hidden * m.n_shared + (d if m.shared_gate else 0)
-    return 2 * (d * m.n_experts + shared + m.top_k * 3 * d * m.hidden)
 
 
 @dataclass(frozen=True)
@@ -183,25 +85,18 @@ class Analysis:
     @cached_property
     def layers(self) -> tuple[LayerCost, ...]:
         c = self.config
-        d = c.d_model
-        out = []
-        for spec in c.layers:
-            if spec.mixer == "deltanet":
-                mixer = deltanet_params(d, c.linear_attention)
-            elif spec.mixer == "mla":
-                mixer = mla_params(d, c.attention, c.norm)
-            else:
-                mixer = attention_params(d, c.resolved_attention)
-            if spec.ffn == "moe":
-                ffn, ffn_active = moe_params(d, c.moe)
-            else:
-                ffn = ffn_active = ffn_params(d, c.resolved_ffn)
-            out.append(LayerCost(
-                index=spec.index, mixer=spec.mixer, kind=spec.kind, ffn=spec.ffn, window=spec.window, chunk=spec.chunk,
-                rope=spec.rope is not None, mixer_params=mixer, ffn_params=ffn, ffn_active=ffn_active,
-                norm_params=_BLOCK_NORMS[c.block] * norm_params(c.norm, d),
-            ))
-        return tuple(out)
+        # each kind's cost is the same in every layer of that kind: count it once
+        mixer = {k: MIXERS[k].params(c) for k in {s.mixer for s in c.layers}}
+        ffn = {k: FFNS[k].params(c) for k in {s.ffn for s in c.layers}}
+        norms = _BLOCK_NORMS[c.block] * norm_params(c.norm, c.d_model)
+        return tuple(
+            LayerCost(
+                index=s.index, mixer=s.mixer, kind=s.kind, ffn=s.ffn, window=s.window, chunk=s.chunk,
+                rope=s.rope is not None, mixer_params=mixer[s.mixer], ffn_params=ffn[s.ffn][0],
+                ffn_active=ffn[s.ffn][1], norm_params=norms,
+            )
+            for s in c.layers
+        )
 
     @property
     def embedding_params(self) -> int:
@@ -246,66 +141,21 @@ class Analysis:
         raise ValueError(f"convention: expected 'all', 'no_embedding' or 'no_embeddings', got {convention!r}")
 
     # ---- compute -------------------------------------------------------------------------------
-    def _visible(self, spec: LayerSpec, context: int) -> int:
-        if spec.window is not None:
-            return min(context, spec.window)
-        if spec.chunk is not None:
-            return (context - 1) % spec.chunk + 1
-        return context
-
     def flops_per_token(self, context: int) -> int:
         """Forward FLOPs of one token that sees `context` tokens (itself included)."""
         _check_positive(context, "context")
         c = self.config
-        d = c.d_model
-        total = 2 * d * c.vocab_size  # the output head
-        for spec in c.layers:
-            if spec.mixer == "deltanet":
-                total += _deltanet_flops(d, c.linear_attention)
-            elif spec.mixer == "mla":
-                a = c.attention
-                total += _mla_matmul_flops(d, a) + 2 * a.n_heads * (a.qk_head_dim + a.v_head_dim) * self._visible(spec, context)
-            else:
-                a = c.resolved_attention
-                total += _attention_matmul_flops(d, a) + 2 * a.n_heads * 2 * a.head_dim * self._visible(spec, context)
-            if spec.ffn == "moe":
-                total += _moe_flops(d, c.moe)
-            else:
-                f = c.resolved_ffn
-                total += 2 * d * f.hidden * (2 if f.kind == "mlp" else 3)
+        total = 2 * c.d_model * c.vocab_size  # the output head
+        for s in c.layers:
+            total += MIXERS[s.mixer].flops(c, s, context) + FFNS[s.ffn].flops(c)
         return total
 
     # ---- memory --------------------------------------------------------------------------------
-    def cache_elements(self, tokens: int) -> list[int]:
-        """Cache elements per layer for one sequence of `tokens` tokens."""
-        _check_positive(tokens, "tokens")
-        c = self.config
-        out = []
-        for spec in c.layers:
-            if spec.mixer == "deltanet":
-                g = c.linear_attention
-                out.append(g.conv_channels * (g.conv_kernel - 1) + g.n_v_heads * g.k_head_dim * g.v_head_dim)
-            elif spec.mixer == "mla":
-                a = c.attention
-                out.append((a.kv_lora_rank + a.qk_rope_head_dim) * tokens)
-            else:
-                a = c.resolved_attention
-                held = min(tokens, spec.window or spec.chunk or tokens)
-                out.append(2 * a.n_kv_heads * a.head_dim * held)
-        return out
-
     def cache_bytes_per_layer(self, tokens: int, dtype: str = "bfloat16") -> list[int]:
         """Cache bytes per layer for one sequence of `tokens` tokens."""
-        b = dtype_bytes(dtype)
-        out = []
-        for spec, n in zip(self.config.layers, self.cache_elements(tokens)):
-            if spec.mixer == "deltanet":
-                g = self.config.linear_attention
-                state = g.n_v_heads * g.k_head_dim * g.v_head_dim
-                out.append((n - state) * b + state * DTYPE_BYTES["float32"])
-            else:
-                out.append(n * b)
-        return out
+        _check_positive(tokens, "tokens")
+        b, c = dtype_bytes(dtype), self.config
+        return [MIXERS[s.mixer].cache_bytes(c, s, tokens, b) for s in c.layers]
 
     def kv_cache_bytes(self, tokens: int, batch: int = 1, dtype: str = "bfloat16") -> int:
         """Bytes the caches hold for `batch` sequences of `tokens` tokens each."""

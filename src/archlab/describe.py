@@ -19,15 +19,8 @@ from itertools import pairwise
 from typing import Any
 
 from .analysis import Analysis, analyze, dtype_bytes
-from .config import (
-    AttentionConfig,
-    AttnTemperature,
-    LayerSpec,
-    MLAConfig,
-    ModelConfig,
-    NormConfig,
-    RopeConfig,
-)
+from .config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
+from .parts import FFNS, MIXERS
 from .presets import names as _preset_names, verified as _preset_verified
 
 __all__ = [
@@ -151,10 +144,6 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _ratio(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".") + "x"
-
-
 # ---- verification and published figures ------------------------------------------------------
 
 def verified(cfg: ModelConfig) -> bool:
@@ -217,29 +206,16 @@ def pattern(labels: Sequence[str]) -> str:
 
 
 def _span(spec: LayerSpec) -> str:
-    if spec.mixer == "deltanet":
-        return "linear"
-    if spec.window is not None:
-        return f"sliding({fmt_tokens(spec.window)})"
-    if spec.chunk is not None:
-        return f"chunked({fmt_tokens(spec.chunk)})"
-    return "global"
-
-
-def _mixer_name(cfg: ModelConfig, spec: LayerSpec) -> str:
-    if spec.mixer == "deltanet":
-        return "Gated DeltaNet"
-    if spec.mixer == "mla":
-        return "MLA"
-    return "gated attention" if cfg.attention.output_gate else "attention"
+    return MIXERS[spec.mixer].span(spec)
 
 
 def layer_label(cfg: ModelConfig, spec: LayerSpec) -> str:
     """One layer in words: "global MLA, MoE FFN, RoPE", "sliding(512) attention, dense FFN, RoPE 10K"."""
-    mixer = _mixer_name(cfg, spec)
-    head = mixer if spec.mixer == "deltanet" else f"{_span(spec)} {mixer}"
+    kind = MIXERS[spec.mixer]
+    span = kind.span(spec)
+    head = kind.label(cfg) if span == "linear" else f"{span} {kind.label(cfg)}"
     parts = [head, f"{spec.ffn if spec.ffn == 'dense' else 'MoE'} FFN"]
-    if spec.mixer != "deltanet":
+    if span != "linear":  # a linear-attention layer has no positions to rotate
         if spec.rope is None:
             parts.append("NoPE")
         elif cfg.rope_local is not None:  # two RoPEs: say which one
@@ -250,15 +226,16 @@ def layer_label(cfg: ModelConfig, spec: LayerSpec) -> str:
 
 
 def _pattern_labels(cfg: ModelConfig) -> list[str]:
-    hybrid = any(s.kind == "linear" for s in cfg.layers)
+    hybrid = any(_span(s) == "linear" for s in cfg.layers)
     out = []
     for spec in cfg.layers:
-        if spec.mixer == "deltanet":
-            out.append("DeltaNet")
-        elif hybrid and _span(spec) == "global":
-            out.append(_mixer_name(cfg, spec))  # "3 DeltaNet : 1 gated attention"
+        kind, span = MIXERS[spec.mixer], _span(spec)
+        if span == "linear":
+            out.append(kind.describe(cfg).brief)  # "3 DeltaNet : 1 gated attention"
+        elif hybrid and span == "global":
+            out.append(kind.label(cfg))
         else:
-            out.append(_span(spec))
+            out.append(span)
     return out
 
 
@@ -312,12 +289,9 @@ def index_set(indices: Sequence[int]) -> str:
     return text if len(ranges) <= 6 else ", ".join(ranges[:5]) + f", ... ({len(ix)} layers)"
 
 
-# One letter per layer kind; the case says the FFN: lowercase dense, UPPERCASE MoE.
-MAP_LETTERS = {"global": "g", "sliding": "s", "chunked": "c", "linear": "l", "mla": "m"}
-MAP_LEGEND = {
-    "g": "global attention", "s": "sliding-window attention", "c": "chunked attention",
-    "l": "linear attention (Gated DeltaNet)", "m": "MLA (global)",
-}
+# One letter per layer kind (each mixer kind names its own); the case says the FFN: lowercase
+# dense, UPPERCASE MoE.
+MAP_LEGEND = {letter: words for kind in MIXERS.values() for letter, words in kind.legend.items()}
 
 
 def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str]:
@@ -325,9 +299,9 @@ def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str
     the NoPE layers when there are any."""
     letters, nope = [], []
     for spec in cfg.layers:
-        ch = MAP_LETTERS["mla" if spec.mixer == "mla" else spec.kind]
+        ch = MIXERS[spec.mixer].letter(spec)
         letters.append(ch.upper() if spec.ffn == "moe" else ch)
-        nope.append("^" if spec.mixer != "deltanet" and spec.rope is None and cfg.position_kind == "rope" else " ")
+        nope.append("^" if _span(spec) != "linear" and spec.rope is None and cfg.position_kind == "rope" else " ")
     def spaced(seq: list[str], start: int) -> str:
         line = seq[start : start + per_line]
         return " ".join("".join(line[g : g + group]) for g in range(0, len(line), group))
@@ -337,7 +311,7 @@ def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str
         lines.append(f"{start:>5}  {spaced(letters, start)}")
         if "^" in nope:
             lines.append(f"{'NoPE':>5}  {spaced(nope, start)}".rstrip())
-    used = sorted({c.lower() for c in letters}, key="gsclm".index)
+    used = sorted({c.lower() for c in letters}, key=list(MAP_LEGEND).index)
     legend = ", ".join(f"{c} {MAP_LEGEND[c]}" for c in used)
     lines.append(f"       {legend}; lowercase dense FFN, UPPERCASE MoE" + ("; ^ NoPE" if "^" in nope else ""))
     return lines
@@ -378,7 +352,7 @@ def _norm_data(n: NormConfig) -> dict[str, Any]:
 
 
 def _has_nope(cfg: ModelConfig) -> bool:
-    return cfg.position_kind == "rope" and any(s.rope is None for s in cfg.layers if s.mixer != "deltanet")
+    return cfg.position_kind == "rope" and any(s.rope is None for s in cfg.layers if _span(s) != "linear")
 
 
 def describe_norm(cfg: ModelConfig) -> Part:
@@ -436,7 +410,7 @@ def describe_position(cfg: ModelConfig) -> Part:
     if isinstance(a, MLAConfig):
         text += f", decoupled {a.qk_rope_head_dim}-dim key"
         data["rope_head_dim"] = a.qk_rope_head_dim
-    softmax = [s for s in cfg.layers if s.mixer != "deltanet"]
+    softmax = [s for s in cfg.layers if _span(s) != "linear"]
     nope = [s.index for s in softmax if s.rope is None]
     data["nope_layers"] = nope
     if nope:
@@ -451,48 +425,12 @@ def describe_position(cfg: ModelConfig) -> Part:
 
 
 def describe_attention(cfg: ModelConfig) -> Part:
-    a = cfg.resolved_attention
-    extras = []
-    if isinstance(a, MLAConfig):
-        text = f"MLA: {a.n_heads} heads, KV latent {a.kv_lora_rank} + {a.qk_rope_head_dim} RoPE"
-        if a.q_lora_rank is not None:
-            text += f", Q latent {a.q_lora_rank}"
-        data: dict[str, Any] = {
-            "kind": "mla", "n_heads": a.n_heads, "kv_lora_rank": a.kv_lora_rank, "q_lora_rank": a.q_lora_rank,
-            "qk_nope_head_dim": a.qk_nope_head_dim, "qk_rope_head_dim": a.qk_rope_head_dim, "v_head_dim": a.v_head_dim,
-        }
-    else:
-        H, KV, hd = a.n_heads, a.n_kv_heads, a.head_dim
-        kind = "MHA" if KV == H else "MQA" if KV == 1 else "GQA"
-        if kind == "MHA":
-            text = f"MHA: {H} heads of {hd}"
-        else:
-            text = f"{kind}: {H} query, {KV} KV head{'s' if KV > 1 else ''} of {hd}"
-        if a.qkv_bias:
-            extras.append("QKV bias")
-        if a.sinks:
-            extras.append("sinks")
-        if a.softcap:
-            extras.append(f"softcap {a.softcap:g}")
-        if a.output_gate:
-            extras.append("output gate")
-        if a.temperature is not None:
-            extras.append("NoPE temperature" if isinstance(a.temperature, AttnTemperature) else "length temperature")
-        data = {
-            "kind": kind.lower(), "n_heads": H, "n_kv_heads": KV, "head_dim": hd, "qkv_bias": a.qkv_bias,
-            "out_bias": a.out_bias, "scale": a.scale, "window": a.window, "chunk": a.chunk, "sinks": a.sinks,
-            "softcap": a.softcap, "output_gate": a.output_gate,
-            "temperature": None if a.temperature is None else {"type": type(a.temperature).__name__, **vars(a.temperature)},
-        }
-    brief = text.split(":")[0] + (f" {a.n_heads}/{a.n_kv_heads}" if isinstance(a, AttentionConfig) else f" r{a.kv_lora_rank}")
-    if extras:
-        text += ", " + ", ".join(extras)
-    g = cfg.linear_attention
-    if g is not None and any(s.kind == "linear" for s in cfg.layers):
-        text += f"; Gated DeltaNet: {g.n_k_heads} QK / {g.n_v_heads} V heads of {g.k_head_dim}"
-        data["linear"] = {"kind": "gated_deltanet", **vars(g)}
-        brief += " + DeltaNet"
-    return Part(text, data, brief)
+    """Each mixer kind the layers use, in words: "GQA: ...; Gated DeltaNet: ..."."""
+    kinds = [k for k in MIXERS.values() if k.used(cfg)]
+    words = [k.describe(cfg) for k in kinds]
+    # the first kind's data at the top, each other kind's under its own key
+    data = {**words[0].data, **{k.json_key: w.data for k, w in zip(kinds[1:], words[1:])}}
+    return Part("; ".join(w.text for w in words), data, " + ".join(w.brief for w in words))
 
 
 def describe_pattern(cfg: ModelConfig) -> Part:
@@ -504,75 +442,46 @@ def describe_pattern(cfg: ModelConfig) -> Part:
     return Part(pattern(labels), {"layer_types": kinds, "counts": counts, "period": _period(labels)})
 
 
-def _dense_ffn_text(cfg: ModelConfig) -> str:
-    f = cfg.resolved_ffn
-    act = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU"}[f.activation]
-    name = f"{act} MLP" if f.kind == "mlp" else {"SiLU": "SwiGLU", "GELU": "GeGLU", "ReLU": "ReGLU"}[act]
-    return f"{name} {_ratio(f.hidden / cfg.d_model)} ({f.hidden})"
-
-
 def describe_ffn(cfg: ModelConfig) -> Part:
-    f = cfg.resolved_ffn
     ffn_types = [s.ffn for s in cfg.layers]
-    data: dict[str, Any] = {
-        "dense": None if f is None else {"kind": f.kind, "activation": f.activation, "hidden": f.hidden, "bias": f.bias},
-        "ffn_types": ffn_types,
-        "moe": None,
-    }
+    dense = FFNS["dense"].describe(cfg) if cfg.ffn is not None else None
+    data: dict[str, Any] = {"dense": dense and dense.data, "ffn_types": ffn_types, "moe": None}
     n_moe = ffn_types.count("moe")
     if n_moe == 0:
-        return Part(_dense_ffn_text(cfg), data, _dense_ffn_text(cfg).split(" ")[0] + (" MLP" if f.kind == "mlp" else ""))
-    m = cfg.moe
-    r = m.router
-    text = f"MoE {m.n_experts} experts of {m.hidden}, top-{m.top_k}"
-    if m.n_shared:
-        text += f" + {m.n_shared} shared" + (" (gated)" if m.shared_gate else "")
-    text += f", {r.score}"
-    if r.n_groups > 1:
-        text += f", {r.n_groups} groups (top-{r.topk_groups})"
-    if m.activation != "silu":
-        text += f", {m.activation.split('_')[0].upper()} experts"
-    if m.swiglu_limit is not None:
-        text += ", clamped SwiGLU"
-    if n_moe < cfg.n_layers:
-        dense = _dense_ffn_text(cfg)
+        return Part(dense.text, data, dense.brief)
+    moe = FFNS["moe"].describe(cfg)
+    text = moe.text
+    if n_moe < cfg.n_layers:  # where the dense layers are, in the words the authors use
         runs = _runs(ffn_types)
         if len(runs) == 2 and runs[0][0] == "dense":
             first = "first layer" if runs[0][1] == 1 else f"first {runs[0][1]} layers"
-            text += f"; {first} dense {dense}"
+            text += f"; {first} dense {dense.text}"
         else:
             p = _period(ffn_types)
             if p is not None and ffn_types[:p].count("moe") == 1:
-                text += f"; MoE every {_ordinal(p)} layer, else dense {dense}"
+                text += f"; MoE every {_ordinal(p)} layer, else dense {dense.text}"
             elif p is not None:
-                text += f"; {pattern(ffn_types[:p])} repeating, dense {dense}"
+                text += f"; {pattern(ffn_types[:p])} repeating, dense {dense.text}"
             else:
-                text += f"; {cfg.n_layers - n_moe} dense {dense}"
-    data["moe"] = {
-        "n_experts": m.n_experts, "top_k": m.top_k, "hidden": m.hidden, "n_shared": m.n_shared,
-        "activation": m.activation, "shared_gate": m.shared_gate, "bias": m.bias, "swiglu_limit": m.swiglu_limit,
-        "output_scale": m.output_scale, "layers": n_moe,
-        "router": {k: getattr(r, k) for k in ("score", "norm_topk", "scale", "n_groups", "topk_groups", "group_score",
-                                              "score_bias", "logit_bias", "logit_softcap", "weights_on")},
-    }
-    brief = f"MoE {m.top_k}/{m.n_experts}" + (f"+{m.n_shared}" if m.n_shared else "")
-    return Part(text, data, brief + ("" if n_moe == cfg.n_layers else f" ({n_moe}/{cfg.n_layers})"))
+                text += f"; {cfg.n_layers - n_moe} dense {dense.text}"
+    data["moe"] = {**moe.data, "layers": n_moe}
+    return Part(text, data, moe.brief + ("" if n_moe == cfg.n_layers else f" ({n_moe}/{cfg.n_layers})"))
 
 
 def _kv_kind(cfg: ModelConfig) -> str:
-    a = cfg.resolved_attention
-    if all(s.kind == "linear" for s in cfg.layers):
-        return "DeltaNet state"
-    if isinstance(a, MLAConfig):
-        return f"MLA latent {a.kv_lora_rank} + RoPE key {a.qk_rope_head_dim}"
-    return f"K,V {a.n_kv_heads} x {a.head_dim}"
+    """What a token leaves in the cache, by the kind of layer whose cache grows (the first
+    attention-like kind); a model of only linear layers keeps a fixed state."""
+    used = [k for k in MIXERS.values() if k.used(cfg)]
+    growing = [k for k in used if k.cache_bytes(cfg, next(s for s in cfg.layers if s.mixer == k.name), 2, 1)
+               != k.cache_bytes(cfg, next(s for s in cfg.layers if s.mixer == k.name), 1, 1)]
+    return (growing or used)[0].cache_words(cfg)
 
 
 def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, dtype: str) -> tuple[Part, Part]:
     """(bytes per token, bytes at `context`). Per token is what a long sequence adds; where
     sliding windows or chunks cap some layers, what a short one adds comes first."""
     b1, b2 = analysis.cache_bytes_per_layer(1, dtype), analysis.cache_bytes_per_layer(2, dtype)
-    fixed = sum(x for x, s in zip(b1, cfg.layers) if s.mixer == "deltanet")
+    fixed = sum(x for x, s in zip(b1, cfg.layers) if _span(s) == "linear")
     early = sum(b2) - sum(b1)
     late = analysis.kv_cache_bytes_per_token(dtype)
     caps = sorted({s.window or s.chunk for s in cfg.layers if (s.window or s.chunk)})
@@ -583,7 +492,7 @@ def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, 
         then = "nothing more" if late == 0 else f"{fmt_bytes(late)}"
         text = f"{fmt_bytes(early)}{until}, then {then} ({_kv_kind(cfg)})"
     if fixed:
-        text += f" + {fmt_bytes(fixed)} fixed DeltaNet state"
+        text += f" + {fmt_bytes(fixed)} fixed {MIXERS['deltanet'].cache_words(cfg)}"
     total = analysis.kv_cache_bytes(context, batch, dtype)
     at = fmt_bytes(total)
     if context > cfg.max_seq_len:

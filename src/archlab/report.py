@@ -28,6 +28,7 @@ from typing import Any
 from .analysis import Analysis, analyze, dtype_bytes
 from .config import ModelConfig
 from .describe import ROWS, describe, fmt_bytes, fmt_count, fmt_tokens
+from .parts import MIXERS
 
 __all__ = ["KIND_COLORS", "build_html", "kv_curve", "report_data", "write_report"]
 
@@ -44,6 +45,7 @@ KIND_COLORS = {
     "linear": "#CCB974",
     "mla": "#C44E52",
 }
+OTHER_COLOR = "#8C8C8C"  # a kind of layer this table does not know yet still plots, in grey
 KIND_NAMES = {
     "global": "global attention", "sliding": "sliding window", "chunked": "chunked",
     "linear": "linear (Gated DeltaNet)", "mla": "MLA (global)",
@@ -90,9 +92,9 @@ def kv_curve(analysis: Analysis, start: int, batch: int = 1, dtype: str = "bfloa
 def _layer_cells(cfg: ModelConfig) -> list[dict[str, Any]]:
     return [
         {
-            "kind": "mla" if spec.mixer == "mla" else spec.kind,
+            "kind": MIXERS[spec.mixer].plan_kind(spec),
             "moe": spec.ffn == "moe",
-            "nope": spec.mixer != "deltanet" and spec.rope is None and cfg.position_kind == "rope",
+            "nope": spec.kind != "linear" and spec.rope is None and cfg.position_kind == "rope",
         }
         for spec in cfg.layers
     ]
@@ -257,7 +259,7 @@ def figure_layers(data: dict[str, Any]):
         y = n - 1 - row  # first model on top
         cells = m["layers"]
         ax.broken_barh([(i, 0.92) for i in range(len(cells))], (y - 0.4, 0.8),
-                       facecolors=[KIND_COLORS[c["kind"]] for c in cells], gid=f"layers-{m['name']}")
+                       facecolors=[KIND_COLORS.get(c["kind"], OTHER_COLOR) for c in cells], gid=f"layers-{m['name']}")
         used |= {c["kind"] for c in cells}
         moe = [i for i, c in enumerate(cells) if c["moe"]]
         if moe:
@@ -276,7 +278,7 @@ def figure_layers(data: dict[str, Any]):
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="y", length=0)
-    handles = [Patch(color=KIND_COLORS[k], label=KIND_NAMES[k]) for k in KIND_COLORS if k in used]
+    handles = [Patch(color=KIND_COLORS.get(k, OTHER_COLOR), label=KIND_NAMES.get(k, k)) for k in [*KIND_COLORS, *sorted(used - set(KIND_COLORS))] if k in used]
     if any_moe:
         handles.append(Patch(color="#222222", label="MoE FFN (dark base; none = dense)"))
     if any_nope:

@@ -1,7 +1,7 @@
 """Transformer blocks: one small class per residual layout, over shared parts.
 
-A block gets its mixer and FFN from the registries by its LayerSpec, so a new attention
-or FFN kind is one class plus one registry entry. Norm names say where each norm sits:
+A block gets its mixer and FFN from the kinds' registries (parts/) by its LayerSpec, so a new
+attention or FFN kind needs nothing here. Norm names say where each norm sits:
 `attn_norm`/`ffn_norm` before a sublayer, `attn_post_norm`/`ffn_post_norm` after it."""
 
 from __future__ import annotations
@@ -10,25 +10,18 @@ import torch
 from torch import nn
 
 from ..config import LayerSpec, ModelConfig
-from .attention import Attention
+from ..parts import FFNS, MIXERS
 from .context import Context
-from .deltanet import GatedDeltaNet
-from .ffn import FFNS
-from .mla import MLA
-from .moe import MoE
 from .norm import make_norm
-
-MIXERS: dict[str, type[nn.Module]] = {"attention": Attention, "mla": MLA, "deltanet": GatedDeltaNet}
 
 
 def make_mixer(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:
-    return MIXERS[spec.mixer](cfg, spec)
+    # each kind names its module (parts/): a new kind needs no entry here
+    return MIXERS[spec.mixer].module_class()(cfg, spec)
 
 
 def make_ffn(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:
-    if spec.ffn == "moe":
-        return MoE(cfg.d_model, cfg.moe)
-    return FFNS[cfg.ffn.kind](cfg.d_model, cfg.resolved_ffn)
+    return FFNS[spec.ffn].build(cfg)
 
 
 class _Block(nn.Module):
