@@ -625,7 +625,7 @@ def _listing(items: list[str], limit: int = 12) -> str:
 
 def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
     """A model from a GGUF file; quantized tensors are dequantized (to float32, then `dtype`)."""
-    from ..api import build  # the model knows nothing of files; io calls into it, not back
+    from ..model import build  # the model knows nothing of files; io calls into it, not back
 
     g = GGUFFile(path)
     arch = _arch(g)

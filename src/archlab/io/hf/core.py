@@ -363,7 +363,7 @@ def _listing(items: list[str], limit: int = 12) -> str:
 
 
 def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
-    from ...api import build  # the model knows nothing of files; io calls into it, not back
+    from ...model import build  # the model knows nothing of files; io calls into it, not back
 
     hf, family, cfg = read_config(directory)
     src = TensorSource(directory)
