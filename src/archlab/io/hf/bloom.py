@@ -12,7 +12,8 @@ from __future__ import annotations
 
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import CheckpointError, HFFamily, Rule, base_model_alternatives, get_field, register, rename
+from ..mapping import Rule, rename
+from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
 from .gpt_neox import fused_qkv_rules
 
 # BLOOM's config.json has no context length (ALiBi sets no hard limit); the BigScience model

@@ -8,9 +8,17 @@ import torch
 
 from ...config import ConfigError, FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
+from ..mapping import Rule, Tensors, rename, same
 from .core import (
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, read_rope,
-    register, rename, rope_json, same,
+    HF_ACTIVATION,
+    CheckpointError,
+    HFFamily,
+    activation,
+    common_problems,
+    get_field,
+    read_rope,
+    register,
+    rope_json,
 )
 from .llama_like import PRE_NORMS, decoder_rules, expert_rules
 

@@ -25,15 +25,8 @@ from __future__ import annotations
 import warnings
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    activation,
-    get_field,
-    read_rope,
-    register,
-)
+from ..mapping import Rule
+from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
 from .llama_like import (
     IGNORE,
     SANDWICH_NORMS,

@@ -27,7 +27,8 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, activation, get_field, register, rename
+from ..mapping import rename
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import (
     IGNORE,
     PRE_NORMS,

@@ -7,9 +7,16 @@ from typing import Any
 import torch
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ..mapping import Rule, Tensors, rename
 from .core import (
     base_model_alternatives,
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, register, rename,
+    HF_ACTIVATION,
+    CheckpointError,
+    HFFamily,
+    activation,
+    common_problems,
+    get_field,
+    register,
 )
 
 

@@ -14,17 +14,8 @@ from __future__ import annotations
 import torch
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    get_field,
-    read_rope,
-    register,
-    rename,
-)
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
 
 
 def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:

@@ -32,7 +32,8 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, Rule, Tensors, get_field, register, rename
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, get_field, register
 from .llama_like import (
     IGNORE,
     PRE_NORMS,

@@ -6,9 +6,17 @@ from typing import Any
 
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ..mapping import Rule
 from .core import (
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, activation, common_problems, get_field, read_rope,
-    register, rope_json,
+    HF_ACTIVATION,
+    CheckpointError,
+    HFFamily,
+    activation,
+    common_problems,
+    get_field,
+    read_rope,
+    register,
+    rope_json,
 )
 from .llama_like import PRE_NORMS, decoder_rules
 

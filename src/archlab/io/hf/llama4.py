@@ -36,16 +36,8 @@ from ...config import (
     RouterConfig,
 )
 from ...nn.position import interleaved_to_halves
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    get_field,
-    register,
-    rename,
-)
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import IGNORE, head_dim, positive_int, rope, with_defaults
 
 # Llama4TextConfig's defaults (configuration_llama4.py) for what config.json may leave out

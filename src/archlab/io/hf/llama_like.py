@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...config import ModelConfig, RopeConfig
-from .core import CheckpointError, Rule, Tensors, get_field, read_rope, rename
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, get_field, read_rope
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "sliding"}

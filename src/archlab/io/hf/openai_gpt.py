@@ -9,7 +9,8 @@ GPT-2. Attention always scales by 1/sqrt(head_dim) (Block(scale=True)).
 from __future__ import annotations
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import CheckpointError, HFFamily, Rule, base_model_alternatives, get_field, register, rename
+from ..mapping import Rule, rename
+from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
 from .gpt2 import _fuse_qkv, _split_qkv, _t  # the same Conv1D layout as GPT-2
 
 # modeling_openai.py ACT_FNS: its "gelu" is gelu_new, GELU's tanh approximation (as OpenAI's

@@ -24,7 +24,8 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import CheckpointError, HFFamily, Rule, activation, get_field, register
+from ..mapping import Rule
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import (
     IGNORE,
     PRE_NORMS,

@@ -35,16 +35,8 @@ from ...config import (
     NormConfig,
     RouterConfig,
 )
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    read_rope,
-    register,
-    rename,
-)
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, read_rope, register
 from .llama_like import (
     ATTN,
     IGNORE,
