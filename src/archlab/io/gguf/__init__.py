@@ -10,24 +10,14 @@ read_gguf_config, ARCHITECTURES) load their modules on first use, so that readin
 (tokenizer.py) never imports torch.
 """
 
-from importlib import import_module
-
+from ..._lazy import lazy_attributes
 from .reader import SUPPORTED_TYPES, GGUFFile, GGUFTensor
 
 # name -> module that defines it; imported on first access (these need torch)
 _LAZY = {"load_gguf": "load", "read_gguf_config": "load", "GGUFCheckpoint": "load", "ARCHITECTURES": "arch", "GGUFArch": "arch"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = ["load_gguf", "read_gguf_config", "GGUFFile", "GGUFTensor", "GGUFCheckpoint", "ARCHITECTURES", "GGUFArch", "SUPPORTED_TYPES"]
