@@ -16,8 +16,8 @@ import torch
 
 from ...config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
 from ...errors import CheckpointError
-from ...nn.position import interleaved_to_halves
-from ..mapping import Rule, Tensors, rename
+from ..layouts import rope_pairs_to_halves
+from ..mapping import Rule, rename
 from .reader import GGUFFile
 
 __all__ = ["GGUFArch", "ARCHITECTURES", "architecture", "read_config"]
@@ -145,21 +145,6 @@ def _llama_config(g: GGUFFile) -> ModelConfig:
 
 # ---- tensor names and layouts ---------------------------------------------------------------
 
-def _unpermute(heads: Callable[[AttentionConfig], int]) -> Callable[[Tensors, ModelConfig], Tensors]:
-    """Undo llama.cpp's per-head RoPE row permutation (convert_hf_to_gguf.py, LlamaModel.permute:
-    `w.reshape(n_head, 2, rows // n_head // 2, ...).swapaxes(1, 2)`), which turns HF's rotate-half
-    rows (first halves, then second halves) into adjacent pairs (x0, x_half, x1, x_half+1, ...).
-    Adjacent-pair -> halves is exactly `interleaved_to_halves` within each head."""
-
-    def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        t, n = ts[0], heads(cfg.attention)
-        per_head = t.reshape(n, t.shape[0] // n, *t.shape[1:])  # (heads, head_dim, [in])
-        perm = interleaved_to_halves(per_head.shape[1])
-        return [per_head[:, perm].reshape(t.shape)]
-
-    return f
-
-
 @dataclass(frozen=True)
 class GGUFArch:
     read_config: Callable[[GGUFFile], ModelConfig]
@@ -169,8 +154,9 @@ class GGUFArch:
 
 
 def _llama_rules(cfg: ModelConfig) -> list[Rule]:
-    q = _unpermute(lambda a: a.n_heads)
-    k = _unpermute(lambda a: a.n_kv_heads)
+    # llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) pairs each head's RoPE rows
+    q = rope_pairs_to_halves(lambda c: c.attention.n_heads)
+    k = rope_pairs_to_halves(lambda c: c.attention.n_kv_heads)
     rules = [
         rename("tok_emb.weight", "token_embd.weight"),
         rename("norm.weight", "output_norm.weight"),
