@@ -227,7 +227,7 @@ def assert_covers_every_layer_kind(cfg, preset: str) -> None:
     import archlab
 
     big = archlab.config(preset)
-    kinds = lambda c: set(zip(c.layer_types, c.ffn_types, c.rope_layers))  # noqa: E731
+    kinds = lambda c: {(s.kind, s.ffn, s.rope is not None) for s in c.layers}  # noqa: E731
     missing = kinds(big) - kinds(cfg)
     assert not missing, f"the test config lacks {preset}'s layer kinds {sorted(missing)}"
     a = cfg.attention

@@ -99,7 +99,7 @@ def test_moe_active_params_count_top_k_experts():
     a = archlab.analyze(cfg)
     m = cfg.moe
     per_expert = 3 * cfg.d_model * m.hidden
-    n_moe = cfg.ffn_types.count("moe")
+    n_moe = sum(s.ffn == "moe" for s in cfg.layers)
     assert a.total_params - a.active_params == n_moe * (m.n_experts - m.top_k) * per_expert
 
 

@@ -52,7 +52,7 @@ def sliding_sandwich() -> ModelConfig:
     """Gemma 3's parts: 5 sliding : 1 global, two RoPEs, (1+w) RMSNorm, sandwich, QK-norm, MQA, GeGLU."""
     return ModelConfig(
         name="t-sliding", vocab_size=256, d_model=64, n_layers=12, max_seq_len=1024, norm=UNIT, block="sandwich",
-        rope=RopeConfig(theta=1e6, scaling=RopeScaling("linear", 8.0, 128)), rope_local=RopeConfig(theta=1e4),
+        position=RopeConfig(theta=1e6, scaling=RopeScaling("linear", 8.0, 128)), rope_local=RopeConfig(theta=1e4),
         attention=AttentionConfig(n_heads=4, n_kv_heads=1, head_dim=16, window=64, qk_norm=UNIT),
         ffn=FFNConfig(hidden=384, kind="glu", activation="gelu_tanh"), tie_embeddings=True,
         layer_types=tuple("sliding" if (i + 1) % 6 else "global" for i in range(12)),
@@ -63,10 +63,9 @@ def hybrid() -> ModelConfig:
     """Qwen3-Next's parts: 3 DeltaNet : 1 gated attention, partial rotary, MoE with a gated shared expert."""
     return ModelConfig(
         name="t-hybrid", vocab_size=256, d_model=64, n_layers=8, max_seq_len=4096, norm=UNIT,
-        rope=RopeConfig(theta=5e6, partial=0.25),
+        position=RopeConfig(theta=5e6, partial=0.25),
         attention=AttentionConfig(n_heads=4, n_kv_heads=2, head_dim=32, qk_norm=UNIT, output_gate=True),
         linear_attention=DeltaNetConfig(n_k_heads=2, n_v_heads=4, k_head_dim=16, v_head_dim=16),
-        ffn=FFNConfig(hidden=128),
         moe=MoEConfig(n_experts=8, top_k=2, hidden=32, n_shared=1, shared_gate=True, router=RouterConfig(norm_topk=True)),
         layer_types=tuple("linear" if (i + 1) % 4 else "global" for i in range(8)),
     )
@@ -76,7 +75,7 @@ def chunked_nope() -> ModelConfig:
     """Llama 4's parts: 3 chunked : 1 global NoPE, L2 QK-norm in RoPE layers only, MoE every 2nd layer."""
     return ModelConfig(
         name="t-chunked", vocab_size=256, d_model=64, n_layers=8, max_seq_len=2048,
-        rope=RopeConfig(theta=5e5, scaling=RopeScaling("llama3", 8.0, 256)),
+        position=RopeConfig(theta=5e5, scaling=RopeScaling("llama3", 8.0, 256)),
         attention=AttentionConfig(n_heads=4, n_kv_heads=2, chunk=32, qk_norm=NormConfig("l2norm"),
                                   qk_norm_in_nope_layers=False, temperature=AttnTemperature()),
         ffn=FFNConfig(hidden=256),
@@ -91,7 +90,7 @@ def mla_moe() -> ModelConfig:
     """DeepSeek-V3's parts: MLA with a compressed query, 2 dense layers first, sigmoid group-limited routing, YaRN."""
     return ModelConfig(
         name="t-mla", vocab_size=256, d_model=64, n_layers=6, max_seq_len=4096,
-        rope=RopeConfig(scaling=RopeScaling("yarn", 40.0, 64, mscale=1.0, mscale_all_dim=1.0)),
+        position=RopeConfig(scaling=RopeScaling("yarn", 40.0, 64, mscale=1.0, mscale_all_dim=1.0)),
         attention=MLAConfig(n_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, q_lora_rank=48),
         ffn=FFNConfig(hidden=192),
         moe=MoEConfig(n_experts=16, top_k=4, hidden=32, n_shared=1, router=RouterConfig(
@@ -103,7 +102,7 @@ def mla_moe() -> ModelConfig:
 def gpt_like() -> ModelConfig:
     """GPT-1/2's parts: learned positions, LayerNorm with bias, post-norm, GELU MLP 4x, biases."""
     return ModelConfig(
-        name="t-gpt", vocab_size=256, d_model=64, n_layers=2, max_seq_len=128, position="learned", rope=None,
+        name="t-gpt", vocab_size=256, d_model=64, n_layers=2, max_seq_len=128, position="learned",
         norm=NormConfig("layernorm", eps=1e-5, bias=True), block="post",
         attention=AttentionConfig(n_heads=4, qkv_bias=True, out_bias=True),
         ffn=FFNConfig(hidden=256, kind="mlp", activation="gelu", bias=True), tie_embeddings=True,
@@ -113,7 +112,7 @@ def gpt_like() -> ModelConfig:
 def alibi_parallel() -> ModelConfig:
     """BLOOM's and GPT-NeoX's parts: ALiBi, a parallel block, a norm after the embedding."""
     return ModelConfig(
-        name="t-alibi", vocab_size=256, d_model=64, n_layers=2, max_seq_len=128, position="alibi", rope=None,
+        name="t-alibi", vocab_size=256, d_model=64, n_layers=2, max_seq_len=128, position="alibi",
         norm=NormConfig("layernorm", bias=True), block="parallel", embed_norm=True,
         attention=AttentionConfig(n_heads=4), ffn=FFNConfig(hidden=256, kind="mlp", activation="gelu"),
     )
@@ -126,7 +125,6 @@ def odds() -> ModelConfig:
         name="t-odds", vocab_size=256, d_model=64, n_layers=8, max_seq_len=1024, block="output",
         attention=AttentionConfig(n_heads=4, n_kv_heads=2, window=128, sinks=True, softcap=30.0, qk_norm=NormConfig(),
                                   qk_norm_scope="all", temperature=LengthTemperature(64)),
-        ffn=FFNConfig(hidden=128, kind="glu", activation="relu"),
         moe=MoEConfig(n_experts=4, top_k=2, hidden=32, bias=True, swiglu_limit=7.0, router=RouterConfig(logit_bias=True)),
         layer_types=("sliding",) * 8, rope_layers=tuple(bool((i + 1) % 4) for i in range(8)),
     )

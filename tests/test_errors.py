@@ -31,7 +31,7 @@ def test_head_dim_that_does_not_fit():
 
 
 def test_rotary_dims_must_be_even():
-    with pytest.raises(ConfigError, match=r"rope\.partial"):
+    with pytest.raises(ConfigError, match=r"position\.partial"):
         _cfg(attention=AttentionConfig(n_heads=8, head_dim=7))
 
 
@@ -46,9 +46,9 @@ def test_groups_must_divide_experts():
 
 
 def test_per_layer_lists_must_cover_every_layer():
-    with pytest.raises(ConfigError, match=r"layer_types: needs one entry per layer \(n_layers=2\), got 3"):
+    with pytest.raises(ConfigError, match=r"layer_types: lists 3 layers but n_layers is 2; give one entry per layer, or a Pattern"):
         _cfg(layer_types=("global",) * 3)
-    with pytest.raises(ConfigError, match=r"moe: ffn_types has 'moe' layers but no MoEConfig"):
+    with pytest.raises(ConfigError, match=r"moe: is not set, but 'moe' layers in ffn_types need it"):
         _cfg(ffn_types=("dense", "moe"))
 
 

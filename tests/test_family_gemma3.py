@@ -99,7 +99,7 @@ def test_config_reads_as_hf_builds_it():
     assert cfg.layer_types == ("sliding", "global", "sliding") and cfg.attention.window == 6
     assert cfg.rope.theta == 100000.0 and cfg.rope.scaling.kind == "linear" and cfg.rope.scaling.factor == 8.0
     assert cfg.rope_local.theta == 100.0 and cfg.rope_local.scaling is None
-    assert cfg.attention.scale == 20**-0.5 and cfg.embed_scale == 48**0.5
+    assert cfg.attention.scale == 20**-0.5 and cfg.embed_multiplier == 48**0.5
     assert cfg.norm.unit_offset and cfg.attention.qk_norm.unit_offset and cfg.block == "sandwich"
     # sliding_window_pattern alone: HF's rule, layer i global when (i + 1) % pattern == 0
     hf = CASES["gemma3-1b-like"]().to_dict()
@@ -170,6 +170,6 @@ def test_bad_fields_are_clear_errors():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_tiny_preset_builds(preset):
     model = archlab.build(archlab.tiny(preset))
-    assert {"sliding", "global"} <= set(model.config.layer_types)
+    assert {"sliding", "global"} <= {s.kind for s in model.config.layers}
     with torch.no_grad():
         assert model(torch.randint(0, model.config.vocab_size, (1, 5))).shape[-1] == model.config.vocab_size

@@ -116,11 +116,11 @@ def test_preset_reads_like_the_hub_config_json():
         "torch_dtype": "bfloat16", "use_cache": True, "use_qk_norm": True, "vocab_size": 151552,
     }
     blank = {"name": "", "source": "", "family": ""}
-    want = archlab.config("glm-4.5").replace(**blank)
-    assert FAMILIES["glm4_moe"].read_config(hf).replace(**blank) == want
+    want = archlab.config("glm-4.5").resolved().replace(**blank)
+    assert FAMILIES["glm4_moe"].read_config(hf).resolved().replace(**blank) == want
     # Glm4MoeConfig rotates half of each head when config.json does not say
     unsaid = {k: v for k, v in hf.items() if k != "partial_rotary_factor"}
-    assert FAMILIES["glm4_moe"].read_config(unsaid).replace(**blank) == want
+    assert FAMILIES["glm4_moe"].read_config(unsaid).resolved().replace(**blank) == want
 
 
 def test_tiny_preset_builds_and_counts():

@@ -192,7 +192,7 @@ def sharpened(cfg):
                           temperature=LengthTemperature(SHARP["attn_temperature_len"])),
         moe=replace(cfg.moe, router=replace(cfg.moe.router, logit_softcap=SHARP["router_logit_softcapping"])),
         logit_softcap=SHARP["final_logit_softcapping"],
-        rope=RopeConfig(theta=SHARP["rope_theta"]),
+        position=RopeConfig(theta=SHARP["rope_theta"]),
     )
 
 
@@ -228,13 +228,13 @@ def test_preset_is_what_sglang_reads_from_the_config():
     assert a.temperature.length == c["attn_temperature_len"]
     assert cfg.rope.theta == c["rope_theta"] and cfg.rope.partial == 1.0 and cfg.rope.scaling is None
     assert cfg.block == "sandwich" and cfg.norm.kind == "rmsnorm" and cfg.norm.eps == c["rms_norm_eps"]
-    assert set(cfg.ffn_types) == {"moe"} and cfg.layer_types == ("global",) * cfg.n_layers
+    assert {(s.ffn, s.kind) for s in cfg.layers} == {("moe", "global")}
     assert (m.n_experts, m.top_k, m.hidden) == (c["num_local_experts"], c["num_experts_per_tok"], c["moe_intermediate_size"])
     assert m.activation == "gelu" and m.n_shared * m.hidden == c["intermediate_size"] and not m.bias
     assert m.router.score == "softmax" and not m.router.norm_topk and m.router.scale == 1.0
     assert m.router.logit_softcap == c["router_logit_softcapping"] and m.router.n_groups == 1 and not m.router.score_bias
     assert m.output_scale == pytest.approx(1 / math.sqrt(2), rel=1e-12)
-    assert cfg.embed_scale == pytest.approx(c["embedding_multiplier_scale"], rel=1e-12)
+    assert cfg.embed_multiplier == pytest.approx(c["embedding_multiplier_scale"], rel=1e-12)
     assert cfg.logit_scale == c["output_multiplier_scale"] and cfg.logit_softcap == c["final_logit_softcapping"]
     assert not cfg.tie_embeddings
     assert "not verified against a reference implementation" in cfg.source

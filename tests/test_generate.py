@@ -97,7 +97,7 @@ def test_cache_bytes_equal_tensor_bytes(name, dtype):
     cache = model.new_cache(B, S)
     assert cache.nbytes == sum(_owned_bytes(c) for c in cache.layers)
     size = torch.tensor([], dtype=dtype).element_size()
-    a = cfg.attention
+    a = cfg.resolved_attention
     for layer_cache, spec in zip(cache.layers, cfg.layers):
         if spec.mixer == "deltanet":  # a fixed-size state, whatever S: conv inputs + recurrent state (float32)
             g = cfg.linear_attention

@@ -114,8 +114,9 @@ def _architecture(c: ModelConfig) -> dict:
     """Everything about a config except its sizes."""
     a = c.attention
     arch = dict(
-        norm=c.norm, position=c.position, block=c.block, tie=c.tie_embeddings, ffn=(c.ffn.kind, c.ffn.activation, c.ffn.bias),
-        attention=type(a).__name__, layer_kinds=set(zip(c.layer_types, c.ffn_types, c.rope_layers)),
+        norm=c.norm, position=c.position_kind, block=c.block, tie=c.tie_embeddings,
+        ffn=None if c.ffn is None else (c.ffn.kind, c.ffn.activation, c.ffn.bias),
+        attention=type(a).__name__, layer_kinds={(s.kind, s.ffn, s.rope is None) for s in c.layers},
         embed_scale=c.embed_scale is not None, logit_scale=c.logit_scale, logit_softcap=c.logit_softcap,
         rope=None if c.rope is None else (c.rope.theta, c.rope.partial, c.rope.scaling and c.rope.scaling.kind),
         rope_local=None if c.rope_local is None else (c.rope_local.theta, c.rope_local.scaling and c.rope_local.scaling.kind),

@@ -200,7 +200,7 @@ def test_figures_plot_the_data():
         from matplotlib.colors import to_rgb
 
         expect = [tuple(round(v, 3) for v in to_rgb(report.KIND_COLORS["mla" if s.mixer == "mla" else t]))
-                  for s, t in zip(cfg.layers, cfg.layer_types)]
+                  for s, t in zip(cfg.layers, [s.kind for s in cfg.layers])]
         assert colors == expect
 
 

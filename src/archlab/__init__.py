@@ -14,6 +14,7 @@ from .config import (
     ModelConfig,
     MoEConfig,
     NormConfig,
+    Pattern,
     RopeConfig,
     RopeScaling,
     RouterConfig,
@@ -55,5 +56,5 @@ __all__ = [
     "build", "config", "load", "save", "load_tokenizer", "fetch", "presets", "tiny", "generate", "stream",
     "analyze", "Analysis",
     "ModelConfig", "AttentionConfig", "MLAConfig", "DeltaNetConfig", "AttnTemperature", "FFNConfig", "MoEConfig",
-    "RouterConfig", "NormConfig", "RopeConfig", "RopeScaling", "ConfigError", "CheckpointError", "Transformer",
+    "RouterConfig", "NormConfig", "Pattern", "RopeConfig", "RopeScaling", "ConfigError", "CheckpointError", "Transformer",
 ]

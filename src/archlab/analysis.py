@@ -185,19 +185,19 @@ class Analysis:
         c = self.config
         d = c.d_model
         out = []
-        for spec, kind in zip(c.layers, c.layer_types):
+        for spec in c.layers:
             if spec.mixer == "deltanet":
                 mixer = deltanet_params(d, c.linear_attention)
             elif spec.mixer == "mla":
                 mixer = mla_params(d, c.attention, c.norm)
             else:
-                mixer = attention_params(d, c.attention)
+                mixer = attention_params(d, c.resolved_attention)
             if spec.ffn == "moe":
                 ffn, ffn_active = moe_params(d, c.moe)
             else:
-                ffn = ffn_active = ffn_params(d, c.ffn)
+                ffn = ffn_active = ffn_params(d, c.resolved_ffn)
             out.append(LayerCost(
-                index=spec.index, mixer=spec.mixer, kind=kind, ffn=spec.ffn, window=spec.window, chunk=spec.chunk,
+                index=spec.index, mixer=spec.mixer, kind=spec.kind, ffn=spec.ffn, window=spec.window, chunk=spec.chunk,
                 rope=spec.rope is not None, mixer_params=mixer, ffn_params=ffn, ffn_active=ffn_active,
                 norm_params=_BLOCK_NORMS[c.block] * norm_params(c.norm, d),
             ))
@@ -266,12 +266,12 @@ class Analysis:
                 a = c.attention
                 total += _mla_matmul_flops(d, a) + 2 * a.n_heads * (a.qk_head_dim + a.v_head_dim) * self._visible(spec, context)
             else:
-                a = c.attention
+                a = c.resolved_attention
                 total += _attention_matmul_flops(d, a) + 2 * a.n_heads * 2 * a.head_dim * self._visible(spec, context)
             if spec.ffn == "moe":
                 total += _moe_flops(d, c.moe)
             else:
-                f = c.ffn
+                f = c.resolved_ffn
                 total += 2 * d * f.hidden * (2 if f.kind == "mlp" else 3)
         return total
 
@@ -289,7 +289,7 @@ class Analysis:
                 a = c.attention
                 out.append((a.kv_lora_rank + a.qk_rope_head_dim) * tokens)
             else:
-                a = c.attention
+                a = c.resolved_attention
                 held = min(tokens, spec.window or spec.chunk or tokens)
                 out.append(2 * a.n_kv_heads * a.head_dim * held)
         return out

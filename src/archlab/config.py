@@ -5,13 +5,17 @@ The tree of sub-configs mirrors the module tree: `norm` builds the norms, `atten
 feed-forward, `moe` the mixture of experts. Optional parts are optional sub-configs
 (`qk_norm: NormConfig | None`, `moe: MoEConfig | None`), not boolean flags.
 
-Per-layer differences (sliding vs global attention, NoPE layers, dense-then-MoE) are
-lists resolved once into `ModelConfig.layers`, a tuple of `LayerSpec`; modules read
-their spec and never compute `layer_id % k` themselves.
+A config holds what the user (or the authors) gave, and nothing else. What follows from it
+is computed on demand, never written back, so `replace()` re-derives it:
+- `head_dim` unset is d_model // n_heads, `n_kv_heads` unset is n_heads (`resolved_attention`);
+- an FFN given as a multiple of the width (GPT-2's 4x) is as wide as the width says (`resolved_ffn`);
+- per-layer kinds are stated as the authors state them, as a `Pattern` (5 sliding : 1 global,
+  NoPE every 4th layer, the first 3 layers dense), and resolved for the depth at hand into
+  `ModelConfig.layers`, a tuple of `LayerSpec`; modules read their spec and never compute
+  `layer_id % k` themselves.
 
-Fields that can be derived (`n_kv_heads`, `head_dim`, the per-layer lists) are derived
-only when left unset; a given value that contradicts the others is an error naming
-the field, never silently overwritten.
+A knob that contradicts another, or that nothing would read (a window with no sliding layer,
+an activation that the clamped SwiGLU replaces), is an error naming the field.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, Union
 
 __all__ = [
@@ -34,8 +39,10 @@ __all__ = [
     "FFNConfig",
     "RouterConfig",
     "MoEConfig",
+    "Pattern",
     "LayerSpec",
     "ModelConfig",
+    "SQRT_D_MODEL",
 ]
 
 
@@ -274,17 +281,33 @@ class DeltaNetConfig:
 @dataclass(frozen=True)
 class FFNConfig:
     """Dense feed-forward. mlp: down(act(up(x))).  glu: down(act(gate(x)) * up(x)),
-    which is SwiGLU with silu and GeGLU with gelu."""
+    which is SwiGLU with silu and GeGLU with gelu.
 
-    hidden: int
+    Its width is either given (`hidden`, as LLaMA's intermediate_size) or a multiple of the
+    model's width (`mult`, as GPT-2's n_inner=None means 4 x n_embd), never both."""
+
+    hidden: int | None = None
     kind: str = "glu"
     activation: str = "silu"
     bias: bool = False
+    mult: float | None = None
 
     def __post_init__(self) -> None:
-        _require(self.hidden > 0, "ffn.hidden", f"must be > 0, got {self.hidden}")
+        _require(
+            (self.hidden is None) != (self.mult is None),
+            "ffn.hidden",
+            f"give the width (hidden) or a multiple of d_model (mult), exactly one; got hidden={self.hidden!r}, mult={self.mult!r}",
+        )
+        if self.hidden is not None:
+            _require(_is_count(self.hidden), "ffn.hidden", f"must be a positive integer, got {self.hidden!r}")
+        else:
+            _require(self.mult > 0, "ffn.mult", f"must be > 0, got {self.mult!r}")
         _require(self.kind in FFN_KINDS, "ffn.kind", f"expected one of {FFN_KINDS}, got {self.kind!r}")
         _require(self.activation in ACTIVATIONS, "ffn.activation", f"expected one of {ACTIVATIONS}, got {self.activation!r}")
+
+    def width(self, d_model: int) -> int:
+        """The hidden width at model width d_model."""
+        return self.hidden if self.hidden is not None else int(self.mult * d_model)
 
 
 @dataclass(frozen=True)
@@ -323,6 +346,11 @@ class RouterConfig:
             1 <= self.topk_groups <= self.n_groups,
             "moe.router.topk_groups",
             f"must be between 1 and n_groups ({self.n_groups}), got {self.topk_groups}",
+        )
+        _require(
+            self.n_groups > 1 or self.group_score == "max",
+            "moe.router.group_score",
+            f"{self.group_score!r} scores groups of experts, but n_groups is 1 (no group-limited routing)",
         )
 
 
@@ -375,13 +403,81 @@ class MoEConfig:
         _require(not (self.shared_gate and not self.n_shared), "moe.shared_gate", "gates a shared expert, but n_shared is 0")
         if self.swiglu_limit is not None:
             _require(self.swiglu_limit > 0, "moe.swiglu_limit", f"must be > 0, got {self.swiglu_limit}")
+            # GPT-OSS's clamped SwiGLU brings its own sigmoid(1.702 x) gate: another activation would be ignored
+            _require(
+                self.activation == "silu",
+                "moe.activation",
+                f"{self.activation!r} would be ignored: swiglu_limit ({self.swiglu_limit}) selects GPT-OSS's clamped SwiGLU",
+            )
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A per-layer value stated as a rule, the way the authors state it: layer i < len(first)
+    takes first[i]; every later layer takes the next value of `repeat`, cycling. A change of
+    depth re-derives the layers from the rule.
+
+        Pattern(("sliding",) * 5 + ("global",))      Gemma 3: 5 sliding : 1 global
+        Pattern(("moe",), first=("dense",) * 3)       DeepSeek-V3: the first 3 layers dense
+        Pattern((True, True, True, False))            SmolLM3: NoPE every 4th layer
+    """
+
+    repeat: tuple
+    first: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repeat", tuple(self.repeat))
+        object.__setattr__(self, "first", tuple(self.first))
+        _require(len(self.repeat) > 0, "Pattern.repeat", "needs at least one value to repeat")
+
+    @classmethod
+    def every(cls, n: int, value: Any, otherwise: Any) -> "Pattern":
+        """`value` at every n-th layer (layers n-1, 2n-1, ...), `otherwise` elsewhere."""
+        _require(_is_count(n), "Pattern.every", f"n must be a positive integer, got {n!r}")
+        return cls((otherwise,) * (n - 1) + (value,))
+
+    def resolve(self, n_layers: int) -> tuple:
+        k = len(self.first)
+        return tuple(self.first[i] if i < k else self.repeat[(i - k) % len(self.repeat)] for i in range(n_layers))
+
+    def values(self) -> set:
+        """Every value the rule can give some layer, at some depth."""
+        return set(self.first) | set(self.repeat)
+
+
+PerLayer = Union[Pattern, tuple, None]
+
+
+def _rule_values(rule: PerLayer, default: Any) -> set:
+    if rule is None:
+        return {default}
+    return rule.values() if isinstance(rule, Pattern) else set(rule)
+
+
+def _resolve_rule(rule: PerLayer, default: Any, n: int, where: str) -> tuple:
+    if rule is None:
+        return (default,) * n
+    if isinstance(rule, Pattern):
+        return rule.resolve(n)
+    _require(
+        len(rule) == n,
+        where,
+        f"lists {len(rule)} layers but n_layers is {n}; give one entry per layer, or a Pattern "
+        "(archlab.Pattern) to derive the layers from a rule at any depth",
+    )
+    return tuple(rule)
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """What one layer is, resolved from the config's per-layer lists."""
+    """What one layer is, resolved from the config's per-layer rules."""
 
     index: int
+    kind: str  # "global" | "sliding" | "chunked" | "linear"
     mixer: str  # "attention" | "mla" | "deltanet"
     window: int | None  # keys visible to a query (itself included); None = all previous
     chunk: int | None  # attend only within blocks of this many tokens; None = no blocks
@@ -390,6 +486,9 @@ class LayerSpec:
 
 
 Attention = Union[AttentionConfig, MLAConfig]
+
+# Gemma and Grok multiply embeddings by sqrt(d_model): a rule, so it follows a change of width.
+SQRT_D_MODEL = "sqrt(d_model)"
 
 
 @dataclass(frozen=True)
@@ -402,91 +501,148 @@ class ModelConfig:
     n_layers: int
     max_seq_len: int
     attention: Attention
-    ffn: FFNConfig
+    # The dense FFN; None when no layer is dense (Mixtral, where every layer is MoE).
+    ffn: FFNConfig | None = None
     norm: NormConfig = field(default_factory=NormConfig)
-    position: str = "rope"
-    rope: RopeConfig | None = field(default_factory=RopeConfig)
+    # Positions: a RopeConfig (rotary), or "learned" (absolute embeddings), "alibi" or "none".
+    position: RopeConfig | str = field(default_factory=RopeConfig)
     # RoPE of the "sliding" layers when it differs from the global layers' (Gemma 3: 10K vs 1M).
     rope_local: RopeConfig | None = None
     moe: MoEConfig | None = None
     linear_attention: DeltaNetConfig | None = None
     block: str = "pre"
     tie_embeddings: bool = False
-    # Embeddings multiplied by this (Gemma: sqrt(d_model)); logits by logit_scale, then
-    # squashed to logit_softcap * tanh(logits / logit_softcap) (Gemma 2, Grok).
-    embed_scale: float | None = None
+    # Embeddings multiplied by this: a number, or SQRT_D_MODEL (Gemma, Grok). Logits by
+    # logit_scale, then squashed to logit_softcap * tanh(logits / logit_softcap) (Gemma 2, Grok).
+    embed_scale: float | str | None = None
     logit_scale: float | None = None
     logit_softcap: float | None = None
     # A norm (of kind `norm`) right after the token embedding (BLOOM).
     embed_norm: bool = False
-    # Per-layer plan; None derives it: all "global"; all "dense", or all "moe" when moe is set;
-    # RoPE in every layer (False marks a NoPE layer: SmolLM3, Llama 4).
-    layer_types: tuple[str, ...] | None = None
-    ffn_types: tuple[str, ...] | None = None
-    rope_layers: tuple[bool, ...] | None = None
+    # Per-layer rules: a Pattern, one entry per layer, or None for the default: every layer
+    # "global"; every FFN "moe" when moe is set, else "dense"; RoPE in every layer (False marks
+    # a NoPE layer: SmolLM3, Llama 4).
+    layer_types: PerLayer = None
+    ffn_types: PerLayer = None
+    rope_layers: PerLayer = None
     # Free text: the family a preset belongs to and where its numbers come from.
     family: str = ""
     source: str = ""
 
-    # ---- derivation and validation -------------------------------------------------
+    # ---- validation: nothing is written back --------------------------------------------
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
         for k in ("vocab_size", "d_model", "n_layers", "max_seq_len"):
             v = getattr(self, k)
-            _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, k, f"must be a positive integer, got {v!r}")
-        _require(self.position in POSITION_KINDS, "position", f"expected one of {POSITION_KINDS}, got {self.position!r}")
+            _require(_is_count(v), k, f"must be a positive integer, got {v!r}")
+        p = self.position
+        _require(
+            isinstance(p, RopeConfig) or p in POSITION_KINDS,
+            "position",
+            f"expected a RopeConfig or one of {tuple(k for k in POSITION_KINDS if k != 'rope')}, got {p!r}",
+        )
         _require(self.block in BLOCK_KINDS, "block", f"expected one of {BLOCK_KINDS}, got {self.block!r}")
-        if self.position == "rope":
-            _require(self.rope is not None, "rope", "position='rope' needs a RopeConfig")
-        else:
-            _require(self.rope is None, "rope", f"position={self.position!r} takes no RopeConfig; set rope=None")
-            _require(self.rope_local is None, "rope_local", f"position={self.position!r} takes no RopeConfig; set rope_local=None")
+        if self.position_kind != "rope":
+            _require(self.rope_local is None, "rope_local", f"position={p!r} has no RoPE; set rope_local=None")
+        if isinstance(self.embed_scale, str):
+            _require(self.embed_scale == SQRT_D_MODEL, "embed_scale", f"expected a number or {SQRT_D_MODEL!r}, got {self.embed_scale!r}")
         for k in ("embed_scale", "logit_scale", "logit_softcap"):
             v = getattr(self, k)
-            _require(v is None or v > 0, k, f"must be None or > 0, got {v!r}")
-        set_("attention", self._resolve_attention(self.attention))
+            _require(v is None or isinstance(v, str) or v > 0, k, f"must be None or > 0, got {v!r}")
+        _require(
+            isinstance(self.attention, (AttentionConfig, MLAConfig)),
+            "attention",
+            f"expected AttentionConfig or MLAConfig, got {type(self.attention).__name__}",
+        )
+        for name in ("layer_types", "ffn_types", "rope_layers"):
+            rule = getattr(self, name)
+            _require(
+                rule is None or isinstance(rule, (Pattern, tuple, list)),
+                name,
+                f"expected a Pattern, one entry per layer, or None; got {type(rule).__name__}",
+            )
+            if isinstance(rule, list):
+                object.__setattr__(self, name, tuple(rule))  # the same value, made hashable
+        self.resolved_attention  # noqa: B018  (validates the attention against the width)
+        self._check_layer_rules()
+        self.layers  # noqa: B018  (validates the rules against the depth)
 
-        n = self.n_layers
-        set_("layer_types", ("global",) * n if self.layer_types is None else tuple(self.layer_types))
-        default_ffn = "moe" if self.moe is not None else "dense"
-        set_("ffn_types", (default_ffn,) * n if self.ffn_types is None else tuple(self.ffn_types))
-        set_("rope_layers", (self.position == "rope",) * n if self.rope_layers is None else tuple(bool(r) for r in self.rope_layers))
-        for name, allowed in (("layer_types", LAYER_TYPES), ("ffn_types", FFN_TYPES)):
-            seq = getattr(self, name)
-            _require(len(seq) == n, name, f"needs one entry per layer (n_layers={n}), got {len(seq)}")
-            bad = sorted({t for t in seq if t not in allowed})
+    @property
+    def position_kind(self) -> str:
+        """"rope", "learned", "alibi" or "none"."""
+        return "rope" if isinstance(self.position, RopeConfig) else self.position
+
+    @property
+    def rope(self) -> RopeConfig | None:
+        """The RoPE of the global layers (of every layer but the sliding ones with rope_local)."""
+        if isinstance(self.position, RopeConfig):
+            return self.position
+        return RopeConfig() if self.position == "rope" else None
+
+    @property
+    def embed_multiplier(self) -> float | None:
+        return math.sqrt(self.d_model) if self.embed_scale == SQRT_D_MODEL else self.embed_scale
+
+    def _check_layer_rules(self) -> None:
+        """Every kind a rule names has the part it needs, and every part set is used by some
+        kind the rules can give (at some depth: a smaller stack may leave a part unused)."""
+        kinds = _rule_values(self.layer_types, "global")
+        ffns = _rule_values(self.ffn_types, "moe" if self.moe is not None else "dense")
+        ropes = {bool(r) for r in _rule_values(self.rope_layers, True)}
+        for name, values, allowed in (("layer_types", kinds, LAYER_TYPES), ("ffn_types", ffns, FFN_TYPES)):
+            bad = sorted(str(t) for t in values if t not in allowed)
             _require(not bad, name, f"unknown kinds {bad}; expected some of {allowed}")
-        _require(len(self.rope_layers) == n, "rope_layers", f"needs one entry per layer (n_layers={n}), got {len(self.rope_layers)}")
-        if self.position != "rope":
-            _require(not any(self.rope_layers), "rope_layers", f"position={self.position!r}: no layer can use RoPE")
-        if "moe" in self.ffn_types:
-            _require(self.moe is not None, "moe", "ffn_types has 'moe' layers but no MoEConfig is set")
         a = self.attention
+        window, chunk = getattr(a, "window", None), getattr(a, "chunk", None)
+        needs = (
+            # (field, it is set, the kind that uses it, that kind can occur)
+            ("attention.window", window is not None, "'sliding' layers in layer_types", "sliding" in kinds),
+            ("attention.chunk", chunk is not None, "'chunked' layers in layer_types", "chunked" in kinds),
+            ("linear_attention", self.linear_attention is not None, "'linear' layers in layer_types", "linear" in kinds),
+            ("rope_local", self.rope_local is not None, "'sliding' layers in layer_types", "sliding" in kinds),
+            ("moe", self.moe is not None, "'moe' layers in ffn_types", "moe" in ffns),
+            ("ffn", self.ffn is not None, "'dense' layers in ffn_types", "dense" in ffns),
+        )
+        for where, is_set, used_by, occurs in needs:
+            _require(not is_set or occurs, where, f"is set, but nothing uses it: it needs {used_by}, and there are none")
+            # sliding layers without a RoPE of their own rotate with the global one
+            _require(is_set or not occurs or where == "rope_local", where, f"is not set, but {used_by} need it")
+        if self.position_kind != "rope":
+            _require(
+                self.rope_layers is None or True not in ropes,
+                "rope_layers",
+                f"position={self.position!r}: no layer can use RoPE; set rope_layers=None",
+            )
         if isinstance(a, MLAConfig):
-            bad = sorted(set(self.layer_types) - {"global", "linear"})
+            bad = sorted(kinds - {"global", "linear"})
             _require(not bad, "layer_types", f"MLA layers attend globally; {bad} layers need an AttentionConfig")
-        if "sliding" in self.layer_types:
-            _require(getattr(a, "window", None), "attention.window", "layer_types has 'sliding' layers but no window size is set")
-        if "chunked" in self.layer_types:
-            _require(getattr(a, "chunk", None), "attention.chunk", "layer_types has 'chunked' layers but no chunk size is set")
-        if "linear" in self.layer_types:
-            _require(self.linear_attention is not None, "linear_attention", "layer_types has 'linear' layers but no DeltaNetConfig is set")
-        if self.rope_local is not None:
-            _require("sliding" in self.layer_types, "rope_local", "is the RoPE of 'sliding' layers, but there are none")
+            _require(self.position_kind == "rope", "position", "MLA carries its position in the decoupled RoPE key; give a RopeConfig")
+            _require(
+                self.rope.partial == 1.0,
+                "position.partial",
+                f"{self.rope.partial} would be ignored: MLA rotates exactly qk_rope_head_dim ({a.qk_rope_head_dim}) dimensions",
+            )
+            return
+        nope = self.position_kind == "rope" and False in ropes
+        if isinstance(a.temperature, AttnTemperature):
+            _require(nope, "attention.temperature", "AttnTemperature tunes NoPE layers (Llama 4), and rope_layers has none")
+        if a.qk_norm is None:
+            _require(a.qk_norm_scope == "head", "attention.qk_norm_scope", "is set, but there is no qk_norm")
+            _require(a.qk_norm_in_nope_layers, "attention.qk_norm_in_nope_layers", "is set, but there is no qk_norm")
 
-    def _resolve_attention(self, a: Attention) -> Attention:
+    @cached_property
+    def resolved_attention(self) -> Attention:
+        """`attention` with what follows from it filled in (n_kv_heads, head_dim)."""
+        a = self.attention
         if isinstance(a, MLAConfig):
             for k in ("n_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
                 v = getattr(a, k)
-                _require(isinstance(v, int) and v > 0, f"attention.{k}", f"must be a positive integer, got {v!r}")
-            _require(a.q_lora_rank is None or a.q_lora_rank > 0, "attention.q_lora_rank", "must be None or > 0")
+                _require(_is_count(v), f"attention.{k}", f"must be a positive integer, got {v!r}")
+            _require(a.q_lora_rank is None or _is_count(a.q_lora_rank), "attention.q_lora_rank", "must be None or a positive integer")
             _require(a.qk_rope_head_dim % 2 == 0, "attention.qk_rope_head_dim", f"must be even for RoPE, got {a.qk_rope_head_dim}")
-            _require(self.position == "rope", "position", "MLA carries its position in the decoupled RoPE key; use position='rope'")
             return a
-        _require(isinstance(a, AttentionConfig), "attention", f"expected AttentionConfig or MLAConfig, got {type(a).__name__}")
-        _require(isinstance(a.n_heads, int) and a.n_heads > 0, "attention.n_heads", f"must be a positive integer, got {a.n_heads!r}")
+        _require(_is_count(a.n_heads), "attention.n_heads", f"must be a positive integer, got {a.n_heads!r}")
         kv = a.n_kv_heads if a.n_kv_heads is not None else a.n_heads
-        _require(isinstance(kv, int) and kv > 0, "attention.n_kv_heads", f"must be a positive integer, got {kv!r}")
+        _require(_is_count(kv), "attention.n_kv_heads", f"must be a positive integer, got {kv!r}")
         _require(
             a.n_heads % kv == 0,
             "attention.n_kv_heads",
@@ -500,8 +656,8 @@ class ModelConfig:
                 f"unset, and d_model ({self.d_model}) is not divisible by n_heads ({a.n_heads}); set head_dim explicitly",
             )
             hd = self.d_model // a.n_heads
-        _require(isinstance(hd, int) and hd > 0, "attention.head_dim", f"must be a positive integer, got {hd!r}")
-        for rope, where in ((self.rope, "rope"), (self.rope_local, "rope_local")):
+        _require(_is_count(hd), "attention.head_dim", f"must be a positive integer, got {hd!r}")
+        for rope, where in ((self.rope, "position"), (self.rope_local, "rope_local")):
             if rope is not None:
                 rd = rope.rotary_dim(hd)
                 _require(
@@ -515,18 +671,31 @@ class ModelConfig:
         _require(a.qk_norm_scope in QK_NORM_SCOPES, "attention.qk_norm_scope", f"expected one of {QK_NORM_SCOPES}, got {a.qk_norm_scope!r}")
         return replace(a, n_kv_heads=kv, head_dim=hd)
 
+    @cached_property
+    def resolved_ffn(self) -> FFNConfig | None:
+        """`ffn` with its width at this d_model (GPT-2's 4 x d_model), or None."""
+        f = self.ffn
+        return None if f is None else replace(f, hidden=f.width(self.d_model), mult=None)
+
     # ---- the resolved per-layer plan ------------------------------------------------
-    @property
+    @cached_property
     def layers(self) -> tuple[LayerSpec, ...]:
+        """Each layer as the rules give it at this depth: its kind, mixer, window or chunk,
+        RoPE (None: NoPE) and FFN kind."""
+        n = self.n_layers
+        types = _resolve_rule(self.layer_types, "global", n, "layer_types")
+        ffns = _resolve_rule(self.ffn_types, "moe" if self.moe is not None else "dense", n, "ffn_types")
+        ropes = _resolve_rule(self.rope_layers, self.position_kind == "rope", n, "rope_layers")
         a = self.attention
         specs = []
-        for i, (t, f, use_rope) in enumerate(zip(self.layer_types, self.ffn_types, self.rope_layers)):
+        for i, (t, f, use_rope) in enumerate(zip(types, ffns, ropes)):
             if t == "linear":
-                specs.append(LayerSpec(i, "deltanet", None, None, None, f))
+                specs.append(LayerSpec(i, t, "deltanet", None, None, None, f))
                 continue
             rope = (self.rope_local if t == "sliding" and self.rope_local is not None else self.rope) if use_rope else None
             specs.append(LayerSpec(
                 index=i,
+                kind=t,
                 mixer=a.kind,
                 window=a.window if t == "sliding" else None,
                 chunk=a.chunk if t == "chunked" else None,
@@ -535,22 +704,64 @@ class ModelConfig:
             ))
         return tuple(specs)
 
+    def resolved(self) -> "ModelConfig":
+        """The same model with everything derived written out: resolved attention and FFN
+        width, one entry per layer, the embedding multiplier as a number. Two configs describe
+        the same model when their resolved() are equal, however each was stated (a Pattern or
+        config.json's per-layer list, head_dim given or left to the width)."""
+        layers = self.layers
+        return self.replace(
+            attention=self.resolved_attention,
+            ffn=self.resolved_ffn,
+            embed_scale=self.embed_multiplier,
+            layer_types=tuple(s.kind for s in layers),
+            ffn_types=tuple(s.ffn for s in layers),
+            rope_layers=tuple(s.rope is not None for s in layers) if self.position_kind == "rope" else None,
+        )
+
     # ---- serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        if isinstance(d, dict) and "rope" in d:
+            # configs saved before `position` took the RopeConfig itself: {"position": "rope", "rope": {...}}
+            d = dict(d)
+            rope = d.pop("rope")
+            if rope is not None:
+                d["position"] = rope
         return _from_dict(cls, d)
 
     def replace(self, **changes: Any) -> "ModelConfig":
-        return replace(self, **changes)
+        """A new config with `changes`, validated again; everything derived follows.
+
+        A sub-config may be changed in part by a dict: `replace(attention={"n_kv_heads": 2})`.
+        `rope=` is accepted for `position=` (rope=None leaves a non-RoPE position as it is)."""
+        if "rope" in changes:
+            rope = changes.pop("rope")
+            if rope is not None or "position" not in changes:
+                _require(rope is not None or self.position_kind != "rope", "rope",
+                         "rope=None: say which position replaces it, e.g. position='learned'")
+                changes.setdefault("position", rope)
+        for k, v in list(changes.items()):
+            if isinstance(v, dict):
+                current = getattr(self, k, None)
+                _require(dataclasses.is_dataclass(current), k, f"a dict changes a sub-config in part, but {k} is {current!r}")
+                try:
+                    changes[k] = replace(current, **v)
+                except TypeError as e:
+                    raise ConfigError(f"{k}: {e}") from None
+        try:
+            return replace(self, **changes)
+        except TypeError as e:  # an unknown field
+            raise ConfigError(f"replace: {e}") from None
 
 
 # Sub-configs are told apart in dicts by a "type" tag, so a saved config reads back exactly.
 _TAGGED = {
     c.__name__: c
-    for c in (NormConfig, RopeScaling, RopeConfig, AttnTemperature, LengthTemperature, AttentionConfig, MLAConfig, DeltaNetConfig, FFNConfig, RouterConfig, MoEConfig)
+    for c in (NormConfig, RopeScaling, RopeConfig, AttnTemperature, LengthTemperature, AttentionConfig, MLAConfig, DeltaNetConfig, FFNConfig, RouterConfig, MoEConfig, Pattern)
 }
 
 

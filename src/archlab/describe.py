@@ -250,7 +250,7 @@ def layer_label(cfg: ModelConfig, spec: LayerSpec) -> str:
 
 
 def _pattern_labels(cfg: ModelConfig) -> list[str]:
-    hybrid = "linear" in cfg.layer_types
+    hybrid = any(s.kind == "linear" for s in cfg.layers)
     out = []
     for spec in cfg.layers:
         if spec.mixer == "deltanet":
@@ -324,10 +324,10 @@ def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str
     """The plan as rows of letters (see MAP_LETTERS), grouped by ten, with a row of ^ under
     the NoPE layers when there are any."""
     letters, nope = [], []
-    for spec, kind in zip(cfg.layers, cfg.layer_types):
-        ch = MAP_LETTERS["mla" if spec.mixer == "mla" else kind]
+    for spec in cfg.layers:
+        ch = MAP_LETTERS["mla" if spec.mixer == "mla" else spec.kind]
         letters.append(ch.upper() if spec.ffn == "moe" else ch)
-        nope.append("^" if spec.mixer != "deltanet" and spec.rope is None and cfg.position == "rope" else " ")
+        nope.append("^" if spec.mixer != "deltanet" and spec.rope is None and cfg.position_kind == "rope" else " ")
     def spaced(seq: list[str], start: int) -> str:
         line = seq[start : start + per_line]
         return " ".join("".join(line[g : g + group]) for g in range(0, len(line), group))
@@ -378,7 +378,7 @@ def _norm_data(n: NormConfig) -> dict[str, Any]:
 
 
 def _has_nope(cfg: ModelConfig) -> bool:
-    return cfg.position == "rope" and any(s.rope is None for s in cfg.layers if s.mixer != "deltanet")
+    return cfg.position_kind == "rope" and any(s.rope is None for s in cfg.layers if s.mixer != "deltanet")
 
 
 def describe_norm(cfg: ModelConfig) -> Part:
@@ -421,14 +421,14 @@ def _rope_data(r: RopeConfig | None) -> dict[str, Any] | None:
 
 
 def describe_position(cfg: ModelConfig) -> Part:
-    data: dict[str, Any] = {"kind": cfg.position, "rope": _rope_data(cfg.rope), "rope_local": _rope_data(cfg.rope_local)}
+    data: dict[str, Any] = {"kind": cfg.position_kind, "rope": _rope_data(cfg.rope), "rope_local": _rope_data(cfg.rope_local)}
     if cfg.position == "learned":
         return Part(f"learned ({fmt_tokens(cfg.max_seq_len)} positions)", data)
     if cfg.position == "alibi":
         return Part("ALiBi", data)
     if cfg.position == "none":
         return Part("none (NoPE)", data)
-    a = cfg.attention
+    a = cfg.resolved_attention
     head_dim = a.head_dim if isinstance(a, AttentionConfig) else None
     text = _rope_text(cfg.rope, head_dim)
     if cfg.rope_local is not None:
@@ -451,7 +451,7 @@ def describe_position(cfg: ModelConfig) -> Part:
 
 
 def describe_attention(cfg: ModelConfig) -> Part:
-    a = cfg.attention
+    a = cfg.resolved_attention
     extras = []
     if isinstance(a, MLAConfig):
         text = f"MLA: {a.n_heads} heads, KV latent {a.kv_lora_rank} + {a.qk_rope_head_dim} RoPE"
@@ -488,7 +488,7 @@ def describe_attention(cfg: ModelConfig) -> Part:
     if extras:
         text += ", " + ", ".join(extras)
     g = cfg.linear_attention
-    if g is not None and "linear" in cfg.layer_types:
+    if g is not None and any(s.kind == "linear" for s in cfg.layers):
         text += f"; Gated DeltaNet: {g.n_k_heads} QK / {g.n_v_heads} V heads of {g.k_head_dim}"
         data["linear"] = {"kind": "gated_deltanet", **vars(g)}
         brief += " + DeltaNet"
@@ -498,26 +498,28 @@ def describe_attention(cfg: ModelConfig) -> Part:
 def describe_pattern(cfg: ModelConfig) -> Part:
     labels = _pattern_labels(cfg)
     counts: dict[str, int] = {}
-    for t in cfg.layer_types:
+    kinds = [s.kind for s in cfg.layers]
+    for t in kinds:
         counts[t] = counts.get(t, 0) + 1
-    return Part(pattern(labels), {"layer_types": list(cfg.layer_types), "counts": counts, "period": _period(labels)})
+    return Part(pattern(labels), {"layer_types": kinds, "counts": counts, "period": _period(labels)})
 
 
 def _dense_ffn_text(cfg: ModelConfig) -> str:
-    f = cfg.ffn
+    f = cfg.resolved_ffn
     act = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU"}[f.activation]
     name = f"{act} MLP" if f.kind == "mlp" else {"SiLU": "SwiGLU", "GELU": "GeGLU", "ReLU": "ReGLU"}[act]
     return f"{name} {_ratio(f.hidden / cfg.d_model)} ({f.hidden})"
 
 
 def describe_ffn(cfg: ModelConfig) -> Part:
-    f = cfg.ffn
+    f = cfg.resolved_ffn
+    ffn_types = [s.ffn for s in cfg.layers]
     data: dict[str, Any] = {
-        "dense": {"kind": f.kind, "activation": f.activation, "hidden": f.hidden, "bias": f.bias},
-        "ffn_types": list(cfg.ffn_types),
+        "dense": None if f is None else {"kind": f.kind, "activation": f.activation, "hidden": f.hidden, "bias": f.bias},
+        "ffn_types": ffn_types,
         "moe": None,
     }
-    n_moe = cfg.ffn_types.count("moe")
+    n_moe = ffn_types.count("moe")
     if n_moe == 0:
         return Part(_dense_ffn_text(cfg), data, _dense_ffn_text(cfg).split(" ")[0] + (" MLP" if f.kind == "mlp" else ""))
     m = cfg.moe
@@ -534,16 +536,16 @@ def describe_ffn(cfg: ModelConfig) -> Part:
         text += ", clamped SwiGLU"
     if n_moe < cfg.n_layers:
         dense = _dense_ffn_text(cfg)
-        runs = _runs(cfg.ffn_types)
+        runs = _runs(ffn_types)
         if len(runs) == 2 and runs[0][0] == "dense":
             first = "first layer" if runs[0][1] == 1 else f"first {runs[0][1]} layers"
             text += f"; {first} dense {dense}"
         else:
-            p = _period(cfg.ffn_types)
-            if p is not None and cfg.ffn_types[:p].count("moe") == 1:
+            p = _period(ffn_types)
+            if p is not None and ffn_types[:p].count("moe") == 1:
                 text += f"; MoE every {_ordinal(p)} layer, else dense {dense}"
             elif p is not None:
-                text += f"; {pattern(cfg.ffn_types[:p])} repeating, dense {dense}"
+                text += f"; {pattern(ffn_types[:p])} repeating, dense {dense}"
             else:
                 text += f"; {cfg.n_layers - n_moe} dense {dense}"
     data["moe"] = {
@@ -558,8 +560,8 @@ def describe_ffn(cfg: ModelConfig) -> Part:
 
 
 def _kv_kind(cfg: ModelConfig) -> str:
-    a = cfg.attention
-    if all(t == "linear" for t in cfg.layer_types):
+    a = cfg.resolved_attention
+    if all(s.kind == "linear" for s in cfg.layers):
         return "DeltaNet state"
     if isinstance(a, MLAConfig):
         return f"MLA latent {a.kv_lora_rank} + RoPE key {a.qk_rope_head_dim}"

@@ -36,7 +36,7 @@ class Transformer(nn.Module):
 
     @property
     def rotary_dim(self) -> int:
-        a = self.config.attention
+        a = self.config.resolved_attention
         if isinstance(a, MLAConfig):
             return a.qk_rope_head_dim
         return self.config.rope.rotary_dim(a.head_dim) if self.config.rope is not None else 0
@@ -111,9 +111,9 @@ class Transformer(nn.Module):
         slots = torch.arange(start, start + T, device=input_ids.device)
         positions = slots.expand(B, T) if pad is None else (slots[None] - pad[:, None]).clamp(min=0)
         x = self.tok_emb(input_ids)  # (B, T, D)
-        if self.config.embed_scale is not None:
+        if self.config.embed_multiplier is not None:
             # in the model's dtype, as Gemma's reference does (sqrt(d) rounds in bfloat16)
-            x = x * torch.tensor(self.config.embed_scale, dtype=x.dtype)
+            x = x * torch.tensor(self.config.embed_multiplier, dtype=x.dtype)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         if self.embed_norm is not None:

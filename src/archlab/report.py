@@ -90,11 +90,11 @@ def kv_curve(analysis: Analysis, start: int, batch: int = 1, dtype: str = "bfloa
 def _layer_cells(cfg: ModelConfig) -> list[dict[str, Any]]:
     return [
         {
-            "kind": "mla" if spec.mixer == "mla" else kind,
+            "kind": "mla" if spec.mixer == "mla" else spec.kind,
             "moe": spec.ffn == "moe",
-            "nope": spec.mixer != "deltanet" and spec.rope is None and cfg.position == "rope",
+            "nope": spec.mixer != "deltanet" and spec.rope is None and cfg.position_kind == "rope",
         }
-        for spec, kind in zip(cfg.layers, cfg.layer_types)
+        for spec in cfg.layers
     ]
 
 
@@ -115,7 +115,7 @@ def report_data(
         models.append({
             **d.to_dict(),
             "rows": {k: d.text(k) for k, _ in ROWS},
-            "moe": any(t == "moe" for t in cfg.ffn_types),
+            "moe": any(s.ffn == "moe" for s in cfg.layers),
             "kv_curve": kv_curve(a, start, batch, dtype),
             "layers": _layer_cells(cfg),
         })

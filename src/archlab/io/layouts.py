@@ -17,7 +17,7 @@ def rope_pairs_to_halves(n_heads: Callable[[ModelConfig], int]) -> Callable[[Ten
     `n_heads` picks the projection's head count (queries or key/value heads)."""
 
     def load(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        w, hd = ts[0], cfg.attention.head_dim
+        w, hd = ts[0], cfg.resolved_attention.head_dim
         perm = interleaved_to_halves(hd)
         return [w.reshape(n_heads(cfg), hd, *w.shape[1:])[:, perm].reshape(w.shape).contiguous()]
 

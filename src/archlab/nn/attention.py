@@ -91,7 +91,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
         super().__init__()
-        a = cfg.attention
+        a = cfg.resolved_attention
         self.n_heads, self.n_kv_heads, self.head_dim = a.n_heads, a.n_kv_heads, a.head_dim
         self.window, self.chunk = spec.window, spec.chunk
         self.rope = spec.rope

@@ -28,7 +28,7 @@ def make_mixer(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:
 def make_ffn(cfg: ModelConfig, spec: LayerSpec) -> nn.Module:
     if spec.ffn == "moe":
         return MoE(cfg.d_model, cfg.moe)
-    return FFNS[cfg.ffn.kind](cfg.d_model, cfg.ffn)
+    return FFNS[cfg.ffn.kind](cfg.d_model, cfg.resolved_ffn)
 
 
 class _Block(nn.Module):

@@ -40,11 +40,10 @@ def gpt_1() -> ModelConfig:
         n_layers=12,
         max_seq_len=512,
         position="learned",
-        rope=None,
         block="post",
         norm=NormConfig("layernorm", eps=1e-5, bias=True),
         attention=AttentionConfig(n_heads=12, qkv_bias=True, out_bias=True),
-        ffn=FFNConfig(hidden=3072, kind="mlp", activation="gelu_tanh", bias=True),
+        ffn=FFNConfig(mult=4, kind="mlp", activation="gelu_tanh", bias=True),  # HF OpenAIGPT: 4 * n_embd
         tie_embeddings=True,
     )
 
@@ -61,7 +60,7 @@ def gpt_neox_20b() -> ModelConfig:
         d_model=6144,
         n_layers=44,
         max_seq_len=2048,
-        rope=RopeConfig(theta=10000.0, partial=0.25),
+        position=RopeConfig(theta=10000.0, partial=0.25),
         block="parallel",
         norm=NormConfig("layernorm", eps=1e-5, bias=True),
         attention=AttentionConfig(n_heads=64, qkv_bias=True, out_bias=True),
@@ -83,10 +82,9 @@ def bloom_176b() -> ModelConfig:
         n_layers=70,
         max_seq_len=2048,
         position="alibi",
-        rope=None,
         norm=NormConfig("layernorm", eps=1e-5, bias=True),
         embed_norm=True,
         attention=AttentionConfig(n_heads=112, qkv_bias=True, out_bias=True),
-        ffn=FFNConfig(hidden=4 * 14336, kind="mlp", activation="gelu_tanh", bias=True),
+        ffn=FFNConfig(mult=4, kind="mlp", activation="gelu_tanh", bias=True),  # HF BloomMLP: 4 * hidden_size
         tie_embeddings=True,
     )

@@ -11,7 +11,7 @@ Numbers: config.json of deepseek-ai/DeepSeek-V2, DeepSeek-V2-Lite and DeepSeek-V
 Hugging Face hub; the V2 (arXiv:2405.04434) and V3 (arXiv:2412.19437) technical reports.
 """
 
-from ..config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RopeScaling, RouterConfig
+from ..config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RopeScaling, RouterConfig
 from . import Published, preset
 
 
@@ -38,7 +38,7 @@ def deepseek_config(
         n_layers=n_layers,
         max_seq_len=163840,
         norm=NormConfig("rmsnorm", eps=1e-6),
-        rope=RopeConfig(
+        position=RopeConfig(
             theta=10000.0,
             scaling=RopeScaling(
                 "yarn", factor=40.0, original_max_seq_len=4096, beta_fast=32.0, beta_slow=1.0,
@@ -51,7 +51,7 @@ def deepseek_config(
         ),
         ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="silu"),
         moe=moe,
-        ffn_types=("dense",) * first_k_dense + ("moe",) * (n_layers - first_k_dense),
+        ffn_types=Pattern(("moe",), first=("dense",) * first_k_dense),  # first_k_dense_replace
     )
 
 

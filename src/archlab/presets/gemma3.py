@@ -29,15 +29,15 @@ rms_norm_eps 1e-6, hidden_activation gelu_pytorch_tanh, tied embeddings). Sizes:
 Technical Report (arXiv:2503.19786) Table 1.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
+from ..config import SQRT_D_MODEL, AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig, RopeScaling
 from . import Published, preset
 
 SLIDING_WINDOW_PATTERN = 6
 
 
-def gemma3_layer_types(n_layers: int, pattern: int = SLIDING_WINDOW_PATTERN) -> tuple[str, ...]:
+def gemma3_layer_types(pattern: int = SLIDING_WINDOW_PATTERN) -> Pattern:
     """HF Gemma3TextConfig's rule: sliding unless (i + 1) is a multiple of the pattern."""
-    return tuple("sliding" if (i + 1) % pattern else "global" for i in range(n_layers))
+    return Pattern.every(pattern, "global", "sliding")
 
 
 def gemma3_config(
@@ -67,7 +67,7 @@ def gemma3_config(
         max_seq_len=max_seq_len,
         norm=norm,
         block="sandwich",
-        rope=RopeConfig(theta=1e6, scaling=scaling),
+        position=RopeConfig(theta=1e6, scaling=scaling),
         rope_local=RopeConfig(theta=1e4),
         attention=AttentionConfig(
             n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim,
@@ -76,8 +76,8 @@ def gemma3_config(
         ),
         ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="gelu_tanh"),
         tie_embeddings=True,
-        embed_scale=d_model ** 0.5,
-        layer_types=gemma3_layer_types(n_layers),
+        embed_scale=SQRT_D_MODEL,
+        layer_types=gemma3_layer_types(),
     )
 
 

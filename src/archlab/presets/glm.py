@@ -15,7 +15,7 @@ Numbers: config.json of zai-org/GLM-4.5 on the Hugging Face hub; sizes from the 
 technical report (arXiv:2508.06471).
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
 from . import Published, preset
 
 
@@ -36,7 +36,7 @@ def glm_4_5() -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=131072,
         norm=NormConfig("rmsnorm", eps=1e-5),
-        rope=RopeConfig(theta=1000000.0, partial=0.5),
+        position=RopeConfig(theta=1000000.0, partial=0.5),
         attention=AttentionConfig(
             n_heads=96, n_kv_heads=8, head_dim=128, qkv_bias=True, out_bias=False,
             qk_norm=NormConfig("rmsnorm", eps=1e-5), qk_norm_scope="head",
@@ -45,10 +45,10 @@ def glm_4_5() -> ModelConfig:
         moe=MoEConfig(
             n_experts=160, top_k=8, hidden=1536, n_shared=1,
             router=RouterConfig(
-                score="sigmoid", norm_topk=True, scale=2.5, n_groups=1, topk_groups=1,
-                group_score="top2_sum", score_bias=True,
+                score="sigmoid", norm_topk=True, scale=2.5, score_bias=True,
+                # n_group 1, topk_group 1: no group-limited routing (noaux_tc's top-2 group score has no groups to rank)
             ),
         ),
-        ffn_types=("dense",) * first_k_dense + ("moe",) * (n_layers - first_k_dense),
+        ffn_types=Pattern(("moe",), first=("dense",) * first_k_dense),  # first_k_dense_replace
         tie_embeddings=False,
     )

@@ -20,10 +20,10 @@ def gpt2_config(name: str, d_model: int, n_layers: int, n_heads: int) -> ModelCo
         n_layers=n_layers,
         max_seq_len=1024,
         position="learned",
-        rope=None,
         norm=NormConfig("layernorm", eps=1e-5, bias=True),
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=True, out_bias=True),
-        ffn=FFNConfig(hidden=4 * d_model, kind="mlp", activation="gelu_tanh", bias=True),
+        # n_inner unset: 4 x n_embd, so a change of width keeps the ratio
+        ffn=FFNConfig(mult=4, kind="mlp", activation="gelu_tanh", bias=True),
         tie_embeddings=True,
     )
 

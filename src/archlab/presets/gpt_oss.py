@@ -18,6 +18,7 @@ from ..config import (
     ModelConfig,
     MoEConfig,
     NormConfig,
+    Pattern,
     RopeConfig,
     RopeScaling,
     RouterConfig,
@@ -25,9 +26,8 @@ from ..config import (
 from . import Published, preset
 
 
-def _alternating_layer_types(n_layers: int) -> tuple[str, ...]:
-    """HF GptOssConfig: layer i is "sliding_attention" when (i + 1) % 2, else "full_attention"."""
-    return tuple("sliding" if (i + 1) % 2 else "global" for i in range(n_layers))
+# HF GptOssConfig: layer i is "sliding_attention" when (i + 1) % 2, else "full_attention".
+ALTERNATING = Pattern(("sliding", "global"))
 
 
 def gpt_oss_config(name: str, repo: str, *, n_layers: int, n_experts: int) -> ModelConfig:
@@ -40,7 +40,7 @@ def gpt_oss_config(name: str, repo: str, *, n_layers: int, n_experts: int) -> Mo
         n_layers=n_layers,
         max_seq_len=131072,
         norm=NormConfig("rmsnorm", eps=1e-5),
-        rope=RopeConfig(
+        position=RopeConfig(
             theta=150000.0,
             scaling=RopeScaling(
                 "yarn", factor=32.0, original_max_seq_len=4096, beta_fast=32.0, beta_slow=1.0, truncate=False,
@@ -49,14 +49,12 @@ def gpt_oss_config(name: str, repo: str, *, n_layers: int, n_experts: int) -> Mo
         attention=AttentionConfig(
             n_heads=64, n_kv_heads=8, head_dim=64, qkv_bias=True, out_bias=True, window=128, sinks=True,
         ),
-        # Unused: every layer is MoE. Kept at intermediate_size so a dense variant has the expert width.
-        ffn=FFNConfig(hidden=2880, kind="glu", activation="silu"),
         moe=MoEConfig(
             n_experts=n_experts, top_k=4, hidden=2880, activation="silu",
             router=RouterConfig(score="softmax", norm_topk=True, logit_bias=True),
             bias=True, swiglu_limit=7.0,
         ),
-        layer_types=_alternating_layer_types(n_layers),
+        layer_types=ALTERNATING,
         tie_embeddings=False,
     )
 

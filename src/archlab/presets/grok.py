@@ -34,7 +34,7 @@ huggingface.co/xai-org/grok-2/discussions/6), marked by_authors=False. 114.9B ac
 
 import math
 
-from ..config import AttentionConfig, FFNConfig, LengthTemperature, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from ..config import SQRT_D_MODEL, AttentionConfig, LengthTemperature, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
 from . import Published, preset
 
 
@@ -54,11 +54,10 @@ def grok_2_5() -> ModelConfig:
         max_seq_len=131072,
         norm=NormConfig("rmsnorm", eps=1e-5),
         block="sandwich",
-        rope=RopeConfig(theta=208533496.0),
+        position=RopeConfig(theta=208533496.0),
         # SGLang multiplies the capped logits of queries past position 1024 by log2(p) / log2(1024)
         attention=AttentionConfig(n_heads=64, n_kv_heads=8, head_dim=128, softcap=30.0, temperature=LengthTemperature(1024)),
-        # Unused as a dense layer (every layer is MoE); the residual dense GeGLU is the shared experts below.
-        ffn=FFNConfig(hidden=32768, kind="glu", activation="gelu"),
+        # No dense layer (every layer is MoE); the residual dense GeGLU is the shared experts below.
         moe=MoEConfig(
             n_experts=8, top_k=2, hidden=16384, activation="gelu",
             # the dense GeGLU of intermediate_size 32768, run beside the MoE on the same input
@@ -68,7 +67,7 @@ def grok_2_5() -> ModelConfig:
             # softmax over router logits squashed to 30 tanh(x / 30), top-2, not renormalised
             router=RouterConfig(score="softmax", norm_topk=False, logit_softcap=30.0),
         ),
-        embed_scale=90.50966799187809,
+        embed_scale=SQRT_D_MODEL,  # embedding_multiplier_scale 90.50966799187809 = sqrt(8192)
         logit_scale=0.5,
         logit_softcap=50.0,
         tie_embeddings=False,

@@ -28,8 +28,8 @@ def kimi_k2() -> ModelConfig:
         moe=MoEConfig(
             n_experts=384, top_k=8, hidden=2048, n_shared=1,
             router=RouterConfig(
-                score="sigmoid", norm_topk=True, scale=2.827, n_groups=1, topk_groups=1,
-                group_score="top2_sum", score_bias=True,
+                score="sigmoid", norm_topk=True, scale=2.827, score_bias=True,
+                # n_group 1, topk_group 1: no group-limited routing (noaux_tc's top-2 group score has no groups to rank)
             ),
         ),
     )
@@ -37,7 +37,7 @@ def kimi_k2() -> ModelConfig:
     return cfg.replace(
         family="kimi",
         max_seq_len=131072,
-        rope=RopeConfig(
+        position=RopeConfig(
             theta=50000.0,
             scaling=RopeScaling(
                 "yarn", factor=32.0, original_max_seq_len=4096, beta_fast=1.0, beta_slow=1.0,

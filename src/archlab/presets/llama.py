@@ -33,7 +33,7 @@ def llama_config(
         n_layers=n_layers,
         max_seq_len=max_seq_len,
         norm=NormConfig("rmsnorm", eps=1e-5),
-        rope=RopeConfig(theta=theta, scaling=scaling),
+        position=RopeConfig(theta=theta, scaling=scaling),
         attention=AttentionConfig(n_heads=n_heads, n_kv_heads=n_kv_heads),
         ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="silu"),
     )

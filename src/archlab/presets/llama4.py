@@ -30,6 +30,7 @@ from ..config import (
     ModelConfig,
     MoEConfig,
     NormConfig,
+    Pattern,
     RopeConfig,
     RopeScaling,
     RouterConfig,
@@ -37,15 +38,16 @@ from ..config import (
 from . import Published, preset
 
 
-def _rope_layers(n_layers: int, no_rope_layer_interval: int = 4) -> tuple[bool, ...]:
-    """HF Llama4TextConfig: layer i uses RoPE unless (i + 1) % no_rope_layer_interval == 0."""
-    return tuple((i + 1) % no_rope_layer_interval != 0 for i in range(n_layers))
+# HF Llama4TextConfig: layer i uses RoPE unless (i + 1) % no_rope_layer_interval (4) == 0, and
+# is "chunked_attention" where it uses RoPE, else "full_attention".
+NOPE_INTERVAL = 4
+ROPE_LAYERS = Pattern.every(NOPE_INTERVAL, False, True)
+LAYER_TYPES = Pattern.every(NOPE_INTERVAL, "global", "chunked")
 
 
-def _ffn_types(n_layers: int, interleave_moe_layer_step: int) -> tuple[str, ...]:
+def moe_every(interleave_moe_layer_step: int) -> Pattern:
     """HF Llama4TextConfig: moe_layers = range(step - 1, n_layers, step); the others are dense."""
-    moe = set(range(interleave_moe_layer_step - 1, n_layers, interleave_moe_layer_step))
-    return tuple("moe" if i in moe else "dense" for i in range(n_layers))
+    return Pattern.every(interleave_moe_layer_step, "moe", "dense")
 
 
 def llama4_config(
@@ -59,7 +61,6 @@ def llama4_config(
     scaling: RopeScaling | None,
 ) -> ModelConfig:
     n_layers, eps = 48, 1e-5
-    rope_layers = _rope_layers(n_layers)
     return ModelConfig(
         name=name,
         family="llama4",
@@ -69,23 +70,24 @@ def llama4_config(
         n_layers=n_layers,
         max_seq_len=max_seq_len,
         norm=NormConfig("rmsnorm", eps=eps),
-        rope=RopeConfig(theta=500000.0, scaling=scaling),
+        position=RopeConfig(theta=500000.0, scaling=scaling),
         attention=AttentionConfig(
             n_heads=40, n_kv_heads=8, head_dim=128, chunk=8192,
             # HF builds Llama4TextL2Norm(rms_norm_eps) only in the RoPE layers
             # (modeling_llama4.py: `if config.use_qk_norm and self.use_rope`).
             qk_norm=NormConfig("l2norm", eps=eps) if use_qk_norm else None,
-            qk_norm_in_nope_layers=False,
+            qk_norm_in_nope_layers=not use_qk_norm,  # a setting of the QK-norm, so only where there is one
             temperature=AttnTemperature(floor_scale=8192.0, scale=0.1),  # attn_temperature_tuning, NoPE layers only
         ),
-        ffn=FFNConfig(hidden=16384, kind="glu", activation="silu"),  # intermediate_size_mlp, the dense layers
+        # intermediate_size_mlp, the dense layers (Scout has none: every layer is MoE)
+        ffn=FFNConfig(hidden=16384, kind="glu", activation="silu") if interleave_moe_layer_step > 1 else None,
         moe=MoEConfig(
             n_experts=n_experts, top_k=1, hidden=8192, n_shared=1,  # intermediate_size; shared expert as wide
             router=RouterConfig(score="sigmoid", weights_on="input"),
         ),
-        layer_types=tuple("chunked" if r else "global" for r in rope_layers),
-        ffn_types=_ffn_types(n_layers, interleave_moe_layer_step),
-        rope_layers=rope_layers,
+        layer_types=LAYER_TYPES,
+        ffn_types=moe_every(interleave_moe_layer_step),
+        rope_layers=ROPE_LAYERS,
         tie_embeddings=False,
     )
 

@@ -13,13 +13,13 @@ Numbers: config.json of mistralai/Mistral-7B-v0.1 and mistralai/Mixtral-8x7B-v0.
 Hugging Face hub; sizes from Mistral AI's release posts.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
 from . import Published, preset
 
 N_LAYERS = 32
 
 
-def mistral_config(name: str, repo: str, *, theta: float, layer_types: tuple[str, ...],
+def mistral_config(name: str, repo: str, *, theta: float, layer_types: Pattern | None,
                    window: int | None = None, moe: MoEConfig | None = None) -> ModelConfig:
     return ModelConfig(
         name=name,
@@ -30,10 +30,10 @@ def mistral_config(name: str, repo: str, *, theta: float, layer_types: tuple[str
         n_layers=N_LAYERS,
         max_seq_len=32768,
         norm=NormConfig("rmsnorm", eps=1e-5),
-        rope=RopeConfig(theta=theta),
+        position=RopeConfig(theta=theta),
         attention=AttentionConfig(n_heads=32, n_kv_heads=8, window=window),
         # Mixtral's `intermediate_size` (14336) is each expert's width; no layer is dense.
-        ffn=FFNConfig(hidden=14336, kind="glu", activation="silu"),
+        ffn=FFNConfig(hidden=14336, kind="glu", activation="silu") if moe is None else None,
         moe=moe,
         layer_types=layer_types,
     )
@@ -46,7 +46,7 @@ def mistral_7b() -> ModelConfig:
     # config.json: sliding_window 4096, rope_theta 10000.0; HF applies the window to every layer.
     return mistral_config(
         "mistral-7b", "mistralai/Mistral-7B-v0.1", theta=10000.0,
-        layer_types=("sliding",) * N_LAYERS, window=4096,
+        layer_types=Pattern(("sliding",)), window=4096,
     )
 
 
@@ -59,7 +59,7 @@ def mixtral_8x7b() -> ModelConfig:
     # config.json: num_local_experts 8, num_experts_per_tok 2, rope_theta 1e6, sliding_window null.
     return mistral_config(
         "mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1", theta=1e6,
-        layer_types=("global",) * N_LAYERS,
+        layer_types=None,
         moe=MoEConfig(n_experts=8, top_k=2, hidden=14336, activation="silu",
                       router=RouterConfig(score="softmax", norm_topk=True)),
     )

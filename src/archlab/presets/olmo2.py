@@ -37,7 +37,7 @@ def olmo_2_7b() -> ModelConfig:
         max_seq_len=4096,
         norm=norm,
         block="output",
-        rope=RopeConfig(theta=500000.0),
+        position=RopeConfig(theta=500000.0),
         attention=AttentionConfig(n_heads=32, n_kv_heads=32, qk_norm=norm, qk_norm_scope="all"),
         ffn=FFNConfig(hidden=11008, kind="glu", activation="silu"),
     )

@@ -39,12 +39,13 @@ def qwen3_config(
         n_layers=n_layers,
         max_seq_len=40960,
         norm=NormConfig("rmsnorm", eps=1e-6),
-        rope=RopeConfig(theta=1e6),
+        position=RopeConfig(theta=1e6),
         attention=AttentionConfig(
             n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=128,
             qk_norm=NormConfig("rmsnorm", eps=1e-6), qk_norm_scope="head",
         ),
-        ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="silu"),
+        # With experts every layer is MoE (decoder_sparse_step 1): intermediate_size is then unused.
+        ffn=FFNConfig(hidden=ffn_hidden, kind="glu", activation="silu") if moe is None else None,
         moe=moe,
         tie_embeddings=tie_embeddings,
     )

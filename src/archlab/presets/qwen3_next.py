@@ -27,15 +27,16 @@ from ..config import (
     ModelConfig,
     MoEConfig,
     NormConfig,
+    Pattern,
     RopeConfig,
     RouterConfig,
 )
 from . import Published, preset
 
 
-def _hybrid_layer_types(n_layers: int, full_attention_interval: int) -> tuple[str, ...]:
+def hybrid_layer_types(full_attention_interval: int) -> Pattern:
     """HF Qwen3NextConfig: "linear_attention" when (i + 1) % full_attention_interval, else "full_attention"."""
-    return tuple("linear" if (i + 1) % full_attention_interval else "global" for i in range(n_layers))
+    return Pattern.every(full_attention_interval, "global", "linear")
 
 
 @preset("qwen3-next-80b-a3b", Published(
@@ -56,17 +57,16 @@ def qwen3_next_80b_a3b() -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=262144,
         norm=norm,
-        rope=RopeConfig(theta=5000000.0, partial=0.25),
+        position=RopeConfig(theta=5000000.0, partial=0.25),
         attention=AttentionConfig(
             n_heads=16, n_kv_heads=2, head_dim=256, qk_norm=norm, qk_norm_scope="head", output_gate=True,
         ),
         linear_attention=DeltaNetConfig(n_k_heads=16, n_v_heads=32, k_head_dim=128, v_head_dim=128, conv_kernel=4),
-        # Unused: every layer is MoE (decoder_sparse_step 1, mlp_only_layers []). intermediate_size 5120.
-        ffn=FFNConfig(hidden=5120, kind="glu", activation="silu"),
+        # No dense FFN: every layer is MoE (decoder_sparse_step 1, mlp_only_layers []).
         moe=MoEConfig(
             n_experts=512, top_k=10, hidden=512, n_shared=1, shared_gate=True,
             router=RouterConfig(score="softmax", norm_topk=True),
         ),
-        layer_types=_hybrid_layer_types(n_layers, full_attention_interval=4),
+        layer_types=hybrid_layer_types(full_attention_interval=4),
         tie_embeddings=False,
     )

@@ -18,13 +18,13 @@ head_count 9, head_count_kv 3, context_length 8192, rope.freq_base 100000, no ou
 tensor, i.e. tied) and of HuggingFaceTB/SmolLM3-3B on the Hugging Face hub.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig
+from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig
 from . import Published, preset
 
 
-def nope_every(n_layers: int, interval: int) -> tuple[bool, ...]:
+def nope_every(interval: int) -> Pattern:
     """SmolLM3's `no_rope_layers` as booleans: True (RoPE) unless (i + 1) is a multiple of interval."""
-    return tuple((i + 1) % interval != 0 for i in range(n_layers))
+    return Pattern.every(interval, False, True)
 
 
 @preset("smollm2-135m", Published(
@@ -39,7 +39,7 @@ def smollm2_135m() -> ModelConfig:
         n_layers=30,
         max_seq_len=8192,
         norm=NormConfig("rmsnorm", eps=1e-5),
-        rope=RopeConfig(theta=100000.0),
+        position=RopeConfig(theta=100000.0),
         attention=AttentionConfig(n_heads=9, n_kv_heads=3),
         ffn=FFNConfig(hidden=1536, kind="glu", activation="silu"),
         tie_embeddings=True,
@@ -61,9 +61,9 @@ def smollm3_3b() -> ModelConfig:
         n_layers=36,
         max_seq_len=65536,
         norm=NormConfig("rmsnorm", eps=1e-6),
-        rope=RopeConfig(theta=5e6),
+        position=RopeConfig(theta=5e6),
         attention=AttentionConfig(n_heads=16, n_kv_heads=4),
         ffn=FFNConfig(hidden=11008, kind="glu", activation="silu"),
         tie_embeddings=True,
-        rope_layers=nope_every(36, 4),
+        rope_layers=nope_every(4),
     )

@@ -9,16 +9,15 @@ each kind of layer), the number of experts, the vocabulary and the context.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
-from ..config import AttentionConfig, AttnTemperature, LengthTemperature, MLAConfig, ModelConfig, MoEConfig, RopeConfig
+from ..config import AttentionConfig, AttnTemperature, LengthTemperature, MLAConfig, ModelConfig, MoEConfig, PerLayer, RopeConfig
 
 
 def _layers_to_keep(cfg: ModelConfig) -> int:
-    """The shortest prefix of layers that contains every (mixer, ffn, rope) kind, at least 2."""
-    plan = list(zip(cfg.layer_types, cfg.ffn_types, cfg.rope_layers))
+    """The shortest prefix of layers that contains every (kind, ffn, NoPE) combination, at least 2."""
+    plan = [(s.kind, s.ffn, s.rope is None) for s in cfg.layers]
     kinds = set(plan)
     seen: set = set()
     for i, k in enumerate(plan):
@@ -26,6 +25,11 @@ def _layers_to_keep(cfg: ModelConfig) -> int:
         if seen == kinds:
             return min(cfg.n_layers, max(2, i + 1))
     return cfg.n_layers
+
+
+def _cut(rule: PerLayer, keep: int) -> PerLayer:
+    """A per-layer rule for the first `keep` layers: a Pattern re-derives itself at any depth."""
+    return rule[:keep] if isinstance(rule, tuple) else rule
 
 
 def _tiny_temperature(t: AttnTemperature | LengthTemperature | None, short: int):
@@ -83,20 +87,24 @@ def tiny(
             v_head_dim=16,
         )
     else:
-        kv = a.n_kv_heads
+        kv = config.resolved_attention.n_kv_heads
         # keep the attention's shape: MHA stays MHA, MQA stays MQA, GQA stays grouped
-        kv_tiny = n_heads if kv == a.n_heads else 1 if kv == 1 else max(2, n_heads // 2)
+        kv_tiny = None if a.n_kv_heads is None else n_heads if kv == a.n_heads else 1 if kv == 1 else max(2, n_heads // 2)
         short = max(8, max_seq_len // 8)  # windows and chunks shorter than a test sequence
         attention = replace(
             a,
             n_heads=n_heads,
             n_kv_heads=kv_tiny,
-            head_dim=d_model // n_heads,
+            # an unset head_dim follows the width; a given one (Gemma: 256 != 1152 / 4) shrinks with it
+            head_dim=None if a.head_dim is None else d_model // n_heads,
             window=None if a.window is None else min(a.window, short),
             chunk=None if a.chunk is None else min(a.chunk, short),
             temperature=_tiny_temperature(a.temperature, short),
         )
-    ffn = replace(config.ffn, hidden=max(8, int(config.ffn.hidden * scale) // 8 * 8))
+    f = config.ffn
+    # a width given as a multiple of d_model (GPT-2's 4x) follows d_model by itself
+    ffn = None if f is None or f.hidden is None else replace(f, hidden=max(8, int(f.hidden * scale) // 8 * 8))
+    ffn = f if ffn is None else ffn
     moe = None if config.moe is None else _tiny_moe(config.moe, d_model, scale)
     def shrink(rope: RopeConfig | None) -> RopeConfig | None:
         if rope is None or rope.scaling is None:
@@ -107,12 +115,8 @@ def tiny(
     lin = config.linear_attention
     if lin is not None:
         lin = replace(lin, n_k_heads=2, n_v_heads=2 * (lin.n_v_heads // lin.n_k_heads), k_head_dim=16, v_head_dim=16)
-    embed_scale = config.embed_scale
-    if embed_scale is not None and math.isclose(embed_scale, math.sqrt(config.d_model), rel_tol=1e-6):
-        embed_scale = math.sqrt(d_model)  # Gemma and Grok scale embeddings by sqrt(d_model)
     fields = dict(
         name=f"{config.name}-tiny" if config.name else "tiny",
-        embed_scale=embed_scale,
         vocab_size=vocab_size,
         d_model=d_model,
         n_layers=keep,
@@ -120,12 +124,12 @@ def tiny(
         attention=attention,
         ffn=ffn,
         moe=moe,
-        rope=shrink(config.rope),
+        position=shrink(config.position) if isinstance(config.position, RopeConfig) else config.position,
         rope_local=shrink(config.rope_local),
         linear_attention=lin,
-        layer_types=config.layer_types[:keep],
-        ffn_types=config.ffn_types[:keep],
-        rope_layers=config.rope_layers[:keep],
+        layer_types=_cut(config.layer_types, keep),
+        ffn_types=_cut(config.ffn_types, keep),
+        rope_layers=_cut(config.rope_layers, keep),
     )
     fields.update(overrides)
-    return replace(config, **fields)
+    return config.replace(**fields)

@@ -128,7 +128,7 @@ def _llama_config(g: GGUFFile) -> ModelConfig:
         n_layers=_int(g, "block_count"),
         max_seq_len=ctx,
         norm=NormConfig("rmsnorm", eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5))),
-        rope=_rope(g, head_dim, ctx),
+        position=_rope(g, head_dim, ctx),
         attention=AttentionConfig(
             n_heads=n_heads,
             n_kv_heads=_int(g, "attention.head_count_kv", n_heads),
@@ -155,8 +155,8 @@ class GGUFArch:
 
 def _llama_rules(cfg: ModelConfig) -> list[Rule]:
     # llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) pairs each head's RoPE rows
-    q = rope_pairs_to_halves(lambda c: c.attention.n_heads)
-    k = rope_pairs_to_halves(lambda c: c.attention.n_kv_heads)
+    q = rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads)
+    k = rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads)
     rules = [
         rename("tok_emb.weight", "token_embd.weight"),
         rename("norm.weight", "output_norm.weight"),

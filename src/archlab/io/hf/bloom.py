@@ -48,7 +48,6 @@ def _bloom_config(hf: dict) -> ModelConfig:
         n_layers=_first(hf, "n_layer", "num_hidden_layers"),
         max_seq_len=_first(hf, "seq_length", "max_position_embeddings", default=BLOOM_TRAINED_CONTEXT),
         position="alibi",
-        rope=None,
         norm=NormConfig("layernorm", eps=eps, bias=True),
         embed_norm=True,
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=True, out_bias=True),

@@ -12,14 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    MLAConfig,
-    ModelConfig,
-    RopeConfig,
-    RopeScaling,
-)
+from ...config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
 from ...model import build
 from ..atomic import atomic_directory, fsync_path
 from ..mapping import listing, load_state, save_plan, saved_tensors
@@ -62,6 +55,18 @@ class HFFamily:
 
 
 # ---- reading config.json ----------------------------------------------------------------
+
+def ffn_parts(ffn: FFNConfig | None, moe: MoEConfig | None, ffn_types: tuple[str, ...] | None) -> dict[str, Any]:
+    """The FFN fields of a ModelConfig from what config.json describes. It always gives a dense
+    width (intermediate_size) and may give experts, used or not; a ModelConfig holds only the
+    parts some layer uses (it rejects a knob nothing reads)."""
+    kinds = set(ffn_types) if ffn_types is not None else {"moe" if moe is not None else "dense"}
+    return {
+        "ffn": ffn if "dense" in kinds else None,
+        "moe": moe if "moe" in kinds else None,
+        "ffn_types": ffn_types,
+    }
+
 
 _MISSING = object()
 
@@ -167,7 +172,7 @@ def common_problems(cfg: ModelConfig) -> list[str]:
     p = []
     if cfg.block != "pre":
         p.append(f"block={cfg.block!r} (its blocks normalise each sublayer's input: block='pre')")
-    if "sliding" in cfg.layer_types:
+    if any(s.kind == "sliding" for s in cfg.layers):
         p.append("layer_types has 'sliding' layers (it has no sliding-window attention)")
     return p
 
@@ -294,10 +299,10 @@ def choose_family(cfg: ModelConfig) -> HFFamily:
     """The HF model_type that expresses `cfg` exactly, decided from its parts (the free-text
     `family` field is not trusted). Raises ConfigError listing, for each HF family with
     the same kind of attention, what it cannot express."""
-    candidates = [f for f in SAVE_ORDER if f.mixer == cfg.attention.kind]
+    candidates = [f for f in SAVE_ORDER if f.mixer == cfg.resolved_attention.kind]
     if not candidates:
         raise ConfigError(
-            f"cannot save {cfg.name!r} in HF format: attention kind {cfg.attention.kind!r} has no HF equivalent "
+            f"cannot save {cfg.name!r} in HF format: attention kind {cfg.resolved_attention.kind!r} has no HF equivalent "
             f"(supported: {sorted({f.mixer for f in SAVE_ORDER})})"
         )
     found = [(f, f.problems(cfg)) for f in candidates]
@@ -317,21 +322,13 @@ def choose_family(cfg: ModelConfig) -> HFFamily:
 
 
 def _comparable(cfg: ModelConfig) -> ModelConfig:
-    """`cfg` with what does not change the computed function made uniform: labels, knobs of
-    parts the model does not use, and a missing selection bias (written as zeros)."""
-    cfg = cfg.replace(name="", source="", family="")
-    a = cfg.attention
-    if isinstance(a, MLAConfig) and cfg.rope is not None and cfg.rope.partial != 1.0:
-        cfg = cfg.replace(rope=replace(cfg.rope, partial=1.0))  # MLA rotates exactly qk_rope_head_dim
-    if isinstance(a, AttentionConfig) and a.window is not None and "sliding" not in cfg.layer_types:
-        cfg = cfg.replace(attention=replace(a, window=None))
-    if cfg.moe is not None:
-        r = cfg.moe.router
-        if r.n_groups == 1:
-            r = replace(r, group_score="max")
-        if r.score == "sigmoid":
-            r = replace(r, score_bias=True)
-        cfg = cfg.replace(moe=replace(cfg.moe, router=r))
+    """`cfg` with what does not change the computed function made uniform: labels, the
+    resolved form of what was given as a rule (config.json lists every layer; a preset may
+    state a Pattern or leave head_dim to the width), and a missing selection bias (written
+    as zeros). Knobs nothing reads are rejected when a config is made, so none remain here."""
+    cfg = cfg.resolved().replace(name="", source="", family="")
+    if cfg.moe is not None and cfg.moe.router.score == "sigmoid":
+        cfg = cfg.replace(moe=replace(cfg.moe, router=replace(cfg.moe.router, score_bias=True)))
     return cfg
 
 

@@ -32,7 +32,8 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 scale=float(hf.get("routed_scaling_factor", 1.0)),
                 n_groups=int(hf.get("n_group") or 1),
                 topk_groups=int(hf.get("topk_group") or 1),
-                group_score="top2_sum",
+                # groups ranked by their two best experts; with one group there is nothing to rank
+                group_score="top2_sum" if int(hf.get("n_group") or 1) > 1 else "max",
                 score_bias=True,
             )
         else:
@@ -78,14 +79,14 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
 
 def _rope_perm(cfg: ModelConfig, inverse: bool) -> torch.Tensor:
     """Adjacent-pair -> rotate-half order of the qk_rope_head_dim RoPE rows (or back)."""
-    perm = interleaved_to_halves(cfg.attention.qk_rope_head_dim)
+    perm = interleaved_to_halves(cfg.resolved_attention.qk_rope_head_dim)
     return perm.argsort() if inverse else perm
 
 
 def _head_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Permute the RoPE rows of each head of a query projection between adjacent-pair and
     rotate-half layout (rows per head: qk_nope_head_dim, then qk_rope_head_dim)."""
-    a, perm = cfg.attention, _rope_perm(cfg, inverse)
+    a, perm = cfg.resolved_attention, _rope_perm(cfg, inverse)
 
     def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
         per_head = ts[0].view(a.n_heads, a.qk_head_dim, -1)
@@ -97,7 +98,7 @@ def _head_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, Model
 
 def _tail_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Same for the shared RoPE key: the last qk_rope_head_dim rows of wkv_a (and its bias)."""
-    r, perm = cfg.attention.kv_lora_rank, _rope_perm(cfg, inverse)
+    r, perm = cfg.resolved_attention.kv_lora_rank, _rope_perm(cfg, inverse)
     return lambda ts, cfg: [torch.cat((ts[0][:r], ts[0][r:][perm]), dim=0)]
 
 

@@ -12,23 +12,27 @@ from ...config import ModelConfig
 from .core import HF_ACTIVATION, common_problems, rope_json
 
 
+def _ffn_kinds(cfg: ModelConfig) -> tuple[str, ...]:
+    return tuple(s.ffn for s in cfg.layers)
+
+
 def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     p = common_problems(cfg)
-    f, m = cfg.ffn, cfg.moe
+    f, m = cfg.resolved_ffn, cfg.moe
     if cfg.norm.kind != "rmsnorm":
         p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
-    if f.kind != "glu" or f.bias:
+    if f is not None and (f.kind != "glu" or f.bias):
         p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
-    if not v3 and cfg.d_model % cfg.attention.n_heads:
-        p.append(f"d_model={cfg.d_model} with n_heads={cfg.attention.n_heads} "
+    if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
+        p.append(f"d_model={cfg.d_model} with n_heads={cfg.resolved_attention.n_heads} "
                  "(HF's DeepseekV2Config requires hidden_size divisible by the heads)")
     if m is None:
         return p
-    if m.activation != f.activation:
+    if f is not None and m.activation != f.activation:
         p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (DeepSeek has one hidden_act)")
-    k = cfg.ffn_types.index("moe") if "moe" in cfg.ffn_types else cfg.n_layers
-    if cfg.ffn_types != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
-        p.append(f"ffn_types={list(cfg.ffn_types)} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    k = _ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers
+    if _ffn_kinds(cfg) != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
+        p.append(f"ffn_types={list(_ffn_kinds(cfg))} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
     r = m.router
     if v3:
         if r.score != "sigmoid":
@@ -50,11 +54,12 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
 
 
 def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
-    a, m = cfg.attention, cfg.moe
+    a, m = cfg.resolved_attention, cfg.moe
     hf: dict[str, Any] = {
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
-        "intermediate_size": cfg.ffn.hidden,
+        # required even when no layer is dense (then unused: the experts' width stands in)
+        "intermediate_size": (cfg.resolved_ffn or cfg.moe).hidden,
         "num_hidden_layers": cfg.n_layers,
         "num_attention_heads": a.n_heads,
         # MLA shares one latent between all heads; HF's attention code wants the count of K/V heads it rebuilds
@@ -64,7 +69,7 @@ def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         "qk_nope_head_dim": a.qk_nope_head_dim,
         "qk_rope_head_dim": a.qk_rope_head_dim,
         "v_head_dim": a.v_head_dim,
-        "hidden_act": HF_ACTIVATION[cfg.ffn.activation],
+        "hidden_act": HF_ACTIVATION[(cfg.resolved_ffn or cfg.moe).activation],
         "max_position_embeddings": cfg.max_seq_len,
         "rms_norm_eps": cfg.norm.eps,
         **rope_json(cfg),
@@ -91,7 +96,7 @@ def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         topk_method="noaux_tc" if v3 else "group_limited_greedy" if r.n_groups > 1 else "greedy",
         n_group=r.n_groups,
         topk_group=r.topk_groups,
-        first_k_dense_replace=cfg.ffn_types.index("moe") if "moe" in cfg.ffn_types else cfg.n_layers,
+        first_k_dense_replace=_ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers,
         moe_layer_freq=1,
     )
     return hf

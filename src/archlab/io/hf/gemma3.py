@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 
-from ...config import ModelConfig
+from ...config import SQRT_D_MODEL, ModelConfig
 from ..mapping import Rule
 from .core import CheckpointError, HFFamily, get_field, read_rope, register
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sliding_window, with_defaults
@@ -76,17 +76,16 @@ def _text_config(hf: dict) -> ModelConfig:
             f"gemma3: attn_logit_softcapping={hf['attn_logit_softcapping']} is ignored, as HF's Gemma3Attention ignores it",
             stacklevel=2,
         )
-    d = positive_int(hf, "hidden_size")
     norm = rms_norm(hf, unit_offset=True)
     scalar = get_field(hf, "query_pre_attn_scalar")
     if not isinstance(scalar, (int, float)) or isinstance(scalar, bool) or scalar <= 0:
         raise CheckpointError(f"config.json: query_pre_attn_scalar must be a positive number, got {scalar!r}")
     return llama_like_config(
-        hf, family="gemma3", name="gemma3", act="hidden_activation", d_model=d, n_layers=n_layers, norm=norm,
+        hf, family="gemma3", name="gemma3", act="hidden_activation", n_layers=n_layers, norm=norm,
         block="sandwich", layer_types=types,
-        rope=ropes["full_attention"], rope_local=ropes["sliding_attention"] if "sliding" in types else None,
+        position=ropes["full_attention"], rope_local=ropes["sliding_attention"] if "sliding" in types else None,
         attention={"scale": scalar**-0.5, "window": sliding_window(hf, types), "qk_norm": norm, "qk_norm_scope": "head"},
-        embed_scale=d**0.5, logit_softcap=hf.get("final_logit_softcapping"),
+        embed_scale=SQRT_D_MODEL, logit_softcap=hf.get("final_logit_softcapping"),
     )
 
 

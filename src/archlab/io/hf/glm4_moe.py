@@ -64,7 +64,8 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
                     scale=float(get_field(hf, "routed_scaling_factor")),
                     n_groups=positive_int(hf, "n_group"),
                     topk_groups=positive_int(hf, "topk_group"),
-                    group_score="top2_sum",
+                    # groups ranked by their two best experts; with one group there is nothing to rank
+                    group_score="top2_sum" if positive_int(hf, "n_group") > 1 else "max",
                     score_bias=True,
                 ),
             )

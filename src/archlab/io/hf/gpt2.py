@@ -24,7 +24,7 @@ def _gpt2_config(hf: dict) -> ModelConfig:
 
 def _gpt2_problems(cfg: ModelConfig) -> list[str]:
     p = common_problems(cfg)
-    a, n, f = cfg.attention, cfg.norm, cfg.ffn
+    a, n, f = cfg.resolved_attention, cfg.norm, cfg.resolved_ffn
     if cfg.position != "learned":
         p.append(f"position={cfg.position!r} (GPT-2 has learned absolute positions)")
     if n.kind != "layernorm" or not n.bias:
@@ -37,7 +37,9 @@ def _gpt2_problems(cfg: ModelConfig) -> list[str]:
         p.append(f"attention qkv_bias={a.qkv_bias} out_bias={a.out_bias} (GPT-2's projections all have biases)")
     if a.scale not in (None, 1.0):
         p.append(f"attention.scale={a.scale} (GPT-2 scales by 1/sqrt(head_dim), or by 1 with scale_attn_weights=false)")
-    if f.kind != "mlp" or not f.bias:
+    if f is None:
+        p.append("no dense FFN (every GPT-2 layer has an MLP)")
+    elif f.kind != "mlp" or not f.bias:
         p.append(f"ffn kind={f.kind!r} bias={f.bias} (GPT-2's FFN is an ungated MLP with biases)")
     if cfg.moe is not None:
         p.append("moe (GPT-2 has no mixture of experts)")
@@ -50,11 +52,11 @@ def _gpt2_json(cfg: ModelConfig) -> dict[str, Any]:
         "n_positions": cfg.max_seq_len,
         "n_embd": cfg.d_model,
         "n_layer": cfg.n_layers,
-        "n_head": cfg.attention.n_heads,
-        "n_inner": cfg.ffn.hidden,
-        "activation_function": HF_ACTIVATION[cfg.ffn.activation],
+        "n_head": cfg.resolved_attention.n_heads,
+        "n_inner": cfg.resolved_ffn.hidden,
+        "activation_function": HF_ACTIVATION[cfg.resolved_ffn.activation],
         "layer_norm_epsilon": cfg.norm.eps,
-        "scale_attn_weights": cfg.attention.scale is None,
+        "scale_attn_weights": cfg.resolved_attention.scale is None,
         "scale_attn_by_inverse_layer_idx": False,
         "reorder_and_upcast_attn": False,
         # our model has no dropout; the file should not claim any

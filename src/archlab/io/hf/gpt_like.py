@@ -31,7 +31,6 @@ def gpt_like_config(
         n_layers=get_field(hf, "n_layer"),
         max_seq_len=get_field(hf, "n_positions"),
         position="learned",
-        rope=None,
         norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_epsilon", 1e-5), bias=True),
         attention=AttentionConfig(n_heads=get_field(hf, "n_head"), qkv_bias=True, out_bias=True, **(attention or {})),
         ffn=FFNConfig(hidden=4 * d if hidden is None else hidden, kind="mlp", activation=activation, bias=True),

@@ -21,14 +21,14 @@ from .core import CheckpointError, HFFamily, activation, get_field, read_rope, r
 def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
     """Megatron's fused QKV, rows ordered head by head as [q_h | k_h | v_h] (GPT-NeoX's
     query_key_value, BLOOM's too) -> separate wq, wk, wv. Weight (3 H hd, d) or bias (3 H hd,)."""
-    a = cfg.attention
+    a = cfg.resolved_attention
     w = ts[0]
     per_head = w.view(a.n_heads, 3, a.head_dim, *w.shape[1:])  # (H, 3, hd[, d])
     return [per_head[:, j].reshape(a.n_heads * a.head_dim, *w.shape[1:]).contiguous() for j in range(3)]
 
 
 def fuse_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    a = cfg.attention
+    a = cfg.resolved_attention
     rest = ts[0].shape[1:]
     stacked = torch.stack([t.view(a.n_heads, a.head_dim, *rest) for t in ts], dim=1)  # (H, 3, hd[, d])
     return [stacked.reshape(3 * a.n_heads * a.head_dim, *rest).contiguous()]
@@ -74,7 +74,7 @@ def _gpt_neox_config(hf: dict) -> ModelConfig:
         n_layers=get_field(hf, "num_hidden_layers"),
         max_seq_len=get_field(hf, "max_position_embeddings"),
         norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_eps", 1e-5), bias=True),
-        rope=read_rope(_rope_fields(hf)),
+        position=read_rope(_rope_fields(hf)),
         block="parallel" if parallel else "pre",
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=bias, out_bias=bias),
         # GPTNeoXMLP's linears have biases whatever attention_bias says

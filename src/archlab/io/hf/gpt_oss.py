@@ -78,7 +78,8 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
     return llama_like_config(
         hf, family="gpt_oss", theta=150000.0, n_layers=n_layers, moe=moe, layer_types=types,
         attention={"window": sliding_window(hf, types), "sinks": True},
-        # unused (every layer is MoE); the experts' width, as the presets keep it
+        # every layer is MoE: intermediate_size is the experts' width, and the dense FFN that
+        # this describes (hidden_act is not in GPT-OSS's config.json) is dropped
         ffn={"hidden": hidden, "activation": "silu"},
     )
 

@@ -23,8 +23,8 @@ def _llama_config(hf: dict) -> ModelConfig:
 
 def _llama_problems(cfg: ModelConfig) -> list[str]:
     p = common_problems(cfg)
-    a, f = cfg.attention, cfg.ffn
-    if cfg.position != "rope":
+    a, f = cfg.resolved_attention, cfg.resolved_ffn
+    if cfg.position_kind != "rope":
         p.append(f"position={cfg.position!r} (LLaMA has rotary positions)")
     else:
         if cfg.rope.partial != 1.0:
@@ -37,7 +37,9 @@ def _llama_problems(cfg: ModelConfig) -> list[str]:
         p.append(f"attention qkv_bias={a.qkv_bias} out_bias={a.out_bias} (LLaMA's attention_bias covers q, k, v and o together)")
     if a.scale is not None:
         p.append(f"attention.scale={a.scale} (LLaMA scales by 1/sqrt(head_dim))")
-    if f.kind != "glu":
+    if f is None:
+        p.append("no dense FFN (every LLaMA layer has a SwiGLU)")
+    elif f.kind != "glu":
         p.append(f"ffn.kind={f.kind!r} (LLaMA's FFN is gated: 'glu')")
     if cfg.moe is not None:
         p.append("moe (LLaMA has no mixture of experts)")
@@ -45,21 +47,21 @@ def _llama_problems(cfg: ModelConfig) -> list[str]:
 
 
 def _llama_json(cfg: ModelConfig) -> dict[str, Any]:
-    a = cfg.attention
+    a = cfg.resolved_attention
     return {
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model,
-        "intermediate_size": cfg.ffn.hidden,
+        "intermediate_size": cfg.resolved_ffn.hidden,
         "num_hidden_layers": cfg.n_layers,
         "num_attention_heads": a.n_heads,
         "num_key_value_heads": a.n_kv_heads,
         "head_dim": a.head_dim,
-        "hidden_act": HF_ACTIVATION[cfg.ffn.activation],
+        "hidden_act": HF_ACTIVATION[cfg.resolved_ffn.activation],
         "max_position_embeddings": cfg.max_seq_len,
         "rms_norm_eps": cfg.norm.eps,
         **rope_json(cfg),
         "attention_bias": a.qkv_bias,
-        "mlp_bias": cfg.ffn.bias,
+        "mlp_bias": cfg.resolved_ffn.bias,
         "attention_dropout": 0.0,
         "pretraining_tp": 1,
     }

@@ -118,8 +118,9 @@ def _llama4_config(hf: dict) -> ModelConfig:
         attention={
             "chunk": chunk if "chunked_attention" in types else None,
             "qk_norm": NormConfig("l2norm", eps=eps) if flag(hf, "use_qk_norm") else None,
-            # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`
-            "qk_norm_in_nope_layers": False,
+            # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`; a
+            # setting of the QK-norm, so only where there is one
+            "qk_norm_in_nope_layers": not flag(hf, "use_qk_norm"),
             "temperature": temperature,
         },
         layer_types=tuple(_LAYER_TYPES[t] for t in types),
@@ -141,8 +142,8 @@ def _llama4_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     rules = decoder_rules(
         PRE_NORMS, model=model, head="language_model.lm_head.weight" if multimodal else "lm_head.weight", mlp="feed_forward",
         # complex-form RoPE (view_as_complex pairs adjacent features): q/k rows to rotate-half
-        load={"wq": rope_pairs_to_halves(lambda c: c.attention.n_heads),
-              "wk": rope_pairs_to_halves(lambda c: c.attention.n_kv_heads)},
+        load={"wq": rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads),
+              "wk": rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads)},
     )
     return rules + shared_expert_rules(f + "shared_expert.") + [
         rename("layers.{i}.ffn.router.weight", f + "router.weight"),

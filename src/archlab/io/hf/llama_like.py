@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ...config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
-from .core import CheckpointError, activation, get_field, read_rope
+from .core import CheckpointError, activation, ffn_parts, get_field, read_rope
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "sliding"}
@@ -140,7 +140,8 @@ def llama_like_config(
     vocab_size, hidden_size, num_hidden_layers, max_position_embeddings, an RMSNorm of
     rms_norm_eps, RoPE (`theta` when config.json gives none), attention of num_attention_heads
     / num_key_value_heads / head_dim with `attention_bias` on q, k, v and o, a GLU of
-    intermediate_size and `act`, tie_word_embeddings; named by model_type.
+    intermediate_size and `act` (kept only if some layer is dense, given `moe` and
+    `ffn_types`), tie_word_embeddings; named by model_type.
 
     A family passes only where it differs: `attention` and `ffn` fields that replace or add to
     these (or a whole attention config, such as DeepSeek's MLA), and any other ModelConfig
@@ -156,12 +157,13 @@ def llama_like_config(
             qkv_bias=lambda: flag(hf, "attention_bias"),
             out_bias=lambda: flag(hf, "attention_bias"),
         ))
-    ffn_config = FFNConfig(**_fill(
+    dense = FFNConfig(**_fill(
         {"kind": "glu", **(ffn or {})},
         hidden=lambda: positive_int(hf, "intermediate_size"),
         activation=lambda: activation(hf, act),
     ))
-    return ModelConfig(family=family, attention=attention, ffn=ffn_config, **_fill(
+    parts = ffn_parts(dense, fields.pop("moe", None), fields.pop("ffn_types", None))  # a dense FFN only if some layer uses it
+    return ModelConfig(family=family, attention=attention, **parts, **_fill(
         fields,
         name=lambda: str(hf.get("model_type")),
         vocab_size=lambda: positive_int(hf, "vocab_size"),
@@ -169,6 +171,6 @@ def llama_like_config(
         n_layers=lambda: positive_int(hf, "num_hidden_layers"),
         max_seq_len=lambda: positive_int(hf, "max_position_embeddings"),
         norm=lambda: rms_norm(hf),
-        rope=lambda: rope(hf, theta),
+        position=lambda: rope(hf, theta),
         tie_embeddings=lambda: bool(hf.get("tie_word_embeddings")),
     ))

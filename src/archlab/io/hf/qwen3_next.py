@@ -148,7 +148,7 @@ def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     p = "model.layers.{i}."
     rules = decoder_rules(PRE_NORMS, attn=[])
     # Both mixers are `attn` in our tree and both have a `wo`, so their rules are per layer.
-    for i, kind in enumerate(cfg.layer_types):
+    for i, kind in enumerate(s.kind for s in cfg.layers):
         ours, theirs = f"layers.{i}.attn.", f"model.layers.{i}."
         if kind == "linear":
             la = theirs + "linear_attn."
