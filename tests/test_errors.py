@@ -114,8 +114,31 @@ def test_unexpected_tensor_is_named(llama_dir):
 
 def test_wrongly_shaped_tensor_is_named(llama_dir):
     _rewrite(llama_dir, lambda t: t.update({"model.layers.0.mlp.up_proj.weight": torch.zeros(100, 64)}))
-    with pytest.raises(CheckpointError, match=r"layers\.0\.ffn\.up\.weight: expected \(112, 64\), got \(100, 64\)"):
+    with pytest.raises(CheckpointError, match=r"model\.layers\.0\.mlp\.up_proj\.weight \(for layers\.0\.ffn\.up\.weight\): "
+                       r"expected \(112, 64\), got \(100, 64\)"):
         archlab.load(llama_dir)
+
+
+def test_layout_change_that_cannot_apply_is_a_wrong_shape(tmp_path):
+    """GPT-2's fused c_attn is split in three on load; one that does not split evenly is named
+    with its stored shape, not a reshape error from torch."""
+    directory = archlab.save(archlab.build(archlab.tiny("gpt2")), tmp_path / "m")
+    _rewrite(directory, lambda t: t.update({"transformer.h.1.attn.c_attn.weight": torch.zeros(64, 100)}))
+    with pytest.raises(CheckpointError, match=r"wrongly shaped tensors: transformer\.h\.1\.attn\.c_attn\.weight "
+                       r"\(for layers\.1\.attn\.wq\.weight\): expected \(64, 64\), got \(34, 64\) \(stored as \(64, 100\)\)"):
+        archlab.load(directory)
+
+
+def test_layout_change_that_fails_is_named_not_a_torch_error(tmp_path):
+    """DeepSeek-V3's query rows are regrouped per head on load; rows that do not divide into
+    heads are reported with the tensor's stored shape, before any data is read."""
+    directory = archlab.save(archlab.build(archlab.tiny("deepseek-v3")), tmp_path / "m")
+    name = "model.layers.0.self_attn.q_b_proj.weight"
+    _rewrite(directory, lambda t: t.update({name: torch.zeros(97, t[name].shape[1])}))  # 97: prime, no whole heads
+    with pytest.raises(CheckpointError, match=r"model\.layers\.0\.self_attn\.q_b_proj\.weight \(97, \d+\) "
+                       r"\(for layers\.0\.attn\.wq_b\.weight\): cannot be converted") as e:
+        archlab.load(directory)
+    assert "Traceback" not in str(e.value)
 
 
 def test_config_that_contradicts_weights(llama_dir):

@@ -3,6 +3,9 @@ small GGUF vocabularies for each pre-tokenizer family, tokenizer.json directorie
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jinja2
 import pytest
 
@@ -207,6 +210,21 @@ def test_gguf_add_bos_default_follows_llama_cpp(tmp_path, pre, adds_bos):
     tok = archlab.load_tokenizer(_tiny_gguf_vocab(tmp_path / "tok.gguf", pre, add_bos=None))
     plain = tok.encode("hello world")
     assert tok.encode("hello world", add_special_tokens=True) == ([tok.bos_id] if adds_bos else []) + plain
+
+
+def test_reading_a_gguf_vocabulary_needs_no_torch(tmp_path):
+    """The tokenizer reads GGUF files through the parser alone (io/gguf/reader.py): a vocabulary
+    is read, and text encoded, in a process that never imports torch."""
+    path = _tiny_gguf_vocab(tmp_path / "tok.gguf", "default", add_bos=None)
+    code = (
+        "import sys\n"
+        "from archlab.tokenizer import load_tokenizer\n"
+        f"tok = load_tokenizer({str(path)!r})\n"
+        "assert tok.decode(tok.encode('hello world')) == 'hello world'\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 # ---- HF tokenizer.json directories --------------------------------------------------------------

@@ -4,8 +4,6 @@ from one small set of PyTorch parts, proven equal to the reference, and compared
 Importing archlab is cheap: configs, presets and their analysis need no torch. The parts that
 do (build, load, generate, ...) import it on first use."""
 
-from importlib import import_module
-
 from .config import (
     AttentionConfig,
     AttnTemperature,
@@ -21,6 +19,7 @@ from .config import (
     RopeScaling,
     RouterConfig,
 )
+from ._lazy import lazy_attributes
 from .errors import CheckpointError
 from .presets import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config  # registers every preset
 
@@ -50,16 +49,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archlab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

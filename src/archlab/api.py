@@ -1,4 +1,5 @@
-"""The public API: presets, config, tiny, build, load."""
+"""The public API's torch-using half: build, load, save, load_tokenizer, fetch, generate.
+archlab/__init__.py imports it on first use of one of these names."""
 
 from __future__ import annotations
 
@@ -6,62 +7,12 @@ from pathlib import Path
 
 import torch
 
-from .presets import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config
 from .config import ConfigError, ModelConfig
-from .generation import generate, stream
 from .errors import CheckpointError
-from .model import Transformer
+from .generation import generate, stream
+from .model import Transformer, build, resolve_dtype  # build is the model's own; re-exported here
 
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, default: torch.dtype = torch.float32) -> torch.dtype:
-    if dtype is None:
-        return default
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise ValueError(f"dtype: expected a floating-point dtype, got {dtype}")
-        return dtype
-    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
-        return _DTYPES[dtype.removeprefix("torch.")]
-    raise ValueError(f"dtype: unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES))}")
-
-
-def presets() -> list[str]:
-    """Names of every preset architecture, in display order."""
-    return _preset_names()
-
-
-def config(name_or_config: str | ModelConfig) -> ModelConfig:
-    """The ModelConfig of a preset name (or the config itself)."""
-    return _resolve_config(name_or_config)
-
-
-def tiny(name_or_config: str | ModelConfig, **overrides) -> ModelConfig:
-    """A few-million-parameter config with the same architecture as the preset."""
-    return _tiny_config(config(name_or_config), **overrides)
-
-
-def build(
-    name_or_config: str | ModelConfig,
-    dtype: str | torch.dtype | None = None,
-    device: str | torch.device | None = None,
-) -> Transformer:
-    """A freshly initialised model. device="meta" allocates nothing (for counting)."""
-    cfg = config(name_or_config)
-    dt = resolve_dtype(dtype)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    model = model.to(dtype=dt)
-    if device is not None and torch.device(device).type == "meta":
-        return model
-    model = model.to_empty(device=device or "cpu")
-    model.init_weights()
-    return model
+# presets(), config() and tiny() need no torch: they are defined once, in archlab/__init__.py.
 
 
 def _resolve(path: str | Path) -> Path:
@@ -120,4 +71,4 @@ def fetch(name: str, source: str | Path | None = None) -> Path:
     return _fetch(name, source=source)
 
 
-__all__ = ["presets", "config", "tiny", "build", "load", "save", "load_tokenizer", "fetch", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
+__all__ = ["build", "resolve_dtype", "load", "save", "load_tokenizer", "fetch", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]

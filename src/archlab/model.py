@@ -14,6 +14,7 @@ from .nn.block import BLOCKS
 from .nn.context import Context
 from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
+from .presets import resolve as resolve_config
 
 
 class Transformer(nn.Module):
@@ -136,3 +137,44 @@ class Transformer(nn.Module):
         if c.logit_softcap is not None:
             logits = c.logit_softcap * torch.tanh(logits / c.logit_softcap)
         return logits
+
+
+# ---- building ---------------------------------------------------------------------------
+# build lives with the model it builds, so that io (which builds models to load weights into)
+# imports it from here and never from the public api above it.
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, default: torch.dtype = torch.float32) -> torch.dtype:
+    if dtype is None:
+        return default
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype: expected a floating-point dtype, got {dtype}")
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype: unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES))}")
+
+
+def build(
+    name_or_config: str | ModelConfig,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> Transformer:
+    """A freshly initialised model. device="meta" allocates nothing (for counting)."""
+    cfg = resolve_config(name_or_config)
+    dt = resolve_dtype(dtype)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    model = model.to(dtype=dt)
+    if device is not None and torch.device(device).type == "meta":
+        return model
+    model = model.to_empty(device=device or "cpu")
+    model.init_weights()
+    return model

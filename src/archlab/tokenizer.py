@@ -273,7 +273,7 @@ def _gguf_byte_level_bpe(
 
 
 def _from_gguf(path: Path) -> Tokenizer:
-    from .io.gguf import GGUFFile
+    from .io.gguf.reader import GGUFFile  # the parser alone: no torch to read a vocabulary
 
     g = GGUFFile(path)
     tokens = g.value("tokenizer.ggml.tokens")

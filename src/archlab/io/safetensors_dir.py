@@ -1,5 +1,6 @@
 """Safetensors directories: lazy reading of one or more *.safetensors files (sharded ones
-listed in model.safetensors.index.json), and writing them shard by shard."""
+listed in model.safetensors.index.json) as a mapping engine Checkpoint, and writing them
+shard by shard."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from .mapping import Checkpoint
 
 
-class TensorSource:
-    """Every tensor name in the checkpoint, read from disk only when asked for.
-    Records which names were read, so that leftovers can be reported as unexpected."""
+class TensorSource(Checkpoint):
+    """Every tensor name in the checkpoint, its shape and dtype from the files' headers, its
+    data read from disk only when asked for."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self.where = str(self.directory)
         self._where: dict[str, Path] = {}
         self._handles: dict[Path, object] = {}
-        self.used: set[str] = set()
         index = self.directory / "model.safetensors.index.json"
         if index.exists():
             try:
@@ -59,19 +61,29 @@ class TensorSource:
     def __contains__(self, key: str) -> bool:
         return key in self._where
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         return list(self._where)
 
-    def get(self, key: str) -> torch.Tensor:
+    def _slice(self, key: str):
         f = self._where[key]
-        self.used.add(key)
+        try:
+            return self._handles[f].get_slice(key)
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{f}: cannot read the header of tensor {key!r}, the file may be corrupted ({e})") from None
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._slice(key).get_shape())
+
+    def dtype_name(self, key: str) -> str:
+        """The header's dtype name (safetensors' spelling: F32, BF16, F8_E4M3, ...)."""
+        return self._slice(key).get_dtype()
+
+    def read(self, key: str) -> torch.Tensor:
+        f = self._where[key]
         try:
             return self._handles[f].get_tensor(key)
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{f}: cannot read tensor {key!r}, the file may be truncated or corrupted ({e})") from None
-
-    def unused(self) -> list[str]:
-        return sorted(set(self._where) - self.used)
 
 
 def _owned(t: torch.Tensor, seen: set[int]) -> torch.Tensor:

@@ -13,18 +13,17 @@ HF would load as a different model is worse than none. The written config.json m
 as the model's own config, and the directory appears complete or not at all.
 """
 
+from ..mapping import Rule, rename
 from .core import (
     DEFAULT_MAX_SHARD_BYTES,
     FAMILIES,
     HFFamily,
-    Rule,
     choose_family,
     convert_state,
     hf_config_json,
     load_hf,
     read_config,
     register,
-    rename,
     save_hf,
 )
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import CheckpointError, HFFamily, Rule, base_model_alternatives, get_field, register, rename
-from .gpt_neox import fused_qkv_rules
+from ..mapping import Rule, rename
+from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
+from .gpt_neox import megatron_layer_rules
 
 # BLOOM's config.json has no context length (ALiBi sets no hard limit); the BigScience model
 # cards give the training sequence length as 2048 for every size.
@@ -56,7 +57,6 @@ def _bloom_config(hf: dict) -> ModelConfig:
 
 
 def _bloom_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    p = "transformer.h.{i}."
     rules = [
         rename("tok_emb.weight", "transformer.word_embeddings.weight"),
         rename("head.weight", "lm_head.weight"),
@@ -64,11 +64,7 @@ def _bloom_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     for ours, theirs in (("embed_norm", "transformer.word_embeddings_layernorm"), ("norm", "transformer.ln_f")):
         for w in ("weight", "bias"):
             rules.append(rename(f"{ours}.{w}", f"{theirs}.{w}"))
-    for ours, theirs in (("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
-                         ("attn.wo", "self_attention.dense"), ("ffn.up", "mlp.dense_h_to_4h"), ("ffn.down", "mlp.dense_4h_to_h")):
-        for w in ("weight", "bias"):
-            rules.append(rename(f"layers.{{i}}.{ours}.{w}", f"{p}{theirs}.{w}"))
-    return base_model_alternatives(rules + fused_qkv_rules(p + "self_attention.query_key_value"))
+    return base_model_alternatives(rules + megatron_layer_rules("transformer.h.{i}.", "self_attention"))
 
 
 register(HFFamily(("bloom",), _bloom_config, _bloom_rules))

@@ -1,57 +1,22 @@
-"""The machinery shared by every HF family: rules pairing our tensor names with a
-checkpoint's, config.json reading helpers, loading with whole-checkpoint checks, and saving.
-Each family lives in a module of its own (gpt2.py, llama.py, ...) and registers an HFFamily."""
+"""The machinery shared by every HF family: the HFFamily registry, config.json reading
+helpers, and loading and saving through the mapping engine (io/mapping.py), which pairs our
+tensor names with a checkpoint's and checks the whole checkpoint. Each family lives in a
+module of its own (gpt2.py, llama.py, ...) and registers an HFFamily."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable
 
 import torch
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    FFNConfig,
-    MoEConfig,
-    MLAConfig,
-    ModelConfig,
-    RopeConfig,
-    RopeScaling,
-)
+from ...config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
+from ...model import build
 from ..atomic import atomic_directory, fsync_path
+from ..mapping import listing, load_state, save_plan, saved_tensors
 from ..safetensors_dir import CheckpointError, TensorSource, write_safetensors
-
-Tensors = list[torch.Tensor]
-
-
-def same(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    return ts
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Our tensors `ours` are made from the checkpoint's tensors `theirs` by `load`, and
-    back by `save`. Templates may hold {i} (layer); `theirs` may hold {e} (expert), in which
-    case the per-expert tensors arrive stacked along a new first dimension."""
-
-    ours: tuple[str, ...]
-    theirs: tuple[str, ...]
-    load: Callable[[Tensors, ModelConfig], Tensors] = same
-    save: Callable[[Tensors, ModelConfig], Tensors] = same
-    # The same tensors of ours in another checkpoint layout, read when this rule's tensors are
-    # absent and all of the alternative's are present (e.g. MoE experts, which HF v5 holds
-    # fused as gate_up_proj and saves per expert unless save_original_format=False). Saving
-    # writes this rule's layout.
-    alternative: "Rule | None" = None
-
-
-def rename(ours: str, theirs: str, load=same, save=same) -> Rule:
-    return Rule((ours,), (theirs,), load, save)
-
 
 def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> list[Rule]:
     """Many hub checkpoints were saved from the bare base model (GPT2Model, BloomModel,
@@ -64,33 +29,6 @@ def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> 
             r = replace(r, alternative=replace(r, theirs=tuple(t[len(prefix):] for t in r.theirs)))
         out.append(r)
     return out
-
-
-def _template_regex(t: str) -> re.Pattern:
-    return re.compile(re.escape(t).replace(r"\{i\}", r"(?P<i>\d+)") + "$")
-
-
-def _instances(rule: Rule, keys: Collection[str]) -> list[tuple[int | None, list[str]]]:
-    """Where `rule` applies to a set of our tensor names: each layer (None for a rule without
-    {i}) at which every one of rule.ours is present, with the names filled in. Shared by
-    loading (keys: what the model expects) and saving (keys: what the model holds)."""
-    if "{i}" not in rule.ours[0]:
-        return [(None, list(rule.ours))] if all(k in keys for k in rule.ours) else []
-    pattern = _template_regex(rule.ours[0])
-    layers = sorted({int(m["i"]) for k in keys if (m := pattern.match(k))})
-    found = []
-    for i in layers:
-        names = [t.format(i=i) for t in rule.ours]
-        if all(k in keys for k in names):
-            found.append((i, names))
-    return found
-
-
-def _their_names(template: str, i: int | None, n_experts: int) -> list[str]:
-    """A checkpoint template at layer i; one name per expert where it holds {e}."""
-    if "{e}" in template:
-        return [template.format(i=i, e=e) for e in range(n_experts)]
-    return [template.format(i=i)]
 
 
 def _state_as_is(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
@@ -278,17 +216,6 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     return hf, family, cfg.replace(name=Path(directory).resolve().name, source=str(path))
 
 
-def _present_layout(rule: Rule, i: int | None, n_experts: int, src: TensorSource) -> Rule:
-    """The first of `rule` and its alternatives whose checkpoint tensors are all present;
-    `rule` itself when none is complete, so that its absent names are the ones reported."""
-    r: Rule | None = rule
-    while r is not None:
-        if all(n in src for t in r.theirs for n in _their_names(t, i, n_experts)):
-            return r
-        r = r.alternative
-    return rule
-
-
 def _fp8_block(hf: dict) -> tuple[int, int]:
     q = hf.get("quantization_config") or {}
     block = q.get("weight_block_size") or [128, 128]
@@ -297,30 +224,44 @@ def _fp8_block(hf: dict) -> tuple[int, int]:
     return block[0], block[1]
 
 
-def _read(src: TensorSource, name: str, hf: dict) -> torch.Tensor:
-    """A checkpoint tensor in full precision. FP8 weights stored with a per-block inverse scale
-    (DeepSeek-V3's and Kimi K2's releases: `X.weight` in float8_e4m3fn, `X.weight_scale_inv`
-    of one float per 128 x 128 block) are dequantized: weight * scale of its block."""
-    t = src.get(name)
-    if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
-        return t
-    scale_name = name + "_scale_inv"
-    if scale_name not in src:
-        raise CheckpointError(f"{src.directory}: tensor {name!r} is {t.dtype} but has no {scale_name!r} to dequantize it with")
-    scale = src.get(scale_name).float()
-    br, bc = _fp8_block(hf)
-    rows, cols = t.shape
-    if scale.shape != (-(-rows // br), -(-cols // bc)):
-        raise CheckpointError(
-            f"{src.directory}: {scale_name!r} has shape {tuple(scale.shape)}; {name!r} {tuple(t.shape)} in blocks of "
-            f"{br} x {bc} needs {(-(-rows // br), -(-cols // bc))}"
-        )
-    full = scale.repeat_interleave(br, dim=0)[:rows].repeat_interleave(bc, dim=1)[:, :cols]
-    return t.float() * full
+_FP8 = ("F8_E4M3", "F8_E5M2")
+
+
+class HFCheckpoint(TensorSource):
+    """A safetensors directory read as its config.json says. FP8 weights stored with a
+    per-block inverse scale (DeepSeek-V3's and Kimi K2's releases: `X.weight` in float8_e4m3fn,
+    `X.weight_scale_inv` of one float per 128 x 128 block) are dequantized: weight * scale of
+    its block; the scales are consumed with their weights."""
+
+    def __init__(self, directory: str | Path, hf: dict):
+        super().__init__(directory)
+        self.hf = hf
+
+    def companions(self, name: str) -> list[str]:
+        scale = name + "_scale_inv"
+        return [scale] if scale in self and self.dtype_name(name) in _FP8 else []
+
+    def read(self, name: str) -> torch.Tensor:
+        t = super().read(name)
+        if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
+            return t
+        scale_name = name + "_scale_inv"
+        if scale_name not in self:
+            raise CheckpointError(f"{self.directory}: tensor {name!r} is {t.dtype} but has no {scale_name!r} to dequantize it with")
+        scale = super().read(scale_name).float()
+        br, bc = _fp8_block(self.hf)
+        rows, cols = t.shape
+        if scale.shape != (-(-rows // br), -(-cols // bc)):
+            raise CheckpointError(
+                f"{self.directory}: {scale_name!r} has shape {tuple(scale.shape)}; {name!r} {tuple(t.shape)} in blocks of "
+                f"{br} x {bc} needs {(-(-rows // br), -(-cols // bc))}"
+            )
+        full = scale.repeat_interleave(br, dim=0)[:rows].repeat_interleave(bc, dim=1)[:, :cols]
+        return t.float() * full
 
 
 def convert_state(
-    src: TensorSource,
+    src: HFCheckpoint,
     family: HFFamily,
     cfg: ModelConfig,
     hf: dict,
@@ -329,58 +270,14 @@ def convert_state(
     extra_ignore: tuple[str, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """Checkpoint tensors -> our state dict, checked against `expected` (name -> shape)."""
-    out: dict[str, torch.Tensor] = {}
-    missing: list[str] = []
-    n_experts = cfg.moe.n_experts if cfg.moe is not None else 0
-    for rule in family.rules(cfg, hf):
-        for i, ours in _instances(rule, expected):
-            layout = _present_layout(rule, i, n_experts, src)
-            tensors, absent = [], []
-            for t in layout.theirs:
-                names = _their_names(t, i, n_experts)
-                gone = [n for n in names if n not in src]
-                if gone:
-                    absent += gone
-                    continue
-                parts = [_read(src, n, hf) for n in names]
-                tensors.append(torch.stack(parts) if "{e}" in t else parts[0])
-            if absent:
-                missing += [f"{n} (for {', '.join(ours)})" for n in absent]
-                continue
-            for k, v in zip(ours, layout.load(tensors, cfg)):
-                out[k] = v
-    not_covered = sorted(set(expected) - set(out))
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_listing(missing)}")
-    if not_covered and not missing:
-        problems.append(f"no checkpoint tensor maps to: {_listing(not_covered)}")
-    ignore = [re.compile(p) for p in family.ignore + extra_ignore]
-    unexpected = [k for k in src.unused() if not any(p.match(k) for p in ignore)]
-    if unexpected:
-        problems.append(f"unexpected tensors (not part of the model config.json describes): {_listing(unexpected)}")
-    shapes = [
-        f"{k}: expected {tuple(expected[k])}, got {tuple(v.shape)}"
-        for k, v in out.items()
-        if v.shape != expected[k]
-    ]
-    if shapes:
-        problems.append(f"wrongly shaped tensors (ours): {_listing(shapes)}")
-    if problems:
-        raise CheckpointError(f"{src.directory}: checkpoint does not match its config:\n  " + "\n  ".join(problems))
-    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in out.items()}
-
-
-def _listing(items: list[str], limit: int = 12) -> str:
-    shown = "; ".join(items[:limit])
-    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
+    return load_state(
+        family.rules(cfg, hf), cfg, expected, src, dtype, described_by="config.json", ignore=family.ignore + extra_ignore
+    )
 
 
 def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
-    from ...api import build  # the model knows nothing of files; io calls into it, not back
-
     hf, family, cfg = read_config(directory)
-    src = TensorSource(directory)
+    src = HFCheckpoint(directory, hf)
     model = build(cfg, dtype=dtype, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}
     extra = []
@@ -479,26 +376,12 @@ def _hf_tensors(state: dict[str, torch.Tensor], family: HFFamily, cfg: ModelConf
     """Our state dict -> (checkpoint name, tensor) in our module order, through the rules'
     `save` transforms. Every tensor of ours must be claimed by a rule, or nothing is written."""
     state = family.prepare_state(state, cfg)
-    plan = [(rule, i, ours) for rule in family.rules(cfg, hf) for i, ours in _instances(rule, state)]
-    claimed = {k for _, _, ours in plan for k in ours}
-    unclaimed = [k for k in state if k not in claimed]
+    steps, unclaimed = save_plan(family.rules(cfg, hf), state)
     if unclaimed:
         raise ConfigError(
-            f"cannot save {cfg.name!r} as {family.model_types[0]}: these tensors have no place in its checkpoint: {_listing(unclaimed)}"
+            f"cannot save {cfg.name!r} as {family.model_types[0]}: these tensors have no place in its checkpoint: {listing(unclaimed)}"
         )
-    order = {k: n for n, k in enumerate(state)}
-    plan.sort(key=lambda p: order[p[2][0]])
-
-    def tensors():
-        for rule, i, ours in plan:
-            out = rule.save([state[k] for k in ours], cfg)
-            if len(out) != len(rule.theirs):
-                raise RuntimeError(f"save rule for {ours} made {len(out)} tensors for {len(rule.theirs)} names")
-            for template, t in zip(rule.theirs, out):
-                parts = t.unbind(0) if "{e}" in template else (t,)
-                yield from zip(_their_names(template, i, len(parts)), parts)
-
-    return tensors()
+    return saved_tensors(steps, state, cfg)
 
 
 def save_hf(

@@ -1,29 +1,26 @@
-"""HF `deepseek_v2` and `deepseek_v3`: MLA with adjacent-pair RoPE rows, per-expert tensors."""
+"""HF `deepseek_v2` and `deepseek_v3`: MLA with adjacent-pair RoPE rows, per-expert tensors.
+Saving's side (exactness, config.json) is deepseek_save.py."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from ...config import ConfigError, FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RouterConfig
+from ...config import ConfigError, MLAConfig, ModelConfig, MoEConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
-from .core import (
-    ffn_parts,
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, read_rope,
-    register, rename, rope_json, same,
-)
-from .llama_like import PRE_NORMS, decoder_rules, expert_rules
+from ..mapping import Rule, Tensors, rename, same
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .deepseek_save import deepseek_json, deepseek_problems, zero_score_bias
+from .llama_like import llama_like_config, positive_int, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
 
-
-
-def _ffn_kinds(cfg: ModelConfig) -> tuple[str, ...]:
-    return tuple(s.ffn for s in cfg.layers)
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
     if hf.get("mlp_bias"):
         raise CheckpointError("config.json: mlp_bias=true is not supported for DeepSeek")
-    n_layers = get_field(hf, "num_hidden_layers")
+    hf = with_defaults(hf, {"rms_norm_eps": 1e-6})
+    n_layers = positive_int(hf, "num_hidden_layers")
     n_experts = hf.get("n_routed_experts")
     moe = None
     ffn_types = None
@@ -68,160 +65,41 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         first_dense = int(hf.get("first_k_dense_replace", 0))
         freq = int(hf.get("moe_layer_freq", 1) or 1)
         ffn_types = tuple("moe" if i >= first_dense and i % freq == 0 else "dense" for i in range(n_layers))
-    bias = bool(hf.get("attention_bias", False))
-    return ModelConfig(
-        name=str(hf.get("model_type")),
-        family="deepseek",
-        vocab_size=get_field(hf, "vocab_size"),
-        d_model=get_field(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=get_field(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps", 1e-6)),
-        position=read_rope(hf),
-        attention=MLAConfig(
-            n_heads=get_field(hf, "num_attention_heads"),
-            q_lora_rank=hf.get("q_lora_rank"),
-            kv_lora_rank=get_field(hf, "kv_lora_rank"),
-            qk_nope_head_dim=get_field(hf, "qk_nope_head_dim"),
-            qk_rope_head_dim=get_field(hf, "qk_rope_head_dim"),
-            v_head_dim=get_field(hf, "v_head_dim"),
-            bias=bias,
-        ),
-        **ffn_parts(
-            FFNConfig(hidden=get_field(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")), moe, ffn_types
-        ),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+    attention = MLAConfig(
+        n_heads=get_field(hf, "num_attention_heads"),
+        q_lora_rank=hf.get("q_lora_rank"),
+        kv_lora_rank=get_field(hf, "kv_lora_rank"),
+        qk_nope_head_dim=get_field(hf, "qk_nope_head_dim"),
+        qk_rope_head_dim=get_field(hf, "qk_rope_head_dim"),
+        v_head_dim=get_field(hf, "v_head_dim"),
+        bias=bool(hf.get("attention_bias", False)),
     )
+    return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types)
 
 
-def _deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
-    p = common_problems(cfg)
-    f, m = cfg.resolved_ffn, cfg.moe
-    if cfg.norm.kind != "rmsnorm":
-        p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
-    if f is not None and (f.kind != "glu" or f.bias):
-        p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
-    if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
-        p.append(f"d_model={cfg.d_model} with n_heads={cfg.resolved_attention.n_heads} "
-                 "(HF's DeepseekV2Config requires hidden_size divisible by the heads)")
-    if m is None:
-        return p
-    if f is not None and m.activation != f.activation:
-        p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (DeepSeek has one hidden_act)")
-    k = _ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers
-    if _ffn_kinds(cfg) != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
-        p.append(f"ffn_types={list(_ffn_kinds(cfg))} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
-    r = m.router
-    if v3:
-        if r.score != "sigmoid":
-            p.append(f"moe.router.score={r.score!r} (deepseek_v3 scores experts with sigmoids)")
-        if r.n_groups > 1 and r.group_score != "top2_sum":
-            p.append(f"moe.router.group_score={r.group_score!r} (deepseek_v3 ranks groups by their two best experts: 'top2_sum')")
-        if m.n_experts // r.n_groups < 2:
-            p.append(f"{m.n_experts} experts in {r.n_groups} groups (deepseek_v3 ranks groups by their two best experts, so needs 2 per group)")
-    else:
-        if r.score != "softmax":
-            p.append(f"moe.router.score={r.score!r} (deepseek_v2 scores experts with a softmax)")
-        if r.score_bias:
-            p.append("moe.router.score_bias (deepseek_v2 has no selection bias)")
-        if r.norm_topk:
-            p.append("moe.router.norm_topk=True (HF's deepseek_v2 ignores norm_topk_prob and never renormalises)")
-        if r.n_groups > 1 and r.group_score != "max":
-            p.append(f"moe.router.group_score={r.group_score!r} (deepseek_v2 ranks groups by their best expert: 'max')")
-    return p
-
-
-def _deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
-    a, m = cfg.resolved_attention, cfg.moe
-    hf: dict[str, Any] = {
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.d_model,
-        # required even when no layer is dense (then unused: the experts' width stands in)
-        "intermediate_size": (cfg.resolved_ffn or cfg.moe).hidden,
-        "num_hidden_layers": cfg.n_layers,
-        "num_attention_heads": a.n_heads,
-        # MLA shares one latent between all heads; HF's attention code wants the count of K/V heads it rebuilds
-        "num_key_value_heads": a.n_heads,
-        "q_lora_rank": a.q_lora_rank,
-        "kv_lora_rank": a.kv_lora_rank,
-        "qk_nope_head_dim": a.qk_nope_head_dim,
-        "qk_rope_head_dim": a.qk_rope_head_dim,
-        "v_head_dim": a.v_head_dim,
-        "hidden_act": HF_ACTIVATION[(cfg.resolved_ffn or cfg.moe).activation],
-        "max_position_embeddings": cfg.max_seq_len,
-        "rms_norm_eps": cfg.norm.eps,
-        **rope_json(cfg),
-        "attention_bias": a.bias,
-        "mlp_bias": False,
-        "attention_dropout": 0.0,
-    }
-    if v3:
-        # our weights are rotate-half; the save rules permute them back to DeepSeek's adjacent pairs
-        hf.update(rope_interleave=True, num_nextn_predict_layers=0)
-    if m is None:
-        # no MoE layer at all: every layer is one of the first_k_dense_replace dense ones
-        hf.update(n_routed_experts=0, n_shared_experts=0, n_group=1, topk_group=1, first_k_dense_replace=cfg.n_layers)
-        return hf
-    r = m.router
-    hf.update(
-        n_routed_experts=m.n_experts,
-        num_experts_per_tok=m.top_k,
-        moe_intermediate_size=m.hidden,
-        n_shared_experts=m.n_shared,
-        routed_scaling_factor=r.scale,
-        norm_topk_prob=r.norm_topk,
-        scoring_func=r.score,
-        topk_method="noaux_tc" if v3 else "group_limited_greedy" if r.n_groups > 1 else "greedy",
-        n_group=r.n_groups,
-        topk_group=r.topk_groups,
-        first_k_dense_replace=_ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers,
-        moe_layer_freq=1,
-    )
-    return hf
-
-
-def _zero_score_bias(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """deepseek_v3's router always has a selection bias; a sigmoid router without one is
-    the same router with a zero bias."""
-    if cfg.moe is None or cfg.moe.router.score_bias:
-        return state
-    out = {}
-    for k, v in state.items():
-        out[k] = v
-        if k.endswith(".ffn.router.weight"):
-            out[k.removesuffix("weight") + "score_bias"] = torch.zeros(v.shape[0], dtype=v.dtype)
-    return out
+def _rope_perm(cfg: ModelConfig, inverse: bool) -> torch.Tensor:
+    """Adjacent-pair -> rotate-half order of the qk_rope_head_dim RoPE rows (or back)."""
+    perm = interleaved_to_halves(cfg.resolved_attention.qk_rope_head_dim)
+    return perm.argsort() if inverse else perm
 
 
 def _head_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Permute the RoPE rows of each head of a query projection between adjacent-pair and
     rotate-half layout (rows per head: qk_nope_head_dim, then qk_rope_head_dim)."""
-    a = cfg.resolved_attention
-    perm = interleaved_to_halves(a.qk_rope_head_dim)
-    if inverse:
-        perm = perm.argsort()
+    a, perm = cfg.resolved_attention, _rope_perm(cfg, inverse)
 
     def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        w = ts[0]
-        per_head = w.view(a.n_heads, a.qk_head_dim, -1)
+        per_head = ts[0].view(a.n_heads, a.qk_head_dim, -1)
         out = torch.cat((per_head[:, : a.qk_nope_head_dim], per_head[:, a.qk_nope_head_dim :][:, perm]), dim=1)
-        return [out.reshape(w.shape)]
+        return [out.reshape(ts[0].shape)]
 
     return f
 
 
 def _tail_rope_perm(cfg: ModelConfig, inverse: bool) -> Callable[[Tensors, ModelConfig], Tensors]:
     """Same for the shared RoPE key: the last qk_rope_head_dim rows of wkv_a (and its bias)."""
-    a = cfg.resolved_attention
-    perm = interleaved_to_halves(a.qk_rope_head_dim)
-    if inverse:
-        perm = perm.argsort()
-
-    def f(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        w = ts[0]
-        return [torch.cat((w[: a.kv_lora_rank], w[a.kv_lora_rank :][perm]), dim=0)]
-
-    return f
+    r, perm = cfg.resolved_attention.kv_lora_rank, _rope_perm(cfg, inverse)
+    return lambda ts, cfg: [torch.cat((ts[0][:r], ts[0][r:][perm]), dim=0)]
 
 
 def _deepseek_rules(cfg: ModelConfig, interleaved: bool) -> list[Rule]:
@@ -241,19 +119,8 @@ def _deepseek_rules(cfg: ModelConfig, interleaved: bool) -> list[Rule]:
         rename("layers.{i}.attn.wkv_a.weight", p + "kv_a_proj_with_mqa.weight", kv_load, kv_save),
         rename("layers.{i}.attn.wkv_a.bias", p + "kv_a_proj_with_mqa.bias", kv_load, kv_save),
     ]
-    m = "model.layers.{i}.mlp."
     # per-expert tensors as the hub holds them, or fused as HF v5 holds them in memory
-    rules += expert_rules(
-        router=m + "gate.weight",
-        gate=m + "experts.{e}.gate_proj.weight",
-        up=m + "experts.{e}.up_proj.weight",
-        down=m + "experts.{e}.down_proj.weight",
-    )
-    rules.append(rename("layers.{i}.ffn.router.score_bias", m + "gate.e_score_correction_bias"))
-    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
-        rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{m}shared_experts.{theirs}.weight"))
-    return rules
-
+    return rules + deepseek_moe_rules()
 
 
 def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
@@ -267,15 +134,14 @@ def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
 register(HFFamily(
     # Kimi K2's release says model_type "kimi_k2" for DeepSeek-V3's architecture
     ("deepseek_v3", "kimi_k2"), lambda hf: _deepseek_config(hf, v3=True),
-    lambda cfg, hf: _deepseek_rules(cfg, interleaved=hf.get("rope_interleave", True) is not False),
-    ignore=(r".*rotary_emb\.inv_freq$",),
+    lambda cfg, hf: _deepseek_rules(cfg, interleaved=hf.get("rope_interleave", True) is not False), ignore=IGNORE,
     architecture="DeepseekV3ForCausalLM", mixer="mla",
-    problems=lambda cfg: _deepseek_problems(cfg, v3=True), write_config=lambda cfg: _deepseek_json(cfg, v3=True),
-    prepare_state=_zero_score_bias, extra_ignore=_mtp_ignore,
+    problems=lambda cfg: deepseek_problems(cfg, v3=True), write_config=lambda cfg: deepseek_json(cfg, v3=True),
+    prepare_state=zero_score_bias, extra_ignore=_mtp_ignore,
 ))
 register(HFFamily(
     ("deepseek_v2",), lambda hf: _deepseek_config(hf, v3=False),
-    lambda cfg, hf: _deepseek_rules(cfg, interleaved=True), ignore=(r".*rotary_emb\.inv_freq$",),
+    lambda cfg, hf: _deepseek_rules(cfg, interleaved=True), ignore=IGNORE,
     architecture="DeepseekV2ForCausalLM", mixer="mla",
-    problems=lambda cfg: _deepseek_problems(cfg, v3=False), write_config=lambda cfg: _deepseek_json(cfg, v3=False),
+    problems=lambda cfg: deepseek_problems(cfg, v3=False), write_config=lambda cfg: deepseek_json(cfg, v3=False),
 ))

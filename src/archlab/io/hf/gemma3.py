@@ -24,26 +24,11 @@ from __future__ import annotations
 
 import warnings
 
-from ...config import SQRT_D_MODEL, AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    activation,
-    get_field,
-    read_rope,
-    register,
-)
-from .llama_like import (
-    IGNORE,
-    SANDWICH_NORMS,
-    decoder_rules,
-    head_dim,
-    layer_types,
-    positive_int,
-    sliding_window,
-    with_defaults,
-)
+from ...config import SQRT_D_MODEL, ModelConfig
+from ..mapping import Rule
+from .core import CheckpointError, HFFamily, get_field, read_rope, register
+from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sliding_window, with_defaults
+from .llama_rules import IGNORE, SANDWICH_NORMS, decoder_rules
 
 # Gemma3TextConfig defaults (configuration_gemma3.py)
 _TEXT_DEFAULTS = {
@@ -72,7 +57,7 @@ def _ropes(hf: dict) -> dict[str, dict]:
     return {"full_attention": full, "sliding_attention": sliding}
 
 
-def _text_config(hf: dict, tie: bool | None = None) -> ModelConfig:
+def _text_config(hf: dict) -> ModelConfig:
     hf = with_defaults(hf, _TEXT_DEFAULTS)
     if hf.get("use_bidirectional_attention"):
         raise CheckpointError("config.json: use_bidirectional_attention=true (an encoder, EmbeddingGemma) is not a causal LM")
@@ -91,39 +76,16 @@ def _text_config(hf: dict, tie: bool | None = None) -> ModelConfig:
             f"gemma3: attn_logit_softcapping={hf['attn_logit_softcapping']} is ignored, as HF's Gemma3Attention ignores it",
             stacklevel=2,
         )
-    d = positive_int(hf, "hidden_size")
-    norm = NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps"), unit_offset=True)
-    bias = bool(hf.get("attention_bias"))
+    norm = rms_norm(hf, unit_offset=True)
     scalar = get_field(hf, "query_pre_attn_scalar")
     if not isinstance(scalar, (int, float)) or isinstance(scalar, bool) or scalar <= 0:
         raise CheckpointError(f"config.json: query_pre_attn_scalar must be a positive number, got {scalar!r}")
-    return ModelConfig(
-        name="gemma3",
-        family="gemma3",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=d,
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=norm,
-        block="sandwich",
-        position=ropes["full_attention"],
-        rope_local=ropes["sliding_attention"] if "sliding" in types else None,
-        attention=AttentionConfig(
-            n_heads=positive_int(hf, "num_attention_heads"),
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=head_dim(hf),
-            qkv_bias=bias,
-            out_bias=bias,
-            scale=scalar**-0.5,
-            window=sliding_window(hf, types),
-            qk_norm=norm,
-            qk_norm_scope="head",
-        ),
-        ffn=FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_activation")),
-        tie_embeddings=bool(hf.get("tie_word_embeddings")) if tie is None else tie,
-        embed_scale=SQRT_D_MODEL,  # Gemma3TextScaledWordEmbedding: hidden_size ** 0.5
-        logit_softcap=hf.get("final_logit_softcapping"),
-        layer_types=types,
+    return llama_like_config(
+        hf, family="gemma3", name="gemma3", act="hidden_activation", n_layers=n_layers, norm=norm,
+        block="sandwich", layer_types=types,
+        position=ropes["full_attention"], rope_local=ropes["sliding_attention"] if "sliding" in types else None,
+        attention={"scale": scalar**-0.5, "window": sliding_window(hf, types), "qk_norm": norm, "qk_norm_scope": "head"},
+        embed_scale=SQRT_D_MODEL, logit_softcap=hf.get("final_logit_softcapping"),
     )
 
 
@@ -132,7 +94,7 @@ def _multimodal_config(hf: dict) -> ModelConfig:
     if not isinstance(text, dict):
         raise CheckpointError("config.json: model_type 'gemma3' needs a text_config (the language model's config)")
     # Gemma3ForConditionalGeneration ties its lm_head by the outer tie_word_embeddings
-    return _text_config(text, tie=bool(hf.get("tie_word_embeddings", True)))
+    return _text_config({**text, "tie_word_embeddings": bool(hf.get("tie_word_embeddings", True))})
 
 
 # Gemma3ForConditionalGeneration checkpoints nest the decoder as language_model.model.* beside

@@ -18,26 +18,10 @@
 
 from __future__ import annotations
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from .core import ffn_parts, CheckpointError, HFFamily, activation, get_field, register, rename
-from .llama_like import (
-    IGNORE,
-    PRE_NORMS,
-    decoder_rules,
-    expert_rules,
-    head_dim,
-    positive_int,
-    rope,
-    with_defaults,
-)
+from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .llama_like import flag, llama_like_config, positive_int, rms_norm, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
 
 # Glm4MoeConfig's defaults (configuration_glm4_moe.py) for what config.json may leave out
 _DEFAULTS = {
@@ -46,13 +30,6 @@ _DEFAULTS = {
     "n_shared_experts": 1, "n_routed_experts": 128, "routed_scaling_factor": 1.0, "n_group": 1, "topk_group": 1,
     "first_k_dense_replace": 1, "norm_topk_prob": True, "use_qk_norm": False, "num_nextn_predict_layers": 1,
 }
-
-
-def _flag(hf: dict, key: str) -> bool:
-    v = hf[key]
-    if not isinstance(v, bool):
-        raise CheckpointError(f"config.json: {key} must be true or false, got {v!r}")
-    return v
 
 
 def _count(hf: dict, key: str) -> int:
@@ -72,7 +49,6 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
     n_layers = positive_int(hf, "num_hidden_layers")
     first_dense = _count(hf, "first_k_dense_replace")
     act = activation(hf, "hidden_act")
-    eps = get_field(hf, "rms_norm_eps")
     moe = None
     if first_dense < n_layers:
         try:
@@ -84,7 +60,7 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
                 activation=act,
                 router=RouterConfig(
                     score="sigmoid",
-                    norm_topk=_flag(hf, "norm_topk_prob"),
+                    norm_topk=flag(hf, "norm_topk_prob"),
                     scale=float(get_field(hf, "routed_scaling_factor")),
                     n_groups=positive_int(hf, "n_group"),
                     topk_groups=positive_int(hf, "topk_group"),
@@ -97,44 +73,19 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
             raise CheckpointError(
                 f"config.json: n_routed_experts / num_experts_per_tok / n_group / topk_group: {e}"
             ) from None
-    return ModelConfig(
-        name="glm4_moe",
-        family="glm4_moe",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=eps),
-        position=rope(hf, 10000.0),
-        attention=AttentionConfig(
-            n_heads=positive_int(hf, "num_attention_heads"),
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=head_dim(hf),
-            qkv_bias=_flag(hf, "attention_bias"),
-            out_bias=False,
-            qk_norm=NormConfig("rmsnorm", eps=eps) if _flag(hf, "use_qk_norm") else None,
-        ),
+    return llama_like_config(
+        hf, family="glm4_moe", n_layers=n_layers, ffn={"activation": act}, moe=moe,
+        attention={
+            "out_bias": False,  # Glm4MoeAttention: o_proj never has a bias
+            "qk_norm": rms_norm(hf) if flag(hf, "use_qk_norm") else None,
+        },
         # Glm4MoeDecoderLayer: MoE where layer_idx >= first_k_dense_replace
-        **ffn_parts(
-            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act), moe,
-            tuple("dense" if i < first_dense else "moe" for i in range(n_layers)),
-        ),
-        tie_embeddings=_flag(hf, "tie_word_embeddings"),
+        ffn_types=tuple("dense" if i < first_dense else "moe" for i in range(n_layers)),
     )
 
 
 def _glm4_moe_rules(cfg: ModelConfig, hf: dict):
-    m = "model.layers.{i}.mlp."
-    rules = decoder_rules(PRE_NORMS) + expert_rules(
-        router=m + "gate.weight",
-        gate=m + "experts.{e}.gate_proj.weight",
-        up=m + "experts.{e}.up_proj.weight",
-        down=m + "experts.{e}.down_proj.weight",
-    )
-    rules.append(rename("layers.{i}.ffn.router.score_bias", m + "gate.e_score_correction_bias"))
-    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
-        rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{m}shared_experts.{theirs}.weight"))
-    return rules
+    return decoder_rules(PRE_NORMS) + deepseek_moe_rules()
 
 
 def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:

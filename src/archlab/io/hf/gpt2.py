@@ -4,53 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ...config import ModelConfig
+from ..mapping import Rule, rename
 from .core import (
-    base_model_alternatives,
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, Tensors, activation, common_problems, get_field, register, rename,
+    HF_ACTIVATION, CheckpointError, HFFamily, activation, base_model_alternatives, common_problems, get_field, register,
 )
+from .gpt_like import block_rules, gpt_like_config
 
 
 def _gpt2_config(hf: dict) -> ModelConfig:
     if hf.get("scale_attn_by_inverse_layer_idx"):
         raise CheckpointError("config.json: scale_attn_by_inverse_layer_idx=true is not supported")
-    d = get_field(hf, "n_embd")
-    return ModelConfig(
-        name=str(hf.get("model_type")),
-        family="gpt2",
-        vocab_size=get_field(hf, "vocab_size"),
-        d_model=d,
-        n_layers=get_field(hf, "n_layer"),
-        max_seq_len=get_field(hf, "n_positions"),
-        position="learned",
-        norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_epsilon", 1e-5), bias=True),
-        attention=AttentionConfig(
-            n_heads=get_field(hf, "n_head"),
-            qkv_bias=True,
-            out_bias=True,
-            scale=None if hf.get("scale_attn_weights", True) else 1.0,
-        ),
-        ffn=FFNConfig(hidden=get_field(hf, "n_inner", 4 * d), kind="mlp", activation=activation(hf, "activation_function"), bias=True),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
+    return gpt_like_config(
+        hf, family="gpt2", activation=activation(hf, "activation_function"),
+        hidden=get_field(hf, "n_inner", 4 * get_field(hf, "n_embd")),
+        attention={"scale": None if hf.get("scale_attn_weights", True) else 1.0},
     )
-
-
-def _t(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    # GPT-2 stores Linear weights as Conv1D: (in, out)
-    return [t.T.contiguous() for t in ts]
-
-
-def _split_qkv(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    w = ts[0]
-    fused = w.T if w.dim() == 2 else w  # weight (in, 3d) -> (3d, in); bias (3d,)
-    return [p.contiguous() for p in fused.chunk(3, dim=0)]
-
-
-def _fuse_qkv(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    fused = torch.cat(ts, dim=0)
-    return [fused.T.contiguous() if fused.dim() == 2 else fused]
 
 
 def _gpt2_problems(cfg: ModelConfig) -> list[str]:
@@ -98,7 +67,6 @@ def _gpt2_json(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _gpt2_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    p = "transformer.h.{i}."
     rules = [
         rename("tok_emb.weight", "transformer.wte.weight"),
         rename("pos_emb.weight", "transformer.wpe.weight"),
@@ -106,21 +74,7 @@ def _gpt2_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
         rename("norm.bias", "transformer.ln_f.bias"),
         rename("head.weight", "lm_head.weight"),
     ]
-    for ours, theirs in (("attn_norm", "ln_1"), ("ffn_norm", "ln_2")):
-        for w in ("weight", "bias"):
-            rules.append(rename(f"layers.{{i}}.{ours}.{w}", f"{p}{theirs}.{w}"))
-    for w in ("weight", "bias"):
-        rules.append(Rule(tuple(f"layers.{{i}}.attn.{n}.{w}" for n in ("wq", "wk", "wv")), (f"{p}attn.c_attn.{w}",), _split_qkv, _fuse_qkv))
-    rules += [
-        rename("layers.{i}.attn.wo.weight", p + "attn.c_proj.weight", _t, _t),
-        rename("layers.{i}.attn.wo.bias", p + "attn.c_proj.bias"),
-        rename("layers.{i}.ffn.up.weight", p + "mlp.c_fc.weight", _t, _t),
-        rename("layers.{i}.ffn.up.bias", p + "mlp.c_fc.bias"),
-        rename("layers.{i}.ffn.down.weight", p + "mlp.c_proj.weight", _t, _t),
-        rename("layers.{i}.ffn.down.bias", p + "mlp.c_proj.bias"),
-    ]
-    return base_model_alternatives(rules)
-
+    return base_model_alternatives(rules + block_rules())
 
 
 register(HFFamily(

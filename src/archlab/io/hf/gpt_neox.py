@@ -14,17 +14,8 @@ from __future__ import annotations
 import torch
 
 from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import (
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    get_field,
-    read_rope,
-    register,
-    rename,
-)
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
 
 
 def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
@@ -43,12 +34,17 @@ def fuse_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
     return [stacked.reshape(3 * a.n_heads * a.head_dim, *rest).contiguous()]
 
 
-def fused_qkv_rules(prefix: str) -> list[Rule]:
-    """Rules for a per-head-interleaved query_key_value Linear at `prefix` (layer template)."""
-    return [
-        Rule(tuple(f"layers.{{i}}.attn.{n}.{w}" for n in ("wq", "wk", "wv")), (f"{prefix}.{w}",), split_qkv_per_head, fuse_qkv_per_head)
-        for w in ("weight", "bias")
-    ]
+def megatron_layer_rules(p: str, attention: str) -> list[Rule]:
+    """Every tensor of a Megatron-style layer under `p` (GPT-NeoX's, BLOOM's): the two norms,
+    the fused per-head query_key_value and the dense of `attention`, the MLP, each with a bias."""
+    rules = []
+    for w in ("weight", "bias"):
+        qkv = tuple(f"layers.{{i}}.attn.{n}.{w}" for n in ("wq", "wk", "wv"))
+        rules.append(Rule(qkv, (f"{p}{attention}.query_key_value.{w}",), split_qkv_per_head, fuse_qkv_per_head))
+        for ours, theirs in (("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
+                             ("attn.wo", f"{attention}.dense"), ("ffn.up", "mlp.dense_h_to_4h"), ("ffn.down", "mlp.dense_4h_to_h")):
+            rules.append(rename(f"layers.{{i}}.{ours}.{w}", f"{p}{theirs}.{w}"))
+    return rules
 
 
 def _rope_fields(hf: dict) -> dict:
@@ -88,19 +84,13 @@ def _gpt_neox_config(hf: dict) -> ModelConfig:
 
 
 def _gpt_neox_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    p = "gpt_neox.layers.{i}."
-    rules = [
+    return megatron_layer_rules("gpt_neox.layers.{i}.", "attention") + [
         rename("tok_emb.weight", "gpt_neox.embed_in.weight"),
         rename("norm.weight", "gpt_neox.final_layer_norm.weight"),
         rename("norm.bias", "gpt_neox.final_layer_norm.bias"),
         # v5 names the module lm_head but converts it to and from the hub's embed_out on save and load
         rename("head.weight", "embed_out.weight"),
     ]
-    for ours, theirs in (("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
-                         ("attn.wo", "attention.dense"), ("ffn.up", "mlp.dense_h_to_4h"), ("ffn.down", "mlp.dense_4h_to_h")):
-        for w in ("weight", "bias"):
-            rules.append(rename(f"layers.{{i}}.{ours}.{w}", f"{p}{theirs}.{w}"))
-    return rules + fused_qkv_rules(p + "attention.query_key_value")
 
 
 register(HFFamily(

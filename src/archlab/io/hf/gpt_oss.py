@@ -23,27 +23,12 @@ from __future__ import annotations
 
 import torch
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from .core import CheckpointError, HFFamily, Rule, Tensors, get_field, register, rename
-from .llama_like import (
-    IGNORE,
-    PRE_NORMS,
-    decoder_rules,
-    head_dim,
-    layer_types,
-    positive_int,
-    rope,
-    sliding_window,
-    with_defaults,
-)
+from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ..layouts import transpose_experts
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, register
+from .llama_like import layer_types, llama_like_config, positive_int, sliding_window, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
 # GptOssConfig's defaults (configuration_gpt_oss.py) for what config.json may leave out.
 _DEFAULTS = {
@@ -70,7 +55,6 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
     if not hf.get("rope_parameters") and not hf.get("rope_scaling"):
         hf["rope_parameters"] = _ROPE
     n_layers = positive_int(hf, "num_hidden_layers")
-    heads = positive_int(hf, "num_attention_heads")
     # GptOssConfig.__post_init__: sliding at even layers, full at odd ones
     types = layer_types(hf, n_layers, ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n_layers)])
     alpha = hf["swiglu_alpha"]
@@ -79,9 +63,6 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
     limit = hf["swiglu_limit"]
     if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit <= 0:
         raise CheckpointError(f"config.json: swiglu_limit must be a positive number, got {limit!r}")
-    bias = hf["attention_bias"]
-    if not isinstance(bias, bool):
-        raise CheckpointError(f"config.json: attention_bias must be true or false, got {bias!r}")
     hidden = positive_int(hf, "intermediate_size")
     try:
         moe = MoEConfig(
@@ -94,28 +75,12 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
         )
     except ConfigError as e:
         raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
-    return ModelConfig(
-        name="gpt_oss",
-        family="gpt_oss",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        position=rope(hf, 150000.0),
-        attention=AttentionConfig(
-            n_heads=heads,
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=head_dim(hf),
-            qkv_bias=bias,
-            out_bias=bias,
-            window=sliding_window(hf, types),
-            sinks=True,
-        ),
-        # every layer is MoE: intermediate_size is the experts' width, and there is no dense FFN
-        moe=moe,
-        layer_types=types,
-        tie_embeddings=bool(hf["tie_word_embeddings"]),
+    return llama_like_config(
+        hf, family="gpt_oss", theta=150000.0, n_layers=n_layers, moe=moe, layer_types=types,
+        attention={"window": sliding_window(hf, types), "sinks": True},
+        # every layer is MoE: intermediate_size is the experts' width, and the dense FFN that
+        # this describes (hidden_act is not in GPT-OSS's config.json) is dropped
+        ffn={"hidden": hidden, "activation": "silu"},
     )
 
 
@@ -133,10 +98,6 @@ def _join_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
     gate, up, gate_b, up_b = ts
     w = torch.stack((gate.transpose(1, 2), up.transpose(1, 2)), dim=-1).flatten(-2)  # (E, D, 2F) interleaved
     return [w.contiguous(), torch.stack((gate_b, up_b), dim=-1).flatten(-2)]
-
-
-def _transpose(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    return [ts[0].transpose(1, 2).contiguous()]  # down_proj (E, F, D) <-> ours (E, D, F)
 
 
 def _refuse_mxfp4(ts: Tensors, cfg: ModelConfig) -> Tensors:
@@ -157,7 +118,8 @@ def _gpt_oss_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
         rename(ours + "router.bias", m + "router.bias"),
         Rule(gate_up, (m + "experts.gate_up_proj", m + "experts.gate_up_proj_bias"), _split_gate_up, _join_gate_up,
              alternative=mxfp4(gate_up, "gate_up_proj")),
-        Rule((ours + "experts.down",), (m + "experts.down_proj",), _transpose, _transpose,
+        # down_proj (E, F, D), applied as x @ down_proj[e]; ours (E, D, F)
+        Rule((ours + "experts.down",), (m + "experts.down_proj",), transpose_experts, transpose_experts,
              alternative=mxfp4((ours + "experts.down",), "down_proj")),
         rename(ours + "experts.down_bias", m + "experts.down_proj_bias"),
     ]

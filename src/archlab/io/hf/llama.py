@@ -4,42 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...config import ModelConfig
+from ..mapping import Rule
+from .core import HF_ACTIVATION, CheckpointError, HFFamily, common_problems, register, rope_json
+from .llama_like import llama_like_config, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import (
-    HF_ACTIVATION, CheckpointError, HFFamily, Rule, activation, common_problems, get_field, read_rope,
-    register, rope_json,
-)
-from .llama_like import PRE_NORMS, decoder_rules
+# what LlamaConfig (configuration_llama.py) fills in when config.json leaves it out
+_DEFAULTS = {"rms_norm_eps": 1e-6, "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False}
 
 
 def _llama_config(hf: dict) -> ModelConfig:
     if int(hf.get("pretraining_tp", 1) or 1) != 1:
         raise CheckpointError("config.json: pretraining_tp > 1 is not supported")
-    d = get_field(hf, "hidden_size")
-    bias = bool(hf.get("attention_bias", False))
-    return ModelConfig(
-        name=str(hf.get("model_type")),
-        family="llama",
-        vocab_size=get_field(hf, "vocab_size"),
-        d_model=d,
-        n_layers=get_field(hf, "num_hidden_layers"),
-        max_seq_len=get_field(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps", 1e-6)),
-        position=read_rope(hf),
-        attention=AttentionConfig(
-            n_heads=get_field(hf, "num_attention_heads"),
-            n_kv_heads=get_field(hf, "num_key_value_heads", None),
-            head_dim=get_field(hf, "head_dim", None),
-            qkv_bias=bias,
-            out_bias=bias,
-        ),
-        ffn=FFNConfig(
-            hidden=get_field(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act"),
-            bias=bool(hf.get("mlp_bias", False)),
-        ),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-    )
+    hf = with_defaults(hf, _DEFAULTS)
+    return llama_like_config(hf, family="llama", ffn={"bias": bool(hf.get("mlp_bias"))})
 
 
 def _llama_problems(cfg: ModelConfig) -> list[str]:
@@ -92,8 +71,7 @@ def _llama_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     return decoder_rules(PRE_NORMS)
 
 
-
 register(HFFamily(
-    ("llama",), _llama_config, _llama_rules, ignore=(r".*rotary_emb\.inv_freq$",),
+    ("llama",), _llama_config, _llama_rules, ignore=IGNORE,
     architecture="LlamaForCausalLM", problems=_llama_problems, write_config=_llama_json,
 ))

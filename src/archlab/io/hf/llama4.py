@@ -23,31 +23,13 @@ weights live under language_model.*; the vision encoder and projector are ignore
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
-from ...config import (
-    AttentionConfig,
-    AttnTemperature,
-    ConfigError,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from ...nn.position import interleaved_to_halves
-from .core import (
-    ffn_parts,
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    get_field,
-    register,
-    rename,
-)
-from .llama_like import IGNORE, head_dim, positive_int, rope, with_defaults
+from ...config import AttnTemperature, ConfigError, ModelConfig, MoEConfig, NormConfig, RouterConfig
+from ..layouts import rope_pairs_to_halves, transpose_experts
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .llama_like import flag, llama_like_config, positive_int, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, shared_expert_rules
 
 # Llama4TextConfig's defaults (configuration_llama4.py) for what config.json may leave out
 _DEFAULTS = {
@@ -70,13 +52,6 @@ def _text_config(hf: dict) -> dict:
     # Meta's configs keep tie_word_embeddings at the top level, beside text_config
     outer = {"tie_word_embeddings": hf["tie_word_embeddings"]} if "tie_word_embeddings" in hf else {}
     return {**outer, **text, "model_type": "llama4_text"}
-
-
-def _flag(hf: dict, key: str) -> bool:
-    v = hf[key]
-    if not isinstance(v, bool):
-        raise CheckpointError(f"config.json: {key} must be true or false, got {v!r}")
-    return v
 
 
 def _per_layer(hf: dict, key: str, n_layers: int, derived: list, empty_means_derived: bool = False) -> list:
@@ -138,47 +113,20 @@ def _llama4_config(hf: dict) -> ModelConfig:
         if not isinstance(scale, (int, float)) or isinstance(scale, bool):
             raise CheckpointError(f"config.json: attn_scale must be a number, got {scale!r}")
         temperature = AttnTemperature(floor_scale=float(floor_scale), scale=float(scale))
-    bias = _flag(hf, "attention_bias")
-    return ModelConfig(
-        name="llama4_text",
-        family="llama4",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=eps),
-        position=rope(hf, 500000.0),
-        attention=AttentionConfig(
-            n_heads=positive_int(hf, "num_attention_heads"),
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=head_dim(hf),
-            qkv_bias=bias,
-            out_bias=bias,
-            chunk=chunk if "chunked_attention" in types else None,
-            qk_norm=NormConfig("l2norm", eps=eps) if _flag(hf, "use_qk_norm") else None,
-            # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`
-            qk_norm_in_nope_layers=not _flag(hf, "use_qk_norm"),  # a setting of the QK-norm: only where there is one
-            temperature=temperature,
-        ),
-        **ffn_parts(
-            FFNConfig(hidden=positive_int(hf, "intermediate_size_mlp"), kind="glu", activation=act), moe,
-            tuple("moe" if i in set(moe_layers) else "dense" for i in range(n)),
-        ),
+    return llama_like_config(
+        hf, family="llama4", theta=500000.0, n_layers=n, ffn={"hidden": positive_int(hf, "intermediate_size_mlp")}, moe=moe,
+        attention={
+            "chunk": chunk if "chunked_attention" in types else None,
+            "qk_norm": NormConfig("l2norm", eps=eps) if flag(hf, "use_qk_norm") else None,
+            # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`; a
+            # setting of the QK-norm, so only where there is one
+            "qk_norm_in_nope_layers": not flag(hf, "use_qk_norm"),
+            "temperature": temperature,
+        },
         layer_types=tuple(_LAYER_TYPES[t] for t in types),
+        ffn_types=tuple("moe" if i in set(moe_layers) else "dense" for i in range(n)),
         rope_layers=tuple(bool(r) for r in uses_rope),
-        tie_embeddings=_flag(hf, "tie_word_embeddings"),
     )
-
-
-def _rope_rows(n_heads: Callable[[ModelConfig], int]) -> Callable[[Tensors, ModelConfig], Tensors]:
-    """Complex-pair RoPE rows (2j, 2j+1) of each head -> rotate-half rows (j, j + hd/2)."""
-
-    def load(ts: Tensors, cfg: ModelConfig) -> Tensors:
-        w, hd = ts[0], cfg.resolved_attention.head_dim
-        perm = interleaved_to_halves(hd)
-        return [w.reshape(n_heads(cfg), hd, *w.shape[1:])[:, perm].reshape(w.shape).contiguous()]
-
-    return load
 
 
 def _split_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
@@ -187,41 +135,21 @@ def _split_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
     return [gate.transpose(1, 2).contiguous(), up.transpose(1, 2).contiguous()]  # (E, F, D) each
 
 
-def _down(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    return [ts[0].transpose(1, 2).contiguous()]  # (E, F, D) -> (E, D, F)
-
-
 def _llama4_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     multimodal = hf.get("model_type") == "llama4"
     model = "language_model.model." if multimodal else "model."
-    p, ours = model + "layers.{i}.", "layers.{i}."
-    q_rows, k_rows = _rope_rows(lambda c: c.attention.n_heads), _rope_rows(lambda c: c.attention.n_kv_heads)
-    rules = [
-        rename("tok_emb.weight", model + "embed_tokens.weight"),
-        rename("norm.weight", model + "norm.weight"),
-        rename("head.weight", "language_model.lm_head.weight" if multimodal else "lm_head.weight"),
-        rename(ours + "attn_norm.weight", p + "input_layernorm.weight"),
-        rename(ours + "ffn_norm.weight", p + "post_attention_layernorm.weight"),
+    f = model + "layers.{i}.feed_forward."
+    rules = decoder_rules(
+        PRE_NORMS, model=model, head="language_model.lm_head.weight" if multimodal else "lm_head.weight", mlp="feed_forward",
+        # complex-form RoPE (view_as_complex pairs adjacent features): q/k rows to rotate-half
+        load={"wq": rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads),
+              "wk": rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads)},
+    )
+    return rules + shared_expert_rules(f + "shared_expert.") + [
+        rename("layers.{i}.ffn.router.weight", f + "router.weight"),
+        Rule(("layers.{i}.ffn.experts.gate", "layers.{i}.ffn.experts.up"), (f + "experts.gate_up_proj",), _split_gate_up),
+        rename("layers.{i}.ffn.experts.down", f + "experts.down_proj", transpose_experts),  # (E, F, D) -> (E, D, F)
     ]
-    for w in ("weight", "bias"):
-        rules += [
-            rename(f"{ours}attn.wq.{w}", f"{p}self_attn.q_proj.{w}", q_rows),
-            rename(f"{ours}attn.wk.{w}", f"{p}self_attn.k_proj.{w}", k_rows),
-            rename(f"{ours}attn.wv.{w}", f"{p}self_attn.v_proj.{w}"),
-            rename(f"{ours}attn.wo.{w}", f"{p}self_attn.o_proj.{w}"),
-        ]
-    f = p + "feed_forward."
-    for name in ("gate", "up", "down"):
-        rules += [
-            rename(f"{ours}ffn.{name}.weight", f"{f}{name}_proj.weight"),  # dense layers
-            rename(f"{ours}ffn.shared.{name}.weight", f"{f}shared_expert.{name}_proj.weight"),
-        ]
-    rules += [
-        rename(ours + "ffn.router.weight", f + "router.weight"),
-        Rule((ours + "ffn.experts.gate", ours + "ffn.experts.up"), (f + "experts.gate_up_proj",), _split_gate_up),
-        rename(ours + "ffn.experts.down", f + "experts.down_proj", _down),
-    ]
-    return rules
 
 
 def _vision_ignore(hf: dict, cfg: ModelConfig) -> list[str]:

@@ -1,15 +1,17 @@
-"""What the Llama-shaped HF families (mistral, mixtral, qwen3, qwen3_moe, olmo2, gemma3_text,
-smollm3) read alike: their config.json defaults, HF's per-layer `layer_types`, RoPE with a
-family's own default theta, and their tensor names (model.layers.{i}.self_attn / mlp, with
-experts stored per expert or fused). Not a family itself: it registers nothing."""
+"""How the Llama-shaped HF families (llama, mistral, mixtral, qwen3, qwen3_moe, olmo2, gemma3,
+smollm3, glm4_moe, gpt_oss, llama4, qwen3_next, deepseek) read config.json alike: the fields
+every one of them has (`llama_like_config`), their class defaults, HF's per-layer
+`layer_types`, and RoPE with a family's own default theta. Each family passes only what it
+reads differently. Not a family itself: it registers nothing. Their tensor names are
+llama_rules.py's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...config import ModelConfig, RopeConfig
-from .core import CheckpointError, Rule, Tensors, get_field, read_rope, rename
+from ...config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
+from .core import CheckpointError, activation, ffn_parts, get_field, read_rope
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "sliding"}
@@ -22,21 +24,46 @@ def with_defaults(hf: dict, defaults: dict[str, Any]) -> dict:
     return {**defaults, **hf}
 
 
-def layer_types(hf: dict, n_layers: int, derived: list[str]) -> tuple[str, ...]:
-    """config.json `layer_types` (HF's names) as ours; `derived` (HF names) when absent, the
-    list the HF config class's __post_init__ would build."""
+def layer_types(hf: dict, n_layers: int, derived: list[str], kinds: dict[str, str] = HF_LAYER_TYPES) -> tuple[str, ...]:
+    """config.json `layer_types` (HF's names, `kinds` maps them to ours) as ours; `derived` (HF
+    names) when absent, the list the HF config class's __post_init__ would build."""
     given = hf.get("layer_types")
     names = derived if given is None else given
     if not isinstance(names, list) or len(names) != n_layers:
         raise CheckpointError(
             f"config.json: layer_types needs one entry per layer (num_hidden_layers={n_layers}), got {names!r}"
         )
-    bad = sorted({t for t in names if t not in HF_LAYER_TYPES})
+    bad = sorted({str(t) for t in names if t not in kinds})
     if bad:
         raise CheckpointError(
-            f"config.json: layer_types has {bad}; model_type {hf.get('model_type')!r} supports {sorted(HF_LAYER_TYPES)}"
+            f"config.json: layer_types has {bad}; model_type {hf.get('model_type')!r} supports {sorted(kinds)}"
         )
-    return tuple(HF_LAYER_TYPES[t] for t in names)
+    return tuple(kinds[t] for t in names)
+
+
+def rope_layers(hf: dict, n_layers: int) -> tuple[bool, ...]:
+    """Which layers rotate (the others are NoPE): `no_rope_layers`, 1 where layer i uses RoPE
+    and 0 where not; when null or empty (Meta's Llama 4 configs say `[]`), every
+    no_rope_layer_interval-th layer is NoPE, as SmolLM3Config and Llama4TextConfig derive it."""
+    given = hf.get("no_rope_layers")
+    if given is None or given == []:
+        interval = positive_int(hf, "no_rope_layer_interval")
+        return tuple((i + 1) % interval != 0 for i in range(n_layers))
+    if not isinstance(given, list) or len(given) != n_layers or any(v not in (0, 1) for v in given):
+        raise CheckpointError(
+            f"config.json: no_rope_layers needs one 0 (NoPE) or 1 (RoPE) per layer (num_hidden_layers={n_layers}), got {given!r}"
+        )
+    return tuple(bool(v) for v in given)
+
+
+def sparse_ffn_types(hf: dict, n_layers: int, n_experts: int) -> tuple[str, ...]:
+    """Qwen's MoE layer plan (Qwen3MoeConfig, Qwen3NextConfig): layer i is MoE when there are
+    experts, (i + 1) % decoder_sparse_step == 0 and i is not in mlp_only_layers; else dense."""
+    step = positive_int(hf, "decoder_sparse_step")
+    dense = hf.get("mlp_only_layers") or []
+    if not isinstance(dense, list) or not all(isinstance(i, int) for i in dense):
+        raise CheckpointError(f"config.json: mlp_only_layers must be a list of layer indices, got {dense!r}")
+    return tuple("moe" if n_experts > 0 and (i + 1) % step == 0 and i not in dense else "dense" for i in range(n_layers))
 
 
 def sliding_window(hf: dict, types: Iterable[str], key: str = "sliding_window") -> int | None:
@@ -74,65 +101,76 @@ def head_dim(hf: dict, default: int | None = None) -> int:
     return positive_int(hf, "head_dim")
 
 
-# ---- tensor names ----------------------------------------------------------------------------
-
-ATTN = [(f"{o}.{w}", f"{t}.{w}") for o, t in (("wq", "q_proj"), ("wk", "k_proj"), ("wv", "v_proj"), ("wo", "o_proj"))
-        for w in ("weight", "bias")] + [("q_norm.weight", "q_norm.weight"), ("k_norm.weight", "k_norm.weight")]
-
-# our block norms (nn/block.py) -> HF decoder-layer names, per residual layout
-PRE_NORMS = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
-# OLMo 2 (modeling_olmo2.py Olmo2DecoderLayer): both norms sit on the sublayer outputs
-OUTPUT_NORMS = {"attn_post_norm": "post_attention_layernorm", "ffn_post_norm": "post_feedforward_layernorm"}
-# Gemma 2/3 (modeling_gemma3.py Gemma3DecoderLayer): post_attention_layernorm is the norm
-# *after* attention here, not the one before the MLP as in Llama
-SANDWICH_NORMS = {
-    "attn_norm": "input_layernorm", "attn_post_norm": "post_attention_layernorm",
-    "ffn_norm": "pre_feedforward_layernorm", "ffn_post_norm": "post_feedforward_layernorm",
-}
+def flag(hf: dict, key: str) -> bool:
+    """A true/false field. Anything else is refused: HF tests these for truth, so a string
+    "false" would silently mean true."""
+    v = hf.get(key)
+    if not isinstance(v, bool):
+        raise CheckpointError(f"config.json: {key} must be true or false, got {v!r}")
+    return v
 
 
-def decoder_rules(
-    norms: dict[str, str], model: str = "model.", head: str = "lm_head.weight", attn: list[tuple[str, str]] = ATTN
-) -> list[Rule]:
-    """Embedding, final norm, head, block norms, attention (`attn`: our names under attn. ->
-    theirs under self_attn.; by default q/k/v/o with biases and QK-norm) and the dense GLU,
-    under `model` (Gemma 3's multimodal checkpoints nest it as language_model.model.)."""
-    p = model + "layers.{i}."
-    rules = [
-        rename("tok_emb.weight", model + "embed_tokens.weight"),
-        rename("norm.weight", model + "norm.weight"),
-        rename("head.weight", head),
-    ]
-    rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in norms.items()]
-    rules += [rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}") for ours, theirs in attn]
-    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
-        for w in ("weight", "bias"):
-            rules.append(rename(f"layers.{{i}}.ffn.{ours}.{w}", f"{p}mlp.{theirs}.{w}"))
-    return rules
+def kv_heads(hf: dict, n_heads: int) -> int:
+    """num_key_value_heads; null means one per query head, as the HF config classes read it."""
+    return n_heads if hf.get("num_key_value_heads") is None else positive_int(hf, "num_key_value_heads")
 
 
-def _split_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
-    # (E, 2F, D), gate rows first: HF's MergeModulelist + Concatenate(dim=1) of [gate, up]
-    # (conversion_mapping.py), read back by `gate, up = linear(x, gate_up_proj[e]).chunk(2, -1)`
-    F = cfg.moe.hidden
-    return [ts[0][:, :F].contiguous(), ts[0][:, F:].contiguous()]
+def rms_norm(hf: dict, unit_offset: bool = False) -> NormConfig:
+    """RMSNorm of rms_norm_eps; unit_offset: scaled by (1 + w) (Gemma 3, Qwen3-Next)."""
+    return NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps"), unit_offset=unit_offset)
 
 
-def expert_rules(router: str, gate: str, up: str, down: str) -> list[Rule]:
-    """Routed experts stored per expert ({e} templates, what save_pretrained writes and the hub
-    holds), or fused as HF v5 holds them in memory: model.layers.{i}.mlp.gate.weight,
-    mlp.experts.gate_up_proj (E, 2F, D) and mlp.experts.down_proj (E, D, F), which
-    save_pretrained(save_original_format=False) writes."""
-    fused = "model.layers.{i}.mlp."
-    ours = "layers.{i}.ffn."
-    return [
-        Rule((ours + "router.weight",), (router,), alternative=rename(ours + "router.weight", fused + "gate.weight")),
-        Rule(
-            (ours + "experts.gate", ours + "experts.up"), (gate, up),
-            alternative=Rule((ours + "experts.gate", ours + "experts.up"), (fused + "experts.gate_up_proj",), _split_gate_up),
-        ),
-        Rule((ours + "experts.down",), (down,), alternative=rename(ours + "experts.down", fused + "experts.down_proj")),
-    ]
+def _fill(given: dict[str, Any], **read: Callable[[], Any]) -> dict[str, Any]:
+    """`given`, plus each field it lacks read from config.json by `read[field]`. Only missing
+    fields are read: a family that gives one does not need config.json to hold it."""
+    return {**{k: f() for k, f in read.items() if k not in given}, **given}
 
 
-IGNORE = (r".*rotary_emb\.inv_freq$",)  # a recomputed buffer older checkpoints carry
+def llama_like_config(
+    hf: dict,
+    *,
+    family: str,
+    theta: float = 10000.0,
+    act: str = "hidden_act",
+    attention: dict[str, Any] | AttentionConfig | MLAConfig | None = None,
+    ffn: dict[str, Any] | None = None,
+    **fields: Any,
+) -> ModelConfig:
+    """The ModelConfig of a Llama-shaped config.json (over its class's defaults: with_defaults):
+    vocab_size, hidden_size, num_hidden_layers, max_position_embeddings, an RMSNorm of
+    rms_norm_eps, RoPE (`theta` when config.json gives none), attention of num_attention_heads
+    / num_key_value_heads / head_dim with `attention_bias` on q, k, v and o, a GLU of
+    intermediate_size and `act` (kept only if some layer is dense, given `moe` and
+    `ffn_types`), tie_word_embeddings; named by model_type.
+
+    A family passes only where it differs: `attention` and `ffn` fields that replace or add to
+    these (or a whole attention config, such as DeepSeek's MLA), and any other ModelConfig
+    field in `fields`. What a family passes is not read from config.json."""
+    if not isinstance(attention, (AttentionConfig, MLAConfig)):
+        given = attention or {}
+        n_heads = given.get("n_heads") or positive_int(hf, "num_attention_heads")
+        attention = AttentionConfig(**_fill(
+            given,
+            n_heads=lambda: n_heads,
+            n_kv_heads=lambda: kv_heads(hf, n_heads),
+            head_dim=lambda: head_dim(hf),
+            qkv_bias=lambda: flag(hf, "attention_bias"),
+            out_bias=lambda: flag(hf, "attention_bias"),
+        ))
+    dense = FFNConfig(**_fill(
+        {"kind": "glu", **(ffn or {})},
+        hidden=lambda: positive_int(hf, "intermediate_size"),
+        activation=lambda: activation(hf, act),
+    ))
+    parts = ffn_parts(dense, fields.pop("moe", None), fields.pop("ffn_types", None))  # a dense FFN only if some layer uses it
+    return ModelConfig(family=family, attention=attention, **parts, **_fill(
+        fields,
+        name=lambda: str(hf.get("model_type")),
+        vocab_size=lambda: positive_int(hf, "vocab_size"),
+        d_model=lambda: positive_int(hf, "hidden_size"),
+        n_layers=lambda: positive_int(hf, "num_hidden_layers"),
+        max_seq_len=lambda: positive_int(hf, "max_position_embeddings"),
+        norm=lambda: rms_norm(hf),
+        position=lambda: rope(hf, theta),
+        tie_embeddings=lambda: bool(hf.get("tie_word_embeddings")),
+    ))

@@ -9,31 +9,16 @@ modeling_mixtral.py MixtralTopKRouter).
   builds its mask from `sliding_window` alone), so we do too.
 - Mixtral checkpoints store experts as block_sparse_moe.experts.{e}.w1 (gate), w3 (up) and
   w2 (down), the router as block_sparse_moe.gate; v5 keeps them fused under mlp.experts
-  (see llama_like.expert_rules), and either layout loads.
+  (see llama_rules.expert_rules), and either layout loads.
 """
 
 from __future__ import annotations
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from .core import ffn_parts, CheckpointError, HFFamily, Rule, activation, get_field, register
-from .llama_like import (
-    IGNORE,
-    PRE_NORMS,
-    decoder_rules,
-    expert_rules,
-    head_dim,
-    positive_int,
-    rope,
-    with_defaults,
-)
+from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ..mapping import Rule
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .llama_like import llama_like_config, positive_int, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, expert_rules
 
 # MistralConfig / MixtralConfig defaults that differ between the two (configuration_mistral.py,
 # configuration_mixtral.py); HF fills in what config.json leaves out.
@@ -66,36 +51,17 @@ def _mistral_config(hf: dict) -> ModelConfig:
             )
         except (ConfigError, TypeError) as e:
             raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
-    return ModelConfig(
-        name=str(model_type),
-        family="mistral",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        position=rope(hf, _THETA[model_type]),
-        attention=AttentionConfig(
-            n_heads=positive_int(hf, "num_attention_heads"),
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=head_dim(hf),
-            window=window,
-        ),
+    return llama_like_config(
+        hf, family="mistral", theta=_THETA[model_type], n_layers=n_layers,
+        attention={"qkv_bias": False, "out_bias": False, "window": window},
         # Mixtral's intermediate_size is each expert's width; no layer is dense
-        **ffn_parts(FFNConfig(hidden=hidden, kind="glu", activation=act), moe, None),
+        ffn={"hidden": hidden, "activation": act}, moe=moe,
         layer_types=("sliding" if window is not None else "global",) * n_layers,
-        tie_embeddings=bool(hf.get("tie_word_embeddings")),
     )
 
 
 def _mixtral_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    p = "model.layers.{i}.block_sparse_moe."
-    return decoder_rules(PRE_NORMS) + expert_rules(
-        router=p + "gate.weight",
-        gate=p + "experts.{e}.w1.weight",
-        up=p + "experts.{e}.w3.weight",
-        down=p + "experts.{e}.w2.weight",
-    )
+    return decoder_rules(PRE_NORMS) + expert_rules("model.layers.{i}.block_sparse_moe.", ("w1", "w3", "w2"))
 
 
 register(HFFamily(("mistral",), _mistral_config, lambda cfg, hf: decoder_rules(PRE_NORMS), ignore=IGNORE))

@@ -15,28 +15,13 @@ head's query and key, before RoPE) and head_dim independent of hidden_size.
 
 from __future__ import annotations
 
-from ...config import (
-    AttentionConfig,
-    ConfigError,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from .core import ffn_parts, CheckpointError, HFFamily, Rule, activation, get_field, register
+from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ..mapping import Rule
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import (
-    IGNORE,
-    PRE_NORMS,
-    decoder_rules,
-    expert_rules,
-    head_dim,
-    layer_types,
-    positive_int,
-    rope,
-    sliding_window,
-    with_defaults,
+    head_dim, layer_types, llama_like_config, positive_int, rms_norm, sliding_window, sparse_ffn_types, with_defaults,
 )
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, expert_rules
 
 _DEFAULTS = {
     "qwen3": {"num_key_value_heads": 32, "head_dim": 128, "rms_norm_eps": 1e-6, "hidden_act": "silu",
@@ -73,13 +58,7 @@ def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[st
     n_experts = hf.get("num_experts", hf.get("num_local_experts", 128))
     if not isinstance(n_experts, int) or isinstance(n_experts, bool) or n_experts < 0:
         raise CheckpointError(f"config.json: num_experts must be a non-negative integer, got {n_experts!r}")
-    step = positive_int(hf, "decoder_sparse_step")
-    dense_only = hf.get("mlp_only_layers") or []
-    if not isinstance(dense_only, list) or not all(isinstance(i, int) for i in dense_only):
-        raise CheckpointError(f"config.json: mlp_only_layers must be a list of layer indices, got {dense_only!r}")
-    ffn_types = tuple(
-        "moe" if n_experts > 0 and i not in dense_only and (i + 1) % step == 0 else "dense" for i in range(n_layers)
-    )
+    ffn_types = sparse_ffn_types(hf, n_layers, n_experts)
     if "moe" not in ffn_types:
         return None, ffn_types
     try:
@@ -101,44 +80,20 @@ def _qwen3_config(hf: dict) -> ModelConfig:
     n_layers = positive_int(hf, "num_hidden_layers")
     types = _qwen3_layer_types(hf, n_layers)
     moe, ffn_types = _qwen3_moe_plan(hf, n_layers) if model_type == "qwen3_moe" else (None, None)
-    eps = get_field(hf, "rms_norm_eps")
-    bias = bool(hf.get("attention_bias"))
-    n_heads = positive_int(hf, "num_attention_heads")
-    return ModelConfig(
-        name=str(model_type),
-        family="qwen3",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=eps),
-        position=rope(hf, 10000.0),
-        attention=AttentionConfig(
-            n_heads=n_heads,
-            n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (Qwen3Config.__post_init__)
-            head_dim=head_dim(hf, default=128 if model_type == "qwen3" else None),
-            qkv_bias=bias,
-            out_bias=bias,
-            window=sliding_window(hf, types),
-            qk_norm=NormConfig("rmsnorm", eps=eps),
-            qk_norm_scope="head",
-        ),
-        **ffn_parts(
-            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act")), moe, ffn_types
-        ),
-        layer_types=types,
-        tie_embeddings=bool(hf.get("tie_word_embeddings")),
+    norm = rms_norm(hf)
+    return llama_like_config(
+        hf, family="qwen3", n_layers=n_layers, norm=norm, moe=moe, layer_types=types, ffn_types=ffn_types,
+        attention={
+            "head_dim": head_dim(hf, default=128 if model_type == "qwen3" else None),
+            "window": sliding_window(hf, types),
+            "qk_norm": norm,
+            "qk_norm_scope": "head",
+        },
     )
 
 
 def _qwen3_moe_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
-    p = "model.layers.{i}.mlp."
-    return decoder_rules(PRE_NORMS) + expert_rules(
-        router=p + "gate.weight",
-        gate=p + "experts.{e}.gate_proj.weight",
-        up=p + "experts.{e}.up_proj.weight",
-        down=p + "experts.{e}.down_proj.weight",
-    )
+    return decoder_rules(PRE_NORMS) + expert_rules()
 
 
 register(HFFamily(("qwen3",), _qwen3_config, lambda cfg, hf: decoder_rules(PRE_NORMS), ignore=IGNORE))

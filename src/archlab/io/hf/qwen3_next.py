@@ -26,34 +26,11 @@ from typing import Any
 
 import torch
 
-from ...config import (
-    AttentionConfig,
-    DeltaNetConfig,
-    FFNConfig,
-    ModelConfig,
-    MoEConfig,
-    NormConfig,
-    RouterConfig,
-)
-from .core import (
-    ffn_parts,
-    CheckpointError,
-    HFFamily,
-    Rule,
-    Tensors,
-    activation,
-    read_rope,
-    register,
-    rename,
-)
-from .llama_like import (
-    ATTN,
-    IGNORE,
-    PRE_NORMS,
-    expert_rules,
-    positive_int,
-    with_defaults,
-)
+from ...config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
+from ..mapping import Rule, Tensors, rename
+from .core import CheckpointError, HFFamily, activation, register
+from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sparse_ffn_types, with_defaults
+from .llama_rules import ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, shared_expert_rules
 
 # Qwen3NextConfig's class defaults for the knobs a config.json may leave out (sizes are required)
 DEFAULTS: dict[str, Any] = {
@@ -70,29 +47,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 LAYER_TYPES = {"linear_attention": "linear", "full_attention": "global"}
-
-
-def _layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
-    names = hf.get("layer_types")
-    if names is None:
-        # Qwen3NextConfig.__post_init__: every full_attention_interval-th layer is full attention
-        interval = positive_int(hf, "full_attention_interval", 4)
-        names = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)]
-    if not isinstance(names, list) or len(names) != n_layers:
-        raise CheckpointError(f"config.json: layer_types needs one entry per layer (num_hidden_layers={n_layers}), got {names!r}")
-    bad = sorted({str(t) for t in names if t not in LAYER_TYPES})
-    if bad:
-        raise CheckpointError(f"config.json: layer_types has {bad}; qwen3_next supports {sorted(LAYER_TYPES)}")
-    return tuple(LAYER_TYPES[t] for t in names)
-
-
-def _ffn_types(hf: dict, n_layers: int) -> tuple[str, ...]:
-    n_experts = hf["num_experts"]
-    step = positive_int(hf, "decoder_sparse_step")
-    dense = hf["mlp_only_layers"]
-    if not isinstance(dense, list) or not all(isinstance(i, int) for i in dense):
-        raise CheckpointError(f"config.json: mlp_only_layers must be a list of layer indices, got {dense!r}")
-    return tuple("moe" if n_experts > 0 and (i + 1) % step == 0 and i not in dense else "dense" for i in range(n_layers))
 
 
 def _moe(hf: dict, act: str) -> MoEConfig:
@@ -126,42 +80,23 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
     rope_params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
     if "partial_rotary_factor" not in rope_params and hf.get("partial_rotary_factor") is None:
         hf = {**hf, "partial_rotary_factor": 0.25}  # Qwen3NextConfig's default
-    layer_types = _layer_types(hf, n_layers)
-    ffn_types = _ffn_types(hf, n_layers)
-    norm = NormConfig("rmsnorm", eps=float(hf["rms_norm_eps"]), unit_offset=True)
-    bias = bool(hf["attention_bias"])
-    return ModelConfig(
-        name="qwen3_next",
-        family="qwen3_next",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=norm,
-        position=read_rope(hf),
-        attention=AttentionConfig(
-            n_heads=positive_int(hf, "num_attention_heads"),
-            n_kv_heads=positive_int(hf, "num_key_value_heads"),
-            head_dim=positive_int(hf, "head_dim"),
-            qkv_bias=bias,
-            out_bias=bias,
-            qk_norm=norm,
-            qk_norm_scope="head",
-            output_gate=True,
-        ),
+    # Qwen3NextConfig.__post_init__: every full_attention_interval-th layer is full attention
+    interval = positive_int(hf, "full_attention_interval", 4)
+    types = layer_types(hf, n_layers, ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)],
+                        LAYER_TYPES)
+    ffn_types = sparse_ffn_types(hf, n_layers, hf["num_experts"])
+    norm = rms_norm(hf, unit_offset=True)
+    return llama_like_config(
+        hf, family="qwen3_next", n_layers=n_layers, norm=norm, layer_types=types, ffn_types=ffn_types,
+        attention={"head_dim": positive_int(hf, "head_dim"), "qk_norm": norm, "qk_norm_scope": "head", "output_gate": True},
         linear_attention=DeltaNetConfig(
             n_k_heads=positive_int(hf, "linear_num_key_heads"),
             n_v_heads=positive_int(hf, "linear_num_value_heads"),
             k_head_dim=positive_int(hf, "linear_key_head_dim"),
             v_head_dim=positive_int(hf, "linear_value_head_dim"),
             conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
-        ) if "linear" in layer_types else None,
-        **ffn_parts(
-            FFNConfig(hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=act),
-            _moe(hf, act) if "moe" in ffn_types else None, ffn_types,
-        ),
-        layer_types=layer_types,
-        tie_embeddings=bool(hf["tie_word_embeddings"]),
+        ) if "linear" in types else None,
+        moe=_moe(hf, act) if "moe" in ffn_types else None,
     )
 
 
@@ -211,12 +146,7 @@ def _conv_save(ts: Tensors, cfg: ModelConfig) -> Tensors:
 
 def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     p = "model.layers.{i}."
-    rules = [
-        rename("tok_emb.weight", "model.embed_tokens.weight"),
-        rename("norm.weight", "model.norm.weight"),
-        rename("head.weight", "lm_head.weight"),
-    ]
-    rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in PRE_NORMS.items()]
+    rules = decoder_rules(PRE_NORMS, attn=[])
     # Both mixers are `attn` in our tree and both have a `wo`, so their rules are per layer.
     for i, kind in enumerate(s.kind for s in cfg.layers):
         ours, theirs = f"layers.{i}.attn.", f"model.layers.{i}."
@@ -233,13 +163,8 @@ def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
             ]
         else:
             rules += [rename(ours + o, theirs + "self_attn." + t) for o, t in ATTN]
-    for ours, theirs in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
-        rules.append(rename(f"layers.{{i}}.ffn.{ours}.weight", f"{p}mlp.{theirs}.weight"))
-        rules.append(rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{p}mlp.shared_expert.{theirs}.weight"))
     rules.append(rename("layers.{i}.ffn.shared_gate.weight", p + "mlp.shared_expert_gate.weight"))
-    e = p + "mlp.experts.{e}."
-    rules += expert_rules(p + "mlp.gate.weight", e + "gate_proj.weight", e + "up_proj.weight", e + "down_proj.weight")
-    return rules
+    return rules + shared_expert_rules(p + "mlp.shared_expert.") + expert_rules()
 
 
 register(HFFamily(

@@ -12,19 +12,10 @@
 
 from __future__ import annotations
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from .core import CheckpointError, HFFamily, activation, get_field, register
-from .llama_like import (
-    IGNORE,
-    PRE_NORMS,
-    decoder_rules,
-    head_dim,
-    layer_types,
-    positive_int,
-    rope,
-    sliding_window,
-    with_defaults,
-)
+from ...config import ModelConfig
+from .core import CheckpointError, HFFamily, register
+from .llama_like import layer_types, llama_like_config, positive_int, rope_layers, sliding_window, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
 # SmolLM3Config defaults (configuration_smollm3.py)
 _DEFAULTS = {"num_key_value_heads": 4, "rms_norm_eps": 1e-6, "hidden_act": "silu", "tie_word_embeddings": True,
@@ -32,55 +23,20 @@ _DEFAULTS = {"num_key_value_heads": 4, "rms_norm_eps": 1e-6, "hidden_act": "silu
              "no_rope_layer_interval": 4}
 
 
-def _rope_layers(hf: dict, n_layers: int) -> tuple[bool, ...]:
-    given = hf.get("no_rope_layers")
-    if given is None:
-        interval = positive_int(hf, "no_rope_layer_interval")
-        return tuple((i + 1) % interval != 0 for i in range(n_layers))
-    if not isinstance(given, list) or len(given) != n_layers or any(v not in (0, 1) for v in given):
-        raise CheckpointError(
-            f"config.json: no_rope_layers needs one 0 (NoPE) or 1 (RoPE) per layer (num_hidden_layers={n_layers}), got {given!r}"
-        )
-    return tuple(bool(v) for v in given)
-
-
 def _smollm3_config(hf: dict) -> ModelConfig:
     hf = with_defaults(hf, _DEFAULTS)
     n_layers = positive_int(hf, "num_hidden_layers")
-    rope_layers = _rope_layers(hf, n_layers)
+    rotates = rope_layers(hf, n_layers)
     slides = bool(hf.get("use_sliding_window")) and hf.get("sliding_window") is not None
-    types = layer_types(hf, n_layers, ["sliding_attention" if slides and not r else "full_attention" for r in rope_layers])
+    types = layer_types(hf, n_layers, ["sliding_attention" if slides and not r else "full_attention" for r in rotates])
     if "sliding" in types and not slides:
         # SmolLM3Attention keeps its window only with use_sliding_window; eager and flash would disagree
         raise CheckpointError(
             "config.json: layer_types has sliding_attention layers, but use_sliding_window is false or sliding_window null"
         )
-    bias = bool(hf.get("attention_bias"))
-    n_heads = positive_int(hf, "num_attention_heads")
-    return ModelConfig(
-        name="smollm3",
-        family="smollm",
-        vocab_size=positive_int(hf, "vocab_size"),
-        d_model=positive_int(hf, "hidden_size"),
-        n_layers=n_layers,
-        max_seq_len=positive_int(hf, "max_position_embeddings"),
-        norm=NormConfig("rmsnorm", eps=get_field(hf, "rms_norm_eps")),
-        position=rope(hf, 2e6),
-        attention=AttentionConfig(
-            n_heads=n_heads,
-            n_kv_heads=hf.get("num_key_value_heads") or n_heads,  # null: MHA (SmolLM3Config.__post_init__)
-            head_dim=head_dim(hf),
-            qkv_bias=bias,
-            out_bias=bias,
-            window=sliding_window(hf, types),
-        ),
-        ffn=FFNConfig(
-            hidden=positive_int(hf, "intermediate_size"), kind="glu", activation=activation(hf, "hidden_act"),
-            bias=bool(hf.get("mlp_bias")),
-        ),
-        layer_types=types,
-        rope_layers=rope_layers,
-        tie_embeddings=bool(hf.get("tie_word_embeddings")),
+    return llama_like_config(
+        hf, family="smollm", theta=2e6, n_layers=n_layers, layer_types=types, rope_layers=rotates,
+        attention={"window": sliding_window(hf, types)}, ffn={"bias": bool(hf.get("mlp_bias"))},
     )
 
 

@@ -1,18 +1,14 @@
-"""GGUF (llama.cpp's file format) -> archlab, per `general.architecture`.
+"""GGUF files (llama.cpp's format), read: the header, the metadata and the tensors, dequantized.
 
 A GGUF file holds metadata (the architecture's hyperparameters under `{arch}.*`, the
-tokenizer under `tokenizer.*`) and tensors, many of them quantized in blocks. Each
-architecture is a `GGUFArch`: how to read its metadata into a ModelConfig, and a list of
-`TensorRule`s pairing our tensor names with llama.cpp's (with the layout change between:
-llama.cpp's converter stores the query/key rows of each head in adjacent-pair RoPE order,
-our model uses HF's rotate-half order). Quantized tensors are dequantized with the `gguf`
-package (llama.cpp's own Python reference) to float32, then cast to the requested dtype.
+tokenizer under `tokenizer.*`) and tensors, many of them quantized in blocks. The header is
+parsed here (GGUFFile), checking every length the file declares against its size: a file that
+cannot be parsed (truncated, corrupted, not GGUF) is a CheckpointError naming the file, never a
+struct or numpy stack trace. Quantized tensors are dequantized with the `gguf` package
+(llama.cpp's own Python reference) to float32 numpy arrays.
 
-Loading checks the whole file against what its metadata says the model holds and reports
-every missing, unexpected, wrongly shaped or unsupported tensor at once; nothing is loaded
-partially. The header is parsed here (GGUFFile), checking every length the file declares
-against its size: a file that cannot be parsed (truncated, corrupted, not GGUF) is a
-CheckpointError naming the file, never a struct or numpy stack trace.
+This module knows nothing of models and needs no torch, so that reading a GGUF vocabulary
+(tokenizer.py) stays light; what the tensors mean to archlab is arch.py's and load.py's.
 """
 
 from __future__ import annotations
@@ -20,20 +16,16 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import torch
 
-from ..config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
-from ..nn.position import interleaved_to_halves
-from .safetensors_dir import CheckpointError
+from ...errors import CheckpointError
 
-__all__ = ["load_gguf", "read_gguf_config", "GGUFFile", "GGUFTensor", "ARCHITECTURES", "SUPPORTED_TYPES"]
+__all__ = ["GGUFFile", "GGUFTensor", "SUPPORTED_TYPES"]
 
 # Tensor types we dequantize. Each is checked in tests/test_gguf.py against an independent
 # dequantizer (HF transformers' torch implementation, or the block layout written out by hand),
@@ -309,8 +301,8 @@ class GGUFFile:
         row_bytes = (t.shape[0] if t.shape else 1) // block * type_size
         return data.reshape(*reversed(t.shape[1:]), row_bytes)
 
-    def read(self, name: str) -> torch.Tensor:
-        """The tensor dequantized to float32, in torch's (rows, columns) order."""
+    def read(self, name: str) -> np.ndarray:
+        """The tensor dequantized to a float32 array, rows first (numpy's and torch's order)."""
         from gguf.quants import dequantize
 
         t = self.tensors[name]
@@ -332,7 +324,7 @@ class GGUFFile:
             raise CheckpointError(
                 f"{self.path}: tensor {name!r} ({t.tensor_type.name}) cannot be dequantized ({e}); the file may be corrupted"
             ) from None
-        return torch.from_numpy(values)
+        return values
 
 
 def _map(path: Path) -> tuple[mmap.mmap, str]:
@@ -360,278 +352,3 @@ def _map(path: Path) -> tuple[mmap.mmap, str]:
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), order
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot be memory-mapped ({e})") from None
-
-
-# ---- reading the metadata -------------------------------------------------------------------
-
-def _int(g: GGUFFile, suffix: str, default: Any = _MISSING) -> Any:
-    v = g.arch_value(suffix, default)
-    if isinstance(v, list):
-        # Some architectures give per-layer lists (e.g. OpenELM head counts); one value is all we model.
-        if len(set(v)) != 1:
-            raise CheckpointError(f"{g.path}: {g.architecture}.{suffix} varies per layer ({v}); not supported")
-        v = v[0]
-    return None if v is None else int(v)
-
-
-def _vocab_size(g: GGUFFile) -> int:
-    if g.has("tokenizer.ggml.tokens"):
-        return g.length("tokenizer.ggml.tokens")  # one entry per token; cheaper than decoding them all
-    v = g.arch_value("vocab_size", None)
-    if v is not None:
-        return int(v)
-    if "token_embd.weight" in g:
-        return g.shape("token_embd.weight")[0]
-    raise CheckpointError(f"{g.path}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, {g.architecture}.vocab_size or token_embd.weight)")
-
-
-# Llama 3.x's RoPE scaling is not in GGUF metadata: llama.cpp's converter
-# (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors) stores the per-frequency divisors
-# it implies as a tensor `rope_freqs.weight` instead. We recover the RopeScaling that yields
-# exactly those divisors, trying the parameters Meta has used and powers of two for the context.
-def _llama3_divisors(s: RopeScaling, theta: float, dim: int) -> torch.Tensor:
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
-    wavelen = 2 * math.pi / inv_freq
-    low_wavelen = s.original_max_seq_len / s.low_freq_factor
-    high_wavelen = s.original_max_seq_len / s.high_freq_factor
-    smooth = (s.original_max_seq_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
-    mid = 1.0 / ((1 - smooth) / s.factor + smooth)
-    return torch.where(wavelen < high_wavelen, torch.ones_like(mid), torch.where(wavelen > low_wavelen, torch.full_like(mid, s.factor), mid))
-
-
-def _llama3_from_divisors(g: GGUFFile, divisors: torch.Tensor, theta: float, dim: int, ctx: int) -> RopeScaling | None:
-    d = divisors.double()
-    if torch.allclose(d, torch.ones_like(d)):
-        return None
-    factor = float(d.max())
-    contexts = sorted({2**k for k in range(4, 21)} | {max(1, round(ctx / factor))})
-    for low in (1.0, 0.5, 2.0):
-        for high in (4.0, 2.0, 8.0):
-            if high <= low:
-                continue
-            for orig in contexts:
-                s = RopeScaling("llama3", factor=factor, original_max_seq_len=orig, low_freq_factor=low, high_freq_factor=high)
-                if torch.allclose(_llama3_divisors(s, theta, dim), d, rtol=1e-4, atol=1e-5):
-                    return s
-    raise CheckpointError(
-        f"{g.path}: rope_freqs.weight holds RoPE frequency divisors (max {factor:g}) that match no Llama 3 "
-        "scaling (tried low_freq_factor 0.5/1/2, high_freq_factor 2/4/8, contexts 16..1M); not supported"
-    )
-
-
-def _rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
-    theta = float(g.arch_value("rope.freq_base", 10000.0))
-    rot = _int(g, "rope.dimension_count", head_dim)
-    if rot > head_dim or rot <= 0:
-        raise CheckpointError(f"{g.path}: {g.architecture}.rope.dimension_count={rot} must be in (0, head_dim={head_dim}]")
-    kind = g.arch_value("rope.scaling.type", "none")
-    scaling = None
-    if kind in ("linear", "yarn"):
-        factor = float(g.arch_value("rope.scaling.factor"))
-        orig = int(g.arch_value("rope.scaling.original_context_length", ctx))
-        if kind == "linear":
-            scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
-        else:
-            scaling = RopeScaling(
-                "yarn", factor=factor, original_max_seq_len=orig,
-                beta_fast=float(g.arch_value("rope.scaling.yarn_beta_fast", 32.0)),
-                beta_slow=float(g.arch_value("rope.scaling.yarn_beta_slow", 1.0)),
-                attention_factor=g.arch_value("rope.scaling.attn_factor", None),
-            )
-    elif kind != "none":
-        raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.type={kind!r} is not supported (supported: none, linear, yarn)")
-    if "rope_freqs.weight" in g:
-        if scaling is not None:
-            raise CheckpointError(f"{g.path}: has both rope.scaling.type={kind!r} and rope_freqs.weight; not supported")
-        divisors = g.read("rope_freqs.weight").flatten()
-        if divisors.numel() != rot // 2:
-            raise CheckpointError(f"{g.path}: rope_freqs.weight has {divisors.numel()} entries, expected rope dimensions / 2 = {rot // 2}")
-        scaling = _llama3_from_divisors(g, divisors, theta, rot, ctx)
-    return RopeConfig(theta=theta, partial=rot / head_dim, scaling=scaling)
-
-
-def _llama_config(g: GGUFFile) -> ModelConfig:
-    d = _int(g, "embedding_length")
-    n_heads = _int(g, "attention.head_count")
-    head_dim = _int(g, "attention.key_length", None) or (d // n_heads if n_heads else None)
-    value_dim = _int(g, "attention.value_length", head_dim)
-    if value_dim != head_dim:
-        raise CheckpointError(f"{g.path}: {g.architecture}.attention.value_length={value_dim} differs from key_length={head_dim}; not supported")
-    ctx = _int(g, "context_length")
-    return ModelConfig(
-        name=g.path.stem,
-        family="llama",
-        source=str(g.path),
-        vocab_size=_vocab_size(g),
-        d_model=d,
-        n_layers=_int(g, "block_count"),
-        max_seq_len=ctx,
-        norm=NormConfig("rmsnorm", eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5))),
-        position=_rope(g, head_dim, ctx),
-        attention=AttentionConfig(
-            n_heads=n_heads,
-            n_kv_heads=_int(g, "attention.head_count_kv", n_heads),
-            head_dim=head_dim,
-            # llama.cpp's llama graph takes optional biases when the tensors are present.
-            qkv_bias="blk.0.attn_q.bias" in g,
-            out_bias="blk.0.attn_output.bias" in g,
-        ),
-        ffn=FFNConfig(hidden=_int(g, "feed_forward_length"), kind="glu", activation="silu", bias="blk.0.ffn_up.bias" in g),
-        # llama.cpp reuses token_embd for the output when the file has no output.weight.
-        tie_embeddings="output.weight" not in g,
-    )
-
-
-# ---- tensor names and layouts ---------------------------------------------------------------
-
-def _same(t: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-    return t
-
-
-def _unpermute(heads: Callable[[AttentionConfig], int]) -> Callable[[torch.Tensor, ModelConfig], torch.Tensor]:
-    """Undo llama.cpp's per-head RoPE row permutation (convert_hf_to_gguf.py, LlamaModel.permute:
-    `w.reshape(n_head, 2, rows // n_head // 2, ...).swapaxes(1, 2)`), which turns HF's rotate-half
-    rows (first halves, then second halves) into adjacent pairs (x0, x_half, x1, x_half+1, ...).
-    Adjacent-pair -> halves is exactly `interleaved_to_halves` within each head."""
-
-    def f(t: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-        n = heads(cfg.resolved_attention)
-        per_head = t.reshape(n, t.shape[0] // n, *t.shape[1:])  # (heads, head_dim, [in])
-        perm = interleaved_to_halves(per_head.shape[1])
-        return per_head[:, perm].reshape(t.shape)
-
-    return f
-
-
-@dataclass(frozen=True)
-class TensorRule:
-    """Our tensor `ours` is the GGUF tensor `theirs` passed through `load`. Both may hold {i}."""
-
-    ours: str
-    theirs: str
-    load: Callable[[torch.Tensor, ModelConfig], torch.Tensor] = _same
-
-
-@dataclass(frozen=True)
-class GGUFArch:
-    read_config: Callable[[GGUFFile], ModelConfig]
-    rules: Callable[[ModelConfig], list[TensorRule]]
-    # GGUF tensors consumed while reading the config (not model weights)
-    ignore: tuple[str, ...] = ()
-
-
-def _llama_rules(cfg: ModelConfig) -> list[TensorRule]:
-    q = _unpermute(lambda a: a.n_heads)
-    k = _unpermute(lambda a: a.n_kv_heads)
-    rules = [
-        TensorRule("tok_emb.weight", "token_embd.weight"),
-        TensorRule("norm.weight", "output_norm.weight"),
-        TensorRule("head.weight", "output.weight"),
-        TensorRule("layers.{i}.attn_norm.weight", "blk.{i}.attn_norm.weight"),
-        TensorRule("layers.{i}.ffn_norm.weight", "blk.{i}.ffn_norm.weight"),
-    ]
-    for w in ("weight", "bias"):
-        rules += [
-            TensorRule(f"layers.{{i}}.attn.wq.{w}", f"blk.{{i}}.attn_q.{w}", q),
-            TensorRule(f"layers.{{i}}.attn.wk.{w}", f"blk.{{i}}.attn_k.{w}", k),
-            TensorRule(f"layers.{{i}}.attn.wv.{w}", f"blk.{{i}}.attn_v.{w}"),
-            TensorRule(f"layers.{{i}}.attn.wo.{w}", f"blk.{{i}}.attn_output.{w}"),
-        ]
-        for ours, theirs in (("gate", "ffn_gate"), ("up", "ffn_up"), ("down", "ffn_down")):
-            rules.append(TensorRule(f"layers.{{i}}.ffn.{ours}.{w}", f"blk.{{i}}.{theirs}.{w}"))
-    return rules
-
-
-# general.architecture -> how to read it. New families (qwen3, gemma3, ...) are one entry each.
-ARCHITECTURES: dict[str, GGUFArch] = {
-    "llama": GGUFArch(_llama_config, _llama_rules, ignore=("rope_freqs.weight",)),
-}
-
-
-# ---- loading ----------------------------------------------------------------------------------
-
-def _arch(g: GGUFFile) -> GGUFArch:
-    arch = g.architecture
-    if arch not in ARCHITECTURES:
-        raise CheckpointError(
-            f"{g.path}: general.architecture {arch!r} is not supported; supported: {', '.join(sorted(ARCHITECTURES))}"
-        )
-    return ARCHITECTURES[arch]
-
-
-def _read_config(g: GGUFFile, arch: GGUFArch) -> ModelConfig:
-    try:
-        return arch.read_config(g)
-    except ConfigError as e:
-        raise CheckpointError(f"{g.path}: metadata describes an invalid model: {e}") from None
-
-
-def read_gguf_config(path: str | Path) -> ModelConfig:
-    """The ModelConfig a GGUF file's metadata describes (no tensor is read)."""
-    g = GGUFFile(path)
-    return _read_config(g, _arch(g))
-
-
-def _plan(g: GGUFFile, arch: GGUFArch, cfg: ModelConfig, expected: dict[str, torch.Size]) -> list[tuple[str, str, TensorRule]]:
-    """(ours, theirs, rule) for every tensor of the model, after checking names, shapes and
-    types of the whole file; every problem is reported in one CheckpointError."""
-    plan, missing = [], []
-    for rule in arch.rules(cfg):
-        if "{i}" in rule.ours:
-            rx = re.compile(re.escape(rule.ours).replace(r"\{i\}", r"(\d+)") + "$")
-            layer_ids = sorted({int(m[1]) for k in expected if (m := rx.match(k))})
-        else:
-            layer_ids = [None]
-        for i in layer_ids:
-            ours, theirs = rule.ours.format(i=i), rule.theirs.format(i=i)
-            if ours not in expected:
-                continue  # an optional part this config does not have (a bias, an untied head)
-            if theirs not in g:
-                missing.append(f"{theirs} (for {ours})")
-                continue
-            plan.append((ours, theirs, rule))
-    covered = {ours for ours, _, _ in plan}
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_listing(missing)}")
-    not_covered = sorted(set(expected) - covered)
-    if not_covered and not missing:
-        problems.append(f"no GGUF tensor maps to: {_listing(not_covered)}")
-    used = {theirs for _, theirs, _ in plan} | set(arch.ignore)
-    unexpected = sorted(set(g.tensors) - used)
-    if unexpected:
-        problems.append(f"unexpected tensors (not part of the model the metadata describes): {_listing(unexpected)}")
-    shapes = [
-        f"{theirs}: expected {tuple(expected[ours])}, got {g.shape(theirs)}"
-        for ours, theirs, _ in plan
-        if g.shape(theirs) != tuple(expected[ours])
-    ]
-    if shapes:
-        problems.append(f"wrongly shaped tensors: {_listing(shapes)}")
-    unsupported = [f"{theirs} ({g.type_name(theirs)})" for _, theirs, _ in plan if g.type_name(theirs) not in SUPPORTED_TYPES]
-    if unsupported:
-        problems.append(
-            f"tensors of unsupported type: {_listing(unsupported)}; supported types: {', '.join(sorted(SUPPORTED_TYPES))}"
-        )
-    if problems:
-        raise CheckpointError(f"{g.path}: GGUF file does not match its metadata ({g.architecture}):\n  " + "\n  ".join(problems))
-    return plan
-
-
-def _listing(items: list[str], limit: int = 12) -> str:
-    shown = "; ".join(items[:limit])
-    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
-    """A model from a GGUF file; quantized tensors are dequantized (to float32, then `dtype`)."""
-    from ..api import build  # the model knows nothing of files; io calls into it, not back
-
-    g = GGUFFile(path)
-    arch = _arch(g)
-    cfg = _read_config(g, arch)
-    model = build(cfg, dtype=dtype, device="meta")
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    state = {ours: rule.load(g.read(theirs), cfg).to(dtype) for ours, theirs, rule in _plan(g, arch, cfg, expected)}
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device) if device is not None else model

@@ -1,0 +1,23 @@
+"""GGUF (llama.cpp's file format) -> archlab.
+
+- reader.py: the file itself (header, metadata, tensors, dequantization); numpy only, no torch.
+- arch.py: per `general.architecture`, its metadata as a ModelConfig and its tensor names as
+  rules of the mapping engine (io/mapping.py).
+- load.py: a model from a file, checked as a whole against what its metadata describes.
+
+Importing this package imports only the reader; the names that need torch (load_gguf,
+read_gguf_config, ARCHITECTURES) load their modules on first use, so that reading a vocabulary
+(tokenizer.py) never imports torch.
+"""
+
+from ..._lazy import lazy_attributes
+from .reader import SUPPORTED_TYPES, GGUFFile, GGUFTensor
+
+# name -> module that defines it; imported on first access (these need torch)
+_LAZY = {"load_gguf": "load", "read_gguf_config": "load", "GGUFCheckpoint": "load", "ARCHITECTURES": "arch", "GGUFArch": "arch"}
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
+
+
+__all__ = ["load_gguf", "read_gguf_config", "GGUFFile", "GGUFTensor", "GGUFCheckpoint", "ARCHITECTURES", "GGUFArch", "SUPPORTED_TYPES"]

@@ -1,0 +1,115 @@
+"""Saving as HF `deepseek_v2` / `deepseek_v3`: what a config needs to be one exactly, its
+config.json, and the state our model lacks (a sigmoid router's zero selection bias). Reading
+them, and the tensor names both ways, are deepseek.py's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...config import ModelConfig
+from .core import HF_ACTIVATION, common_problems, rope_json
+
+
+def _ffn_kinds(cfg: ModelConfig) -> tuple[str, ...]:
+    return tuple(s.ffn for s in cfg.layers)
+
+
+def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
+    p = common_problems(cfg)
+    f, m = cfg.resolved_ffn, cfg.moe
+    if cfg.norm.kind != "rmsnorm":
+        p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
+    if f is not None and (f.kind != "glu" or f.bias):
+        p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
+    if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
+        p.append(f"d_model={cfg.d_model} with n_heads={cfg.resolved_attention.n_heads} "
+                 "(HF's DeepseekV2Config requires hidden_size divisible by the heads)")
+    if m is None:
+        return p
+    if f is not None and m.activation != f.activation:
+        p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (DeepSeek has one hidden_act)")
+    k = _ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers
+    if _ffn_kinds(cfg) != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
+        p.append(f"ffn_types={list(_ffn_kinds(cfg))} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    r = m.router
+    if v3:
+        if r.score != "sigmoid":
+            p.append(f"moe.router.score={r.score!r} (deepseek_v3 scores experts with sigmoids)")
+        if r.n_groups > 1 and r.group_score != "top2_sum":
+            p.append(f"moe.router.group_score={r.group_score!r} (deepseek_v3 ranks groups by their two best experts: 'top2_sum')")
+        if m.n_experts // r.n_groups < 2:
+            p.append(f"{m.n_experts} experts in {r.n_groups} groups (deepseek_v3 ranks groups by their two best experts, so needs 2 per group)")
+    else:
+        if r.score != "softmax":
+            p.append(f"moe.router.score={r.score!r} (deepseek_v2 scores experts with a softmax)")
+        if r.score_bias:
+            p.append("moe.router.score_bias (deepseek_v2 has no selection bias)")
+        if r.norm_topk:
+            p.append("moe.router.norm_topk=True (HF's deepseek_v2 ignores norm_topk_prob and never renormalises)")
+        if r.n_groups > 1 and r.group_score != "max":
+            p.append(f"moe.router.group_score={r.group_score!r} (deepseek_v2 ranks groups by their best expert: 'max')")
+    return p
+
+
+def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
+    a, m = cfg.resolved_attention, cfg.moe
+    hf: dict[str, Any] = {
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.d_model,
+        # required even when no layer is dense (then unused: the experts' width stands in)
+        "intermediate_size": (cfg.resolved_ffn or cfg.moe).hidden,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": a.n_heads,
+        # MLA shares one latent between all heads; HF's attention code wants the count of K/V heads it rebuilds
+        "num_key_value_heads": a.n_heads,
+        "q_lora_rank": a.q_lora_rank,
+        "kv_lora_rank": a.kv_lora_rank,
+        "qk_nope_head_dim": a.qk_nope_head_dim,
+        "qk_rope_head_dim": a.qk_rope_head_dim,
+        "v_head_dim": a.v_head_dim,
+        "hidden_act": HF_ACTIVATION[(cfg.resolved_ffn or cfg.moe).activation],
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm.eps,
+        **rope_json(cfg),
+        "attention_bias": a.bias,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+    }
+    if v3:
+        # our weights are rotate-half; the save rules permute them back to DeepSeek's adjacent pairs
+        hf.update(rope_interleave=True, num_nextn_predict_layers=0)
+    if m is None:
+        # no MoE layer at all: every layer is one of the first_k_dense_replace dense ones
+        hf.update(n_routed_experts=0, n_shared_experts=0, n_group=1, topk_group=1, first_k_dense_replace=cfg.n_layers)
+        return hf
+    r = m.router
+    hf.update(
+        n_routed_experts=m.n_experts,
+        num_experts_per_tok=m.top_k,
+        moe_intermediate_size=m.hidden,
+        n_shared_experts=m.n_shared,
+        routed_scaling_factor=r.scale,
+        norm_topk_prob=r.norm_topk,
+        scoring_func=r.score,
+        topk_method="noaux_tc" if v3 else "group_limited_greedy" if r.n_groups > 1 else "greedy",
+        n_group=r.n_groups,
+        topk_group=r.topk_groups,
+        first_k_dense_replace=_ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers,
+        moe_layer_freq=1,
+    )
+    return hf
+
+
+def zero_score_bias(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """deepseek_v3's router always has a selection bias; a sigmoid router without one is
+    the same router with a zero bias."""
+    if cfg.moe is None or cfg.moe.router.score_bias:
+        return state
+    out = {}
+    for k, v in state.items():
+        out[k] = v
+        if k.endswith(".ffn.router.weight"):
+            out[k.removesuffix("weight") + "score_bias"] = torch.zeros(v.shape[0], dtype=v.dtype)
+    return out
