@@ -5,8 +5,9 @@ layers below it, which this test checks by reading every module's imports with `
 imports inside functions included: a lazy import still couples the two modules). The layers,
 lowest first:
 
-- base: config.py, errors.py, presets/ -- what a model *is*, in plain Python; _lazy.py (lazy
-  package attributes). Also io/__init__.py
+- base: config.py, errors.py, presets/ -- what a model *is*, in plain Python; parts/ -- what
+  each kind of mixer and FFN costs and is called (it names its nn module as a string, imported
+  only when a model is built); _lazy.py (lazy package attributes). Also io/__init__.py
   (which only re-exports CheckpointError) and io/atomic.py (atomic file writes, torch-free),
   which reports write through.
 - analysis: analysis.py, describe.py, report.py -- torch-free siblings of config that count,
@@ -54,7 +55,7 @@ MODULES = {
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli",
 }
-PACKAGES = {"archlab.presets": "base", "archlab.nn": "nn", "archlab.io": "io"}
+PACKAGES = {"archlab.presets": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io"}
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.

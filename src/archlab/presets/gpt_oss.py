@@ -14,7 +14,6 @@ HF's GptOssConfig); sizes from the gpt-oss-120b & gpt-oss-20b model card (arXiv:
 
 from ..config import (
     AttentionConfig,
-    FFNConfig,
     ModelConfig,
     MoEConfig,
     NormConfig,

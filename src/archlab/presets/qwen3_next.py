@@ -23,7 +23,6 @@ the shared GLU is n_shared * hidden as our schema stores it); sizes from the mod
 from ..config import (
     AttentionConfig,
     DeltaNetConfig,
-    FFNConfig,
     ModelConfig,
     MoEConfig,
     NormConfig,
