@@ -21,6 +21,7 @@ from typing import Any
 from .analysis import Analysis, analyze, dtype_bytes
 from .config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
 from .parts import FFNS, MIXERS
+from .parts.base import fmt_tokens
 from .presets import names as _preset_names, verified as _preset_verified
 
 __all__ = [
@@ -102,15 +103,6 @@ def fmt_bytes(n: float) -> str:
     if abs(n) < 1024:
         return f"{n:g} B"
     return _scaled(n, (("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)), " ")
-
-
-def fmt_tokens(n: int) -> str:
-    """Token counts as context lengths are named: 8K = 8192, 1M = 1048576; others exact."""
-    if n >= 1024**2 and n % 1024**2 == 0:
-        return f"{n // 1024**2}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024}K"
-    return f"{n:,}"
 
 
 def fmt_si(x: float) -> str:

@@ -7,15 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
-from .base import MixerKind, Words, linear, norm_params, visible
-
-
-def _fmt_tokens(n: int) -> str:
-    if n >= 1024**2 and n % 1024**2 == 0:
-        return f"{n // 1024**2}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024}K"
-    return f"{n:,}"
+from .base import MixerKind, Words, fmt_tokens, linear, norm_params, visible
 
 
 class Attention(MixerKind):
@@ -56,9 +48,9 @@ class Attention(MixerKind):
 
     def span(self, spec: LayerSpec) -> str:
         if spec.window is not None:
-            return f"sliding({_fmt_tokens(spec.window)})"
+            return f"sliding({fmt_tokens(spec.window)})"
         if spec.chunk is not None:
-            return f"chunked({_fmt_tokens(spec.chunk)})"
+            return f"chunked({fmt_tokens(spec.chunk)})"
         return "global"
 
     def letter(self, spec: LayerSpec) -> str:

@@ -20,6 +20,15 @@ def norm_params(n: NormConfig, dim: int) -> int:
     return dim * (2 if n.bias else 1)
 
 
+def fmt_tokens(n: int) -> str:
+    """Token counts as context lengths are named: 8K = 8192, 1M = 1048576; others exact."""
+    if n >= 1024**2 and n % 1024**2 == 0:
+        return f"{n // 1024**2}M"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}K"
+    return f"{n:,}"
+
+
 def visible(spec: LayerSpec, context: int) -> int:
     """Keys a query at position `context` (1-based) attends to in this layer."""
     if spec.window is not None:
