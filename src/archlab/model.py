@@ -44,19 +44,29 @@ class Transformer(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """The one documented initialisation (GPT-2's): weights N(0, 0.02), biases 0, norms 1,
-        and the projections that write into the residual stream (attention `wo`, FFN `down`)
-        scaled by 1/sqrt(2 * n_layers) so the residual's variance does not grow with depth."""
+        and every matrix that writes into the residual stream scaled by 1/sqrt(2 * n_layers)
+        so the residual's variance does not grow with depth. Which those are each module
+        says in `residual_writers` (names of its parameters whose output its block adds to
+        the residual: attention and MLA `wo`, DeltaNet `wo`, the dense, shared and routed
+        experts' `down`); nothing here guesses from names."""
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layers)
-        for name, module in self.named_modules():
+        writers = {id(p) for p in self.residual_params()}
+        for module in self.modules():
             if isinstance(module, nn.Linear):
-                last = name.rsplit(".", 1)[-1]
-                nn.init.normal_(module.weight, std=residual_std if last in ("wo", "down") else 0.02)
+                nn.init.normal_(module.weight, std=residual_std if id(module.weight) in writers else 0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
             elif hasattr(module, "reset_parameters") and module is not self:
-                module.reset_parameters()
+                module.reset_parameters()  # its matrices N(0, 0.02), as above
+                for p in module.parameters(recurse=False):
+                    if id(p) in writers:
+                        nn.init.normal_(p, std=residual_std)
+
+    def residual_params(self) -> list[nn.Parameter]:
+        """Every parameter whose output is added to the residual stream, as the modules declare."""
+        return [m.get_parameter(n) for m in self.modules() for n in getattr(m, "residual_writers", ())]
 
     # ---- forward ------------------------------------------------------------------------
     def _check_input(self, input_ids: torch.Tensor) -> None:

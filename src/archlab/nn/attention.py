@@ -89,6 +89,9 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 
 class Attention(nn.Module):
+    # parameters whose output is added to the residual stream (Transformer.init_weights scales them)
+    residual_writers = ("wo.weight",)
+
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
         super().__init__()
         a = cfg.attention

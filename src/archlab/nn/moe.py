@@ -78,6 +78,8 @@ class Experts(nn.Module):
     weights_on="output" weighs each expert's output by its router weight (most models);
     "input" scales the token before the expert instead (Llama 4)."""
 
+    residual_writers = ("down",)
+
     def __init__(self, d_model: int, cfg: MoEConfig):
         super().__init__()
         E, Fh, D = cfg.n_experts, cfg.hidden, d_model
