@@ -1,13 +1,16 @@
 """What training needs of the model beyond a correct forward: depth-scaled init of every
-residual writer."""
+residual writer, a forward with no host sync (so torch.compile traces it whole)."""
 
 import math
 import re
+import warnings
 
 import pytest
 import torch
 
 import archlab
+from archlab.config import MoEConfig, RouterConfig
+from archlab.nn.moe import Experts
 
 # ---- initialisation -----------------------------------------------------------------------
 
@@ -54,3 +57,97 @@ def test_routed_experts_down_is_scaled():
     assert downs
     for d in downs:
         assert _close_std(d.detach(), 0.02 / math.sqrt(2 * cfg.n_layers))
+
+
+# ---- no host sync ----------------------------------------------------------------------------
+
+# Every family, and where a family has both, its dense and MoE members; together they cover
+# every part (learned/ALiBi/RoPE/NoPE positions, post/parallel/sandwich/output blocks, sliding
+# and chunked windows, MLA, DeltaNet, sinks, softcaps, temperatures, every router).
+FAMILIES = [
+    "gpt2", "gpt-1", "gpt-neox-20b", "bloom-176b", "llama-3-8b", "mistral-7b", "mixtral-8x7b",
+    "deepseek-v2-lite", "deepseek-v3", "olmo-2-7b", "gemma-3-27b", "llama-4-maverick", "qwen3-8b",
+    "qwen3-30b-a3b", "smollm3-3b", "kimi-k2", "glm-4.5", "gpt-oss-20b", "grok-2.5", "qwen3-next-80b-a3b",
+]
+
+
+def _compile(model):
+    torch._dynamo.reset()
+    # fullgraph: any graph break (.item(), .tolist(), a shape that depends on data) raises
+    return torch.compile(model, backend="eager", fullgraph=True)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_training_forward_compiles_as_one_graph(name):
+    """A graph break is where the forward would read a tensor back to the host. MoE models run
+    in bfloat16: torch 2.13 lets torch.compile trace torch._grouped_mm (the experts' sync-free
+    path) in bfloat16 only; in float32 the experts take the per-expert split, which needs the
+    counts on the host and so cannot be one graph."""
+    torch.manual_seed(0)
+    cfg = archlab.tiny(name)
+    model = archlab.build(cfg, dtype=torch.bfloat16 if cfg.moe is not None else torch.float32)
+    ids = torch.randint(0, cfg.vocab_size, (2, 24))
+    expected = model(ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dynamo's note that it traces through lru_cache
+        compiled = _compile(model)
+        logits = compiled(ids)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    logits.float().square().mean().backward()
+    assert model.tok_emb.weight.grad is not None
+
+
+def test_out_of_range_ids_under_compile_still_raise():
+    model = archlab.build(archlab.tiny("gpt2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = _compile(model)
+        compiled(torch.tensor([[1, 2, 3]]))
+        with pytest.raises(RuntimeError, match=r"token ids must be in \[0, 512\)"):
+            compiled(torch.tensor([[1, 2, 512]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("variant", ["plain", "gpt-oss", "weights-on-input"])
+def test_grouped_experts_equal_split_experts(variant, dtype):
+    """The sync-free path (torch._grouped_mm) against the per-expert split, outputs and
+    gradients, with an expert that gets no token and groups that need padding."""
+    torch.manual_seed(0)
+    kw = {
+        "plain": {},
+        "gpt-oss": {"bias": True, "swiglu_limit": 7.0},
+        "weights-on-input": {"router": RouterConfig(weights_on="input")},
+    }[variant]
+    experts = Experts(16, MoEConfig(n_experts=5, top_k=2, hidden=24, **kw))
+    experts.reset_parameters()
+    for b in (experts.gate_bias, experts.up_bias, experts.down_bias):
+        if b is not None:
+            b.data.normal_()
+    experts.to(dtype)
+    x = torch.randn(9, 16, dtype=dtype, requires_grad=True)
+    idx = torch.tensor([[0, 1], [1, 2], [1, 0], [3, 1], [0, 2], [1, 3], [2, 0], [1, 0], [3, 2]])  # 4 gets nothing
+    w = torch.rand(9, 2)
+    out = {}
+    for grouped in (False, True):
+        experts.grouped = grouped
+        y = experts(x, idx, w)
+        grads = torch.autograd.grad(y, [x, *experts.parameters()], torch.ones_like(y).normal_(generator=torch.Generator().manual_seed(1)))
+        out[grouped] = (y, grads)
+    torch.testing.assert_close(out[True][0], out[False][0])
+    for a, b in zip(out[True][1], out[False][1]):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["llama-3-8b", "deepseek-v3", "gpt-oss-20b", "qwen3-next-80b-a3b", "bloom-176b"])
+def test_no_host_sync_on_cuda(name):
+    cfg = archlab.tiny(name)
+    model = archlab.build(cfg, dtype=torch.bfloat16, device="cuda")
+    ids = torch.randint(0, cfg.vocab_size, (2, 64), device="cuda")
+    model(ids).float().square().mean().backward()  # warm-up: per-device tables are copied once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        model(ids).float().square().mean().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -75,9 +75,18 @@ class Transformer(nn.Module):
             raise ValueError(f"input_ids: expected an integer tensor of shape [batch, seq], got {got}")
         if input_ids.numel() == 0:
             raise ValueError("input_ids: empty batch or sequence")
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"input_ids: token ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
+        V = self.config.vocab_size
+        if input_ids.device.type == "cpu" and not torch.compiler.is_compiling():
+            # the ids are on the host already: a clear error costs nothing
+            lo, hi = int(input_ids.min()), int(input_ids.max())
+            if lo < 0 or hi >= V:
+                raise ValueError(f"input_ids: token ids must be in [0, {V}), got values in [{lo}, {hi}]")
+        else:
+            # Reading the ids back would stall an accelerator on every forward (and break a
+            # compiled graph), so the check runs on the device: an error on the CPU, a device-side
+            # assert on CUDA (as the embedding's own bounds check would be). generate() checks the
+            # ids on the host before they reach the model.
+            torch._assert_async(((input_ids >= 0) & (input_ids < V)).all(), f"input_ids: token ids must be in [0, {V})")
 
     def new_cache(
         self,
