@@ -1,5 +1,6 @@
 """What training needs of the model beyond a correct forward: depth-scaled init of every
-residual writer, a forward with no host sync (so torch.compile traces it whole)."""
+residual writer, a forward with no host sync (so torch.compile traces it whole), and a loss
+that never holds all the logits."""
 
 import math
 import re
@@ -7,6 +8,9 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 import archlab
 from archlab.config import MoEConfig, RouterConfig
@@ -92,8 +96,9 @@ def test_training_forward_compiles_as_one_graph(name):
         warnings.simplefilter("ignore")  # dynamo's note that it traces through lru_cache
         compiled = _compile(model)
         logits = compiled(ids)
+        loss = compiled(ids[:, :-1], targets=ids[:, 1:])
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
-    logits.float().square().mean().backward()
+    loss.backward()
     assert model.tok_emb.weight.grad is not None
 
 
@@ -144,10 +149,96 @@ def test_no_host_sync_on_cuda(name):
     cfg = archlab.tiny(name)
     model = archlab.build(cfg, dtype=torch.bfloat16, device="cuda")
     ids = torch.randint(0, cfg.vocab_size, (2, 64), device="cuda")
-    model(ids).float().square().mean().backward()  # warm-up: per-device tables are copied once
+    model(ids, targets=ids).backward()  # warm-up: per-device tables are copied once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        model(ids).float().square().mean().backward()
+        model(ids, targets=ids).backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+# ---- loss --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gpt2", "grok-2.5", "deepseek-v3", "gemma-3-27b", "qwen3-next-80b-a3b"])
+def test_loss_equals_cross_entropy_of_logits(name):
+    """gpt2: tied head; grok-2.5: logit scale and softcap; deepseek-v3: MLA and MoE; gemma:
+    tied, embedding scale; qwen3-next: DeltaNet. Float64, chunks that do not divide the tokens,
+    ignored targets."""
+    torch.manual_seed(0)
+    cfg = archlab.tiny(name)
+    model = archlab.build(cfg, dtype=torch.float64)
+    model.loss_chunk = 7
+    ids = torch.randint(0, cfg.vocab_size, (2, 19))
+    targets = torch.randint(0, cfg.vocab_size, (2, 19))
+    targets[0, :3] = -100
+    targets[1, -1] = -100
+
+    params = list(model.parameters())
+    expected = F.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
+    expected_grads = torch.autograd.grad(expected, params, allow_unused=True)
+    loss = model(ids, targets=targets)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    for (n, _), g, e in zip(model.named_parameters(), grads, expected_grads):
+        if e is None:
+            assert g is None or not g.any(), n
+        else:
+            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-14, msg=n)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, targets=targets), expected, rtol=1e-12, atol=0)
+
+
+def test_hidden_states_path():
+    torch.manual_seed(0)
+    model = archlab.build(archlab.tiny("grok-2.5"))
+    ids = torch.randint(0, 512, (2, 10))
+    h = model(ids, return_hidden=True)
+    assert h.shape == (2, 10, model.config.d_model)
+    assert torch.equal(model.logits(h), model(ids))
+
+
+def test_loss_argument_errors():
+    model = archlab.build(archlab.tiny("gpt2"))
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"targets: expected an integer tensor shaped like input_ids \(2, 5\), got \(2, 4\)"):
+        model(ids, targets=ids[:, 1:])
+    with pytest.raises(ValueError, match=r"targets and return_hidden=True"):
+        model(ids, targets=ids, return_hidden=True)
+
+
+class _WidestVocabTensor(TorchDispatchMode):
+    """Records the most rows of any newly allocated (..., vocab) tensor an op produces
+    (forward and backward, recomputation included); views of existing tensors don't count."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab, self.rows = vocab, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.dim() and t.shape[-1] == self.vocab and t.untyped_storage().data_ptr() not in inputs:
+                self.rows = max(self.rows, t.numel() // self.vocab)
+        return out
+
+
+@pytest.mark.parametrize("name", ["gpt2", "grok-2.5", "mixtral-8x7b"])
+def test_loss_never_holds_all_logits(name):
+    torch.manual_seed(0)
+    cfg = archlab.tiny(name)
+    model = archlab.build(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (4, 64))
+
+    def widest(fn):
+        with _WidestVocabTensor(cfg.vocab_size) as mode:
+            fn().backward()
+        return mode.rows
+
+    assert widest(lambda: F.cross_entropy(model(ids).flatten(0, 1), ids.flatten())) == 4 * 64
+    for chunk in (16, 100):
+        model.loss_chunk = chunk
+        assert widest(lambda: model(ids, targets=ids)) == chunk

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .cache import Cache
 from .config import MLAConfig, ModelConfig
@@ -32,6 +34,10 @@ class Transformer(nn.Module):
         self.norm = make_norm(c.norm, c.d_model) if c.block != "post" else None
         # Tied embeddings: no head at all, logits use tok_emb.weight (one tensor, counted once).
         self.head = None if c.tie_embeddings else nn.Linear(c.d_model, c.vocab_size, bias=False)
+        # Tokens per chunk of forward(targets=...): each chunk's (chunk, vocab) logits exist only
+        # while its loss (and, in backward, its gradient) is computed. 1024 tokens of a 256K
+        # vocabulary are 1 GiB of float32 logits, already large next to the activations.
+        self.loss_chunk = 1024
 
     @property
     def rotary_dim(self) -> int:
@@ -108,13 +114,35 @@ class Transformer(nn.Module):
         input_ids: torch.Tensor,
         cache: Cache | None = None,
         pad: torch.Tensor | None = None,
+        *,
+        targets: torch.Tensor | None = None,
+        return_hidden: bool = False,
     ) -> torch.Tensor:
         """input_ids (B, T) -> logits (B, T, vocab).
 
         With a cache, the tokens continue the cached sequences (at slots cache.length onwards)
         and the cache advances. pad (B,) marks each row's leading padding tokens (a batch of
-        prompts of different lengths, left-padded); with a cache it is the cache's own."""
+        prompts of different lengths, left-padded); with a cache it is the cache's own.
+
+        targets (B, T): return instead the mean cross-entropy of the logits against them
+        (targets[b, t] is the token that should follow input_ids[b, t], no shifting; -100 is
+        ignored, as in HF), without ever holding all (B, T, vocab) logits: see `loss`.
+        return_hidden: return the final (normalised) hidden states (B, T, d_model), before
+        the head; `logits` turns them into logits."""
         self._check_input(input_ids)
+        if targets is not None and return_hidden:
+            raise ValueError("forward: targets and return_hidden=True ask for different outputs; pass one")
+        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.shape != input_ids.shape or targets.is_floating_point()):
+            got = f"{tuple(targets.shape)} {targets.dtype}" if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets: expected an integer tensor shaped like input_ids {tuple(input_ids.shape)}, got {got}")
+        h = self._hidden(input_ids, cache, pad)
+        if return_hidden:
+            return h
+        if targets is not None:
+            return self.loss(h, targets)
+        return self.logits(h)
+
+    def _hidden(self, input_ids: torch.Tensor, cache: Cache | None, pad: torch.Tensor | None) -> torch.Tensor:
         B, T = input_ids.shape
         start = 0
         if cache is not None:
@@ -148,10 +176,44 @@ class Transformer(nn.Module):
             cache.length += T
         if self.norm is not None:
             x = self.norm(x)
-        logits = self.head(x) if self.head is not None else x @ self.tok_emb.weight.T
+        return x
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (..., d_model) -> logits (..., vocab), with the logit scale and
+        softcap of the config."""
+        logits = self.head(h) if self.head is not None else h @ self.tok_emb.weight.T
         c = self.config
         if c.logit_scale is not None:
             logits = logits * c.logit_scale
         if c.logit_softcap is not None:
             logits = c.logit_softcap * torch.tanh(logits / c.logit_softcap)
         return logits
+
+    def _loss_sum(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # in float32 at least, as HF's loss does (a bfloat16 log-softmax over a large vocabulary
+        # loses the small probabilities)
+        logits = self.logits(h)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
+
+    def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits of hidden states h (..., d_model) against targets
+        (...), skipping targets of -100 (NaN when every target is skipped, as
+        F.cross_entropy). The same value and gradients as cross-entropy over self.logits(h),
+        computed `loss_chunk` tokens at a time: each chunk's logits are dropped once its loss
+        is summed and recomputed in backward (activation checkpointing), so at most one
+        chunk's (loss_chunk, vocab) logits are alive, not all of them."""
+        h = h.reshape(-1, h.shape[-1])
+        targets = targets.reshape(-1)
+        n = self.loss_chunk
+        total = h.new_zeros((), dtype=torch.promote_types(h.dtype, torch.float32))
+        # split, not slices: backward then joins the chunks' gradients once, instead of
+        # padding each to the full (tokens, d_model) and adding
+        for h_c, t_c in zip(h.split(n), targets.split(n)):
+            if torch.is_grad_enabled():
+                # the head has no randomness to replay, so no RNG state to save
+                part = checkpoint(self._loss_sum, h_c, t_c, use_reentrant=False, preserve_rng_state=False)
+            else:
+                part = self._loss_sum(h_c, t_c)
+            total = total + part
+        return total / (targets != -100).sum()
