@@ -1,6 +1,6 @@
 """What training needs of the model beyond a correct forward: depth-scaled init of every
-residual writer, a forward with no host sync (so torch.compile traces it whole), and a loss
-that never holds all the logits."""
+residual writer, a forward with no host sync (so torch.compile traces it whole), a loss that
+never holds all the logits, and per-layer expert load counters."""
 
 import math
 import re
@@ -92,6 +92,7 @@ def test_training_forward_compiles_as_one_graph(name):
     model = archlab.build(cfg, dtype=torch.bfloat16 if cfg.moe is not None else torch.float32)
     ids = torch.randint(0, cfg.vocab_size, (2, 24))
     expected = model(ids)
+    model.reset_expert_load()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dynamo's note that it traces through lru_cache
         compiled = _compile(model)
@@ -100,6 +101,8 @@ def test_training_forward_compiles_as_one_graph(name):
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
     loss.backward()
     assert model.tok_emb.weight.grad is not None
+    if cfg.moe is not None:  # the counters updated inside the graph
+        assert (model.expert_load().sum(-1) == (2 * 24 + 2 * 23) * cfg.moe.top_k).all()
 
 
 def test_out_of_range_ids_under_compile_still_raise():
@@ -154,6 +157,7 @@ def test_no_host_sync_on_cuda(name):
     torch.cuda.set_sync_debug_mode("error")
     try:
         model(ids, targets=ids).backward()
+        model.expert_load()
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
@@ -242,3 +246,52 @@ def test_loss_never_holds_all_logits(name):
     for chunk in (16, 100):
         model.loss_chunk = chunk
         assert widest(lambda: model(ids, targets=ids)) == chunk
+
+
+# ---- expert load -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "mixtral-8x7b", "gpt-oss-20b", "llama-4-maverick", "qwen3-next-80b-a3b"])
+def test_expert_load_counts_routed_tokens(name):
+    torch.manual_seed(0)
+    cfg = archlab.tiny(name)
+    model = archlab.build(cfg)
+    moe_layers = [layer.ffn for layer in model.layers if hasattr(layer.ffn, "experts")]
+    assert len(moe_layers) == cfg.ffn_types.count("moe")
+    assert model.expert_load().shape == (len(moe_layers), cfg.moe.n_experts)
+    assert not model.expert_load().any()  # built at zero
+
+    chosen = []
+    hooks = [m.router.register_forward_hook(lambda mod, inp, out: chosen.append(out[1])) for m in moe_layers]
+    ids = torch.randint(0, cfg.vocab_size, (3, 17))
+    logits = model(ids)
+    for h in hooks:
+        h.remove()
+    load = model.expert_load()
+    assert (load.sum(-1) == 3 * 17 * cfg.moe.top_k).all()
+    for row, idx in zip(load, chosen):
+        assert torch.equal(row, torch.bincount(idx.flatten(), minlength=cfg.moe.n_experts))
+
+    assert torch.equal(model(ids), logits)  # counting changes nothing the model computes
+    assert torch.equal(model.expert_load(), 2 * load)  # and accumulates
+    model.reset_expert_load()
+    assert not model.expert_load().any()
+
+
+def test_expert_load_is_not_state():
+    cfg = archlab.tiny("deepseek-v3")
+    model = archlab.build(cfg)
+    assert not any("load" in k for k in model.state_dict())
+    # as the checkpoint loaders do: build on meta, assign the loaded tensors
+    loaded = archlab.build(cfg, device="meta")
+    loaded.load_state_dict(model.state_dict(), strict=True, assign=True)
+    assert loaded.expert_load().device.type == "cpu" and not loaded.expert_load().any()
+    ids = torch.randint(0, cfg.vocab_size, (1, 8))
+    assert torch.equal(loaded(ids), model(ids))
+    assert torch.equal(loaded.expert_load(), model.expert_load())
+
+
+def test_dense_model_has_no_expert_load():
+    model = archlab.build(archlab.tiny("llama-3-8b"))
+    assert model.expert_load().shape == (0, 0)
+    model.reset_expert_load()

@@ -14,6 +14,7 @@ from .cache import Cache
 from .config import MLAConfig, ModelConfig
 from .nn.block import BLOCKS
 from .nn.context import Context
+from .nn.moe import Experts
 from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
 
@@ -69,10 +70,29 @@ class Transformer(nn.Module):
                 for p in module.parameters(recurse=False):
                     if id(p) in writers:
                         nn.init.normal_(p, std=residual_std)
+        self.reset_expert_load()
 
     def residual_params(self) -> list[nn.Parameter]:
         """Every parameter whose output is added to the residual stream, as the modules declare."""
         return [m.get_parameter(n) for m in self.modules() for n in getattr(m, "residual_writers", ())]
+
+    # ---- expert load --------------------------------------------------------------------
+    def _experts(self) -> list[Experts]:
+        return [m for m in self.modules() if isinstance(m, Experts)]
+
+    def expert_load(self) -> torch.Tensor:
+        """Tokens routed to each expert since the last reset: (n_moe_layers, n_experts), one row
+        per MoE layer in layer order (int64, on the model's device; reading it does not sync).
+        Each row sums to tokens * top_k. (0, 0) for a model without experts. Every forward
+        counts, generation's included; a forward recomputed by activation checkpointing counts
+        again. Loading weights (load_state_dict) starts the counts afresh."""
+        counters = [e.load for e in self._experts()]
+        return torch.stack(counters) if counters else torch.zeros(0, 0, dtype=torch.int64)
+
+    def reset_expert_load(self) -> None:
+        with torch.no_grad():
+            for e in self._experts():
+                e.load.zero_()
 
     # ---- forward ------------------------------------------------------------------------
     def _check_input(self, input_ids: torch.Tensor) -> None:

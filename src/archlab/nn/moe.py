@@ -71,6 +71,16 @@ def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: fl
     return (up + 1) * gate * torch.sigmoid(alpha * gate)
 
 
+def _reset_load(module: "Experts", incompatible_keys) -> None:
+    # New weights, new statistics. And checkpoint loaders build on the meta device and assign
+    # the loaded tensors: the counter, in no state_dict, would stay on meta (and block
+    # model.to(device)); it starts where the weights landed.
+    if module.load.is_meta:
+        module.load = torch.zeros(module.load.shape, dtype=module.load.dtype, device=module.down.device)
+    else:
+        module.load.zero_()
+
+
 def _add_bias(t_S: torch.Tensor, bias_E: torch.Tensor, expert_S: torch.Tensor) -> torch.Tensor:
     """t_S plus each slot's expert's bias. Gathered in float32 at least: the bias's gradient
     sums over every slot of its expert, and a bfloat16 scatter-add would round at each
@@ -124,6 +134,10 @@ class Experts(nn.Module):
         # None: the sync-free grouped path where it is one (see the class docstring), else the
         # per-expert split. Tests force either.
         self.grouped: bool | None = None
+        # Tokens routed to each expert since the last reset (Transformer.expert_load). Not
+        # persistent: a statistic of the run, not a weight, and HF checkpoints load strictly.
+        self.load = nn.Buffer(torch.zeros(E, dtype=torch.int64), persistent=False)
+        self.register_load_state_dict_post_hook(_reset_load)
 
     def reset_parameters(self) -> None:
         for p in (self.gate, self.up, self.down):
@@ -183,6 +197,8 @@ class Experts(nn.Module):
         # computed on the device (no atomics, so deterministic)
         ends_E = torch.searchsorted(expert_S, torch.arange(E, device=expert_S.device, dtype=expert_S.dtype), right=True)
         counts_E = torch.diff(ends_E, prepend=ends_E.new_zeros(1))
+        with torch.no_grad():
+            self.load += counts_E
         token = order // K
         w_sorted = w_NK.reshape(-1)[order, None]  # float32
         x_sorted = x_ND[token]  # (N*K, D)
