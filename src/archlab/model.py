@@ -6,12 +6,15 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .cache import Cache
 from .config import MLAConfig, ModelConfig
 from .nn.block import BLOCKS
 from .nn.context import Context
+from .nn.moe import Experts
 from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
 from .presets import resolve as resolve_config
@@ -33,6 +36,10 @@ class Transformer(nn.Module):
         self.norm = make_norm(c.norm, c.d_model) if c.block != "post" else None
         # Tied embeddings: no head at all, logits use tok_emb.weight (one tensor, counted once).
         self.head = None if c.tie_embeddings else nn.Linear(c.d_model, c.vocab_size, bias=False)
+        # Tokens per chunk of forward(targets=...): each chunk's (chunk, vocab) logits exist only
+        # while its loss (and, in backward, its gradient) is computed. 1024 tokens of a 256K
+        # vocabulary are 1 GiB of float32 logits, already large next to the activations.
+        self.loss_chunk = 1024
 
     @property
     def rotary_dim(self) -> int:
@@ -45,19 +52,48 @@ class Transformer(nn.Module):
     @torch.no_grad()
     def init_weights(self) -> None:
         """The one documented initialisation (GPT-2's): weights N(0, 0.02), biases 0, norms 1,
-        and the projections that write into the residual stream (attention `wo`, FFN `down`)
-        scaled by 1/sqrt(2 * n_layers) so the residual's variance does not grow with depth."""
+        and every matrix that writes into the residual stream scaled by 1/sqrt(2 * n_layers)
+        so the residual's variance does not grow with depth. Which those are each module
+        says in `residual_writers` (names of its parameters whose output its block adds to
+        the residual: attention and MLA `wo`, DeltaNet `wo`, the dense, shared and routed
+        experts' `down`); nothing here guesses from names."""
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layers)
-        for name, module in self.named_modules():
+        writers = {id(p) for p in self.residual_params()}
+        for module in self.modules():
             if isinstance(module, nn.Linear):
-                last = name.rsplit(".", 1)[-1]
-                nn.init.normal_(module.weight, std=residual_std if last in ("wo", "down") else 0.02)
+                nn.init.normal_(module.weight, std=residual_std if id(module.weight) in writers else 0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
             elif hasattr(module, "reset_parameters") and module is not self:
-                module.reset_parameters()
+                module.reset_parameters()  # its matrices N(0, 0.02), as above
+                for p in module.parameters(recurse=False):
+                    if id(p) in writers:
+                        nn.init.normal_(p, std=residual_std)
+        self.reset_expert_load()
+
+    def residual_params(self) -> list[nn.Parameter]:
+        """Every parameter whose output is added to the residual stream, as the modules declare."""
+        return [m.get_parameter(n) for m in self.modules() for n in getattr(m, "residual_writers", ())]
+
+    # ---- expert load --------------------------------------------------------------------
+    def _experts(self) -> list[Experts]:
+        return [m for m in self.modules() if isinstance(m, Experts)]
+
+    def expert_load(self) -> torch.Tensor:
+        """Tokens routed to each expert since the last reset: (n_moe_layers, n_experts), one row
+        per MoE layer in layer order (int64, on the model's device; reading it does not sync).
+        Each row sums to tokens * top_k. (0, 0) for a model without experts. Every forward
+        counts, generation's included; a forward recomputed by activation checkpointing counts
+        again. Loading weights (load_state_dict) starts the counts afresh."""
+        counters = [e.load for e in self._experts()]
+        return torch.stack(counters) if counters else torch.zeros(0, 0, dtype=torch.int64)
+
+    def reset_expert_load(self) -> None:
+        with torch.no_grad():
+            for e in self._experts():
+                e.load.zero_()
 
     # ---- forward ------------------------------------------------------------------------
     def _check_input(self, input_ids: torch.Tensor) -> None:
@@ -66,9 +102,18 @@ class Transformer(nn.Module):
             raise ValueError(f"input_ids: expected an integer tensor of shape [batch, seq], got {got}")
         if input_ids.numel() == 0:
             raise ValueError("input_ids: empty batch or sequence")
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"input_ids: token ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
+        V = self.config.vocab_size
+        if input_ids.device.type == "cpu" and not torch.compiler.is_compiling():
+            # the ids are on the host already: a clear error costs nothing
+            lo, hi = int(input_ids.min()), int(input_ids.max())
+            if lo < 0 or hi >= V:
+                raise ValueError(f"input_ids: token ids must be in [0, {V}), got values in [{lo}, {hi}]")
+        else:
+            # Reading the ids back would stall an accelerator on every forward (and break a
+            # compiled graph), so the check runs on the device: an error on the CPU, a device-side
+            # assert on CUDA (as the embedding's own bounds check would be). generate() checks the
+            # ids on the host before they reach the model.
+            torch._assert_async(((input_ids >= 0) & (input_ids < V)).all(), f"input_ids: token ids must be in [0, {V})")
 
     def new_cache(
         self,
@@ -90,13 +135,35 @@ class Transformer(nn.Module):
         input_ids: torch.Tensor,
         cache: Cache | None = None,
         pad: torch.Tensor | None = None,
+        *,
+        targets: torch.Tensor | None = None,
+        return_hidden: bool = False,
     ) -> torch.Tensor:
         """input_ids (B, T) -> logits (B, T, vocab).
 
         With a cache, the tokens continue the cached sequences (at slots cache.length onwards)
         and the cache advances. pad (B,) marks each row's leading padding tokens (a batch of
-        prompts of different lengths, left-padded); with a cache it is the cache's own."""
+        prompts of different lengths, left-padded); with a cache it is the cache's own.
+
+        targets (B, T): return instead the mean cross-entropy of the logits against them
+        (targets[b, t] is the token that should follow input_ids[b, t], no shifting; -100 is
+        ignored, as in HF), without ever holding all (B, T, vocab) logits: see `loss`.
+        return_hidden: return the final (normalised) hidden states (B, T, d_model), before
+        the head; `logits` turns them into logits."""
         self._check_input(input_ids)
+        if targets is not None and return_hidden:
+            raise ValueError("forward: targets and return_hidden=True ask for different outputs; pass one")
+        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.shape != input_ids.shape or targets.is_floating_point()):
+            got = f"{tuple(targets.shape)} {targets.dtype}" if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets: expected an integer tensor shaped like input_ids {tuple(input_ids.shape)}, got {got}")
+        h = self._hidden(input_ids, cache, pad)
+        if return_hidden:
+            return h
+        if targets is not None:
+            return self.loss(h, targets)
+        return self.logits(h)
+
+    def _hidden(self, input_ids: torch.Tensor, cache: Cache | None, pad: torch.Tensor | None) -> torch.Tensor:
         B, T = input_ids.shape
         start = 0
         if cache is not None:
@@ -130,7 +197,12 @@ class Transformer(nn.Module):
             cache.length += T
         if self.norm is not None:
             x = self.norm(x)
-        logits = self.head(x) if self.head is not None else x @ self.tok_emb.weight.T
+        return x
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (..., d_model) -> logits (..., vocab), with the logit scale and
+        softcap of the config."""
+        logits = self.head(h) if self.head is not None else h @ self.tok_emb.weight.T
         c = self.config
         if c.logit_scale is not None:
             logits = logits * c.logit_scale
@@ -138,6 +210,34 @@ class Transformer(nn.Module):
             logits = c.logit_softcap * torch.tanh(logits / c.logit_softcap)
         return logits
 
+    def _loss_sum(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # in float32 at least, as HF's loss does (a bfloat16 log-softmax over a large vocabulary
+        # loses the small probabilities)
+        logits = self.logits(h)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
+
+    def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits of hidden states h (..., d_model) against targets
+        (...), skipping targets of -100 (NaN when every target is skipped, as
+        F.cross_entropy). The same value and gradients as cross-entropy over self.logits(h),
+        computed `loss_chunk` tokens at a time: each chunk's logits are dropped once its loss
+        is summed and recomputed in backward (activation checkpointing), so at most one
+        chunk's (loss_chunk, vocab) logits are alive, not all of them."""
+        h = h.reshape(-1, h.shape[-1])
+        targets = targets.reshape(-1)
+        n = self.loss_chunk
+        total = h.new_zeros((), dtype=torch.promote_types(h.dtype, torch.float32))
+        # split, not slices: backward then joins the chunks' gradients once, instead of
+        # padding each to the full (tokens, d_model) and adding
+        for h_c, t_c in zip(h.split(n), targets.split(n)):
+            if torch.is_grad_enabled():
+                # the head has no randomness to replay, so no RNG state to save
+                part = checkpoint(self._loss_sum, h_c, t_c, use_reentrant=False, preserve_rng_state=False)
+            else:
+                part = self._loss_sum(h_c, t_c)
+            total = total + part
+        return total / (targets != -100).sum()
 
 # ---- building ---------------------------------------------------------------------------
 # build lives with the model it builds, so that io (which builds models to load weights into)

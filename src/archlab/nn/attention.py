@@ -11,6 +11,7 @@ attention sinks, logit softcapping, an output gate, ALiBi, Llama 4's temperature
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +89,16 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
+@lru_cache(maxsize=16)
+def _alibi_slopes_on(n_heads: int, device: torch.device) -> torch.Tensor:
+    # copied to the device once, not on every forward (a blocking copy waits for the device)
+    return alibi_slopes(n_heads).to(device)
+
+
 class Attention(nn.Module):
+    # parameters whose output is added to the residual stream (Transformer.init_weights scales them)
+    residual_writers = ("wo.weight",)
+
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
         super().__init__()
         a = cfg.resolved_attention
@@ -173,7 +183,7 @@ class Attention(nn.Module):
         mask = ctx.attn_mask(self.window, key_slots, self.chunk)
         bias = None
         if self.alibi:
-            slopes = alibi_slopes(H).to(x.device)
+            slopes = _alibi_slopes_on(H, x.device)
             bias = -(slopes.view(1, H, 1, 1) * ctx.relative_distance(key_slots)).to(q.dtype)  # (1, H, T, S)
         if self.sinks is not None or self.softcap is not None or bias is not None or after_softcap is not None:
             y = attend_eager(q, k, v, mask, self.scale, self.softcap, self.sinks, bias, after_softcap)

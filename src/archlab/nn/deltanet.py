@@ -135,6 +135,8 @@ class GatedDeltaNet(nn.Module):
     [q (Hk dk) | k (Hk dk) | v (H dv) | z (H dv)] and [b (H) | a (H)]; HF's checkpoint groups
     the rows per key head, and the loader reorders them (io/hf/qwen3_next.py)."""
 
+    residual_writers = ("wo.weight",)
+
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
         super().__init__()
         g = cfg.linear_attention

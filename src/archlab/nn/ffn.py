@@ -22,6 +22,8 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class MLP(nn.Module):
     """down(act(up(x)))"""
 
+    residual_writers = ("down.weight",)
+
     def __init__(self, d_model: int, cfg: FFNConfig):
         super().__init__()
         self.act = ACTIVATIONS[cfg.activation]
@@ -34,6 +36,8 @@ class MLP(nn.Module):
 
 class GLU(nn.Module):
     """down(act(gate(x)) * up(x)): SwiGLU with silu, GeGLU with gelu."""
+
+    residual_writers = ("down.weight",)
 
     def __init__(self, d_model: int, cfg: FFNConfig):
         super().__init__()

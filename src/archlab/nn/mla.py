@@ -32,6 +32,8 @@ from .position import apply_rope
 
 
 class MLA(nn.Module):
+    residual_writers = ("wo.weight",)
+
     def __init__(self, cfg: ModelConfig, spec: LayerSpec):
         super().__init__()
         a = cfg.attention

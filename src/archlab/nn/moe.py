@@ -71,12 +71,50 @@ def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: fl
     return (up + 1) * gate * torch.sigmoid(alpha * gate)
 
 
+def _reset_load(module: "Experts", incompatible_keys) -> None:
+    # New weights, new statistics. And checkpoint loaders build on the meta device and assign
+    # the loaded tensors: the counter, in no state_dict, would stay on meta (and block
+    # model.to(device)); it starts where the weights landed.
+    if module.load.is_meta:
+        module.load = torch.zeros(module.load.shape, dtype=module.load.dtype, device=module.down.device)
+    else:
+        module.load.zero_()
+
+
+def _add_bias(t_S: torch.Tensor, bias_E: torch.Tensor, expert_S: torch.Tensor) -> torch.Tensor:
+    """t_S plus each slot's expert's bias. Gathered in float32 at least: the bias's gradient
+    sums over every slot of its expert, and a bfloat16 scatter-add would round at each
+    addition. The sum rounds once to t's dtype, as a bfloat16 add does anyway."""
+    wide = torch.promote_types(bias_E.dtype, torch.float32)
+    return (t_S + bias_E.to(wide).index_select(0, expert_S)).to(t_S.dtype)
+
+
+# torch._grouped_mm runs float32/float16 too, but its CUDA kernel is bfloat16's only (the
+# others fall back to a host loop over offsets copied to the CPU: a sync), and torch.compile's
+# shape rule for it admits bfloat16 only. Its kernels need every stride a multiple of 16 bytes.
+_GROUPED_DTYPES = (torch.bfloat16,)
+_GROUPED_ALIGN = 16
+
+
 class Experts(nn.Module):
     """n_experts GLUs with stacked weights. Tokens are sorted by expert so each expert runs
     one dense matmul over exactly the tokens routed to it.
 
     weights_on="output" weighs each expert's output by its router weight (most models);
-    "input" scales the token before the expert instead (Llama 4)."""
+    "input" scales the token before the expert instead (Llama 4).
+
+    Two equal ways to run the experts over the sorted tokens:
+      split    one matmul per expert on its slice. Slicing needs the counts on the host: a
+               sync on an accelerator, a graph break under torch.compile. Float64 works.
+      grouped  torch._grouped_mm over all slices at once, delimited by offsets that stay on
+               the device: no host sync and fixed shapes whatever the routing (a grouped GEMM
+               on CUDA, a loop in C++ on the CPU). Needs d_model and hidden a multiple of
+               16 bytes; sync-free and traceable in bfloat16 only (see _GROUPED_DTYPES).
+    By default bfloat16 on CUDA or under torch.compile takes the grouped path, everything
+    else the split one (eager CPU is what the parity tests were measured on). grouped=True
+    forces it (float32 and float16 run too, outside torch.compile)."""
+
+    residual_writers = ("down",)
 
     def __init__(self, d_model: int, cfg: MoEConfig):
         super().__init__()
@@ -93,6 +131,13 @@ class Experts(nn.Module):
             self.down_bias = nn.Parameter(torch.empty(E, D))
         else:
             self.gate_bias = self.up_bias = self.down_bias = None
+        # None: the sync-free grouped path where it is one (see the class docstring), else the
+        # per-expert split. Tests force either.
+        self.grouped: bool | None = None
+        # Tokens routed to each expert since the last reset (Transformer.expert_load). Not
+        # persistent: a statistic of the run, not a weight, and HF checkpoints load strictly.
+        self.load = nn.Buffer(torch.zeros(E, dtype=torch.int64), persistent=False)
+        self.register_load_state_dict_post_hook(_reset_load)
 
     def reset_parameters(self) -> None:
         for p in (self.gate, self.up, self.down):
@@ -109,20 +154,63 @@ class Experts(nn.Module):
         y = h @ self.down[e].T  # (n_e, D)
         return y if self.down_bias is None else y + self.down_bias[e]
 
+    def _use_grouped(self, x: torch.Tensor) -> bool:
+        if self.grouped is not None:
+            return self.grouped
+        E, Fh, D = self.gate.shape
+        aligned = (D * x.element_size()) % _GROUPED_ALIGN == 0 and (Fh * x.element_size()) % _GROUPED_ALIGN == 0
+        wanted = x.device.type == "cuda" or torch.compiler.is_compiling()
+        return wanted and aligned and x.dtype in _GROUPED_DTYPES and hasattr(torch, "_grouped_mm")  # torch >= 2.8
+
+    def _grouped(self, x_SD: torch.Tensor, expert_S: torch.Tensor, counts_E: torch.Tensor, ends_E: torch.Tensor) -> torch.Tensor:
+        """Every expert over its slice of x_SD (S token-slots sorted by expert, counts_E of
+        them for expert e, ending at ends_E[e]) as three grouped matmuls."""
+        S, E = x_SD.shape[0], counts_E.shape[0]
+        # Each expert's rows start on a 16-byte boundary: in the weight gradient the slots are
+        # the contracted dimension, so where a group starts is a pointer the kernel needs
+        # aligned. Padding to a multiple of `a` rows per expert adds at most E * (a - 1) rows;
+        # that bound, not the routing, fixes the shapes. Padding rows are zero.
+        a = max(1, _GROUPED_ALIGN // x_SD.element_size())
+        padded_E = (counts_E + a - 1) // a * a
+        padded_ends_E = padded_E.cumsum(0)
+        shift_E = (padded_ends_E - padded_E) - (ends_E - counts_E)  # padded start - start
+        row_S = torch.arange(S, device=x_SD.device) + shift_E[expert_S]  # each slot's padded row
+        R = -(-(S + E * (a - 1)) // a) * a
+
+        def spread(t: torch.Tensor) -> torch.Tensor:
+            return t.new_zeros(R, t.shape[1]).index_copy(0, row_S, t)
+
+        offs = padded_ends_E.to(torch.int32)
+        x_RD = spread(x_SD)
+        g = torch._grouped_mm(x_RD, self.gate.transpose(-2, -1), offs=offs)[row_S]  # (S, F)
+        u = torch._grouped_mm(x_RD, self.up.transpose(-2, -1), offs=offs)[row_S]
+        if self.gate_bias is not None:
+            g, u = _add_bias(g, self.gate_bias, expert_S), _add_bias(u, self.up_bias, expert_S)
+        h = clamped_swiglu(g, u, self.limit) if self.limit is not None else self.act(g) * u
+        y = torch._grouped_mm(spread(h), self.down.transpose(-2, -1), offs=offs)[row_S]  # (S, D)
+        return y if self.down_bias is None else _add_bias(y, self.down_bias, expert_S)
+
     def forward(self, x_ND: torch.Tensor, idx_NK: torch.Tensor, w_NK: torch.Tensor) -> torch.Tensor:
-        K = idx_NK.shape[1]
-        flat = idx_NK.reshape(-1)
-        order = flat.argsort(stable=True)  # token-slots grouped by expert
-        counts = torch.bincount(flat, minlength=self.gate.shape[0]).tolist()
+        E, K = self.gate.shape[0], idx_NK.shape[1]
+        expert_S, order = idx_NK.reshape(-1).sort(stable=True)  # token-slots grouped by expert
+        # where each expert's slots end; searchsorted, unlike bincount, has a fixed-size output
+        # computed on the device (no atomics, so deterministic)
+        ends_E = torch.searchsorted(expert_S, torch.arange(E, device=expert_S.device, dtype=expert_S.dtype), right=True)
+        counts_E = torch.diff(ends_E, prepend=ends_E.new_zeros(1))
+        with torch.no_grad():
+            self.load += counts_E
         token = order // K
         w_sorted = w_NK.reshape(-1)[order, None]  # float32
         x_sorted = x_ND[token]  # (N*K, D)
         if self.weights_on_input:
             x_sorted = (x_sorted * w_sorted).to(x_ND.dtype)
-        outs = []
-        for e, x_e in enumerate(x_sorted.split(counts)):
-            outs.append(x_e if x_e.shape[0] == 0 else self._expert(e, x_e))
-        y_sorted = torch.cat(outs)
+        if self._use_grouped(x_sorted):
+            y_sorted = self._grouped(x_sorted, expert_S, counts_E, ends_E)
+        else:
+            outs = []
+            for e, x_e in enumerate(x_sorted.split(counts_E.tolist())):
+                outs.append(x_e if x_e.shape[0] == 0 else self._expert(e, x_e))
+            y_sorted = torch.cat(outs)
         if not self.weights_on_input:
             y_sorted = (y_sorted * w_sorted).to(x_ND.dtype)
         return torch.zeros_like(x_ND).index_add_(0, token, y_sorted)

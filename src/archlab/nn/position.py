@@ -64,10 +64,18 @@ def rope_frequencies(rope: RopeConfig, dim: int) -> tuple[torch.Tensor, float]:
     return inv_freq, 1.0
 
 
+@lru_cache(maxsize=64)
+def _frequencies_on(rope: RopeConfig, dim: int, device: torch.device) -> tuple[torch.Tensor, float]:
+    # A blocking host-to-device copy waits for the device's queue to drain: copied once per
+    # device, not on every forward. Computed on the CPU either way, so values do not depend on
+    # the device's pow/exp.
+    inv_freq, factor = rope_frequencies(rope, dim)
+    return inv_freq.to(device), factor
+
+
 def rope_cos_sin(rope: RopeConfig, dim: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of shape (B, T, dim) for integer positions (B, T)."""
-    inv_freq, factor = rope_frequencies(rope, dim)
-    inv_freq = inv_freq.to(positions.device)
+    inv_freq, factor = _frequencies_on(rope, dim, positions.device)
     angles = positions[..., None].float() * inv_freq  # (B, T, dim/2)
     angles = torch.cat((angles, angles), dim=-1)  # (B, T, dim)
     return (angles.cos() * factor).to(dtype), (angles.sin() * factor).to(dtype)
