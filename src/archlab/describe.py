@@ -484,7 +484,8 @@ def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, 
         then = "nothing more" if late == 0 else f"{fmt_bytes(late)}"
         text = f"{fmt_bytes(early)}{until}, then {then} ({_kv_kind(cfg)})"
     if fixed:
-        text += f" + {fmt_bytes(fixed)} fixed {MIXERS['deltanet'].cache_words(cfg)}"
+        fixed_kinds = dict.fromkeys(MIXERS[s.mixer].cache_words(cfg) for s in cfg.layers if _span(s) == "linear")
+        text += f" + {fmt_bytes(fixed)} fixed {' + '.join(fixed_kinds)}"
     total = analysis.kv_cache_bytes(context, batch, dtype)
     at = fmt_bytes(total)
     if context > cfg.max_seq_len:
