@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import archlab
 from archlab.presets import published
+from marks import QUICK_PRESETS, slow_except
 from measured import cache_allocated_bytes
 
 ALL = archlab.presets()
@@ -65,7 +66,7 @@ def _counted(fn) -> int:
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", slow_except(ALL, QUICK_PRESETS))
 def test_flops_per_token_equal_torch_flop_counter(name):
     cfg = archlab.tiny(name)
     model = archlab.build(cfg).eval()

@@ -408,6 +408,7 @@ def test_compare_a_saved_config_file(capsys, tmp_path):
     assert rc == 2 and "not a readable JSON config" in err
 
 
+@pytest.mark.slow
 def test_the_table_commands_do_not_import_torch():
     code = (
         "import sys, io, contextlib\n"

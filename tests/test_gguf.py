@@ -39,6 +39,7 @@ def smollm2():
     return path, ours, ref, tok
 
 
+@pytest.mark.slow
 def test_smollm2_logits_equal_hf(smollm2, parity_report):
     path, ours, ref, tok = smollm2
     prompts = [
@@ -60,6 +61,7 @@ def test_smollm2_logits_equal_hf(smollm2, parity_report):
     assert worst < 1e-3, f"max |logit difference| {worst:.2e}"
 
 
+@pytest.mark.slow
 def test_smollm2_config_equals_hf(smollm2):
     path, ours, ref, _ = smollm2
     c, h = ours.config, ref.config
@@ -72,6 +74,7 @@ def test_smollm2_config_equals_hf(smollm2):
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
 
 
+@pytest.mark.slow
 def test_smollm2_greedy_continuation_equals_hf(smollm2):
     path, ours, ref, tok = smollm2
     prompts = [
@@ -87,6 +90,7 @@ def test_smollm2_greedy_continuation_equals_hf(smollm2):
     assert "Paris" in tok.decode(archlab.generate(ours, tok.encode(prompts[0]), max_new_tokens=5))
 
 
+@pytest.mark.slow
 def test_smollm2_exports_to_hf_format(smollm2, tmp_path):
     # a real checkpoint through our writer: HF loads the directory and computes the same logits
     path, ours, ref, tok = smollm2
@@ -97,6 +101,7 @@ def test_smollm2_exports_to_hf_format(smollm2, tmp_path):
         torch.testing.assert_close(back(ids).logits, ours(ids), atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_cli_generate_streams_the_continuation(smollm2, monkeypatch, capsys):
     from archlab.cli import main
 
@@ -389,6 +394,7 @@ def assert_same_as_gguf_reader(path):
     return ours
 
 
+@pytest.mark.slow
 def test_parser_equals_gguf_reader_on_smollm2():
     g = assert_same_as_gguf_reader(fetch_smollm2())
     assert g.length("tokenizer.ggml.tokens") == 49152 and len(g.tensors) == 272
@@ -638,6 +644,7 @@ def test_metadata_string_not_utf8_fails_when_read(tmp_path):
             g.value(key)
 
 
+@pytest.mark.slow
 def test_every_cut_of_the_header_is_truncated(tmp_path, tiny_bytes):
     """Cut anywhere from the version to the end of the last tensor: always 'truncated', never a stray exception."""
     full = GGUFFile(_damaged(tmp_path, tiny_bytes, "full.gguf"))
@@ -649,6 +656,7 @@ def test_every_cut_of_the_header_is_truncated(tmp_path, tiny_bytes):
             GGUFFile(_damaged(tmp_path, tiny_bytes[:n], "cut.gguf"))
 
 
+@pytest.mark.slow
 def test_random_damage_to_the_header_is_a_checkpoint_error(tmp_path, tiny_bytes):
     """Flipped header bytes either still parse (a changed value) or are a CheckpointError, and so is
     then reading every value and tensor."""

@@ -239,10 +239,12 @@ def _imports_torch(code: str) -> bool:
     return out.strip().endswith("True")
 
 
+@pytest.mark.slow
 def test_report_data_needs_no_torch():
     assert not _imports_torch("import archlab, archlab.report as r; r.report_data([archlab.config('deepseek-v3')])")
 
 
+@pytest.mark.slow
 def test_writing_a_report_needs_no_torch(tmp_path):
     # reports are written through archlab.io.atomic, whose package must not pull torch in
     assert not _imports_torch(
