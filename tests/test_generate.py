@@ -135,6 +135,7 @@ def test_stop_token_ends_a_row_and_stream_matches():
     assert tensor_out.shape == (1, len(got[0])) and tensor_out[0].tolist() == got[0]
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded_and_follows_the_distribution():
     model = _model(CONFIGS["llama-3-8b"])
     p = [1, 2, 3, 4]

@@ -91,6 +91,7 @@ def page(tmp_path_factory):
     return html, parser
 
 
+@pytest.mark.slow
 def test_report_command_writes_one_file(tmp_path, capsys):
     out = tmp_path / "sub" / "report.html"
     assert main(["report", *NAMES[:3], "-o", str(out), "--context", "16K"]) == 0
