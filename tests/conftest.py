@@ -1,4 +1,5 @@
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,47 @@ def parity_report():
         _PARITY.append((family, name, max_diff))
 
     return record
+
+
+class _Pairs:
+    """Each registered case (families.py) loaded once per run: its random HF model saved to disk
+    and archlab's model loaded from there. The common checks (test_families.py) and the
+    family-specific ones (test_family_*.py) share them; none of them may change a model."""
+
+    def __init__(self, tmp_path_factory):
+        self._tmp = tmp_path_factory
+        self._loaded: dict[str, tuple] = {}
+
+    def _load(self, name: str) -> tuple:
+        if name not in self._loaded:
+            import archlab
+            from families import case
+            from hf_reference import make_hf, save_hf
+
+            c = case(name)
+            ref = make_hf(c.hf_config(), seed=c.seed)
+            directory = save_hf(ref, self._tmp.mktemp(name))
+            with warnings.catch_warnings():
+                if c.ignore_warnings:
+                    warnings.filterwarnings("ignore", message=c.ignore_warnings)
+                ours = archlab.load(directory).eval()
+            if c.label:
+                ours.config = ours.config.replace(family=c.label)
+            self._loaded[name] = (ref, ours, directory)
+        return self._loaded[name]
+
+    def __call__(self, name: str) -> tuple:
+        """(HF reference, archlab model) of the case `name`."""
+        return self._load(name)[:2]
+
+    def path(self, name: str) -> Path:
+        """The directory HF's save_pretrained wrote the case's checkpoint to; copy it before changing it."""
+        return self._load(name)[2]
+
+
+@pytest.fixture(scope="session")
+def hf_pair(tmp_path_factory):
+    return _Pairs(tmp_path_factory)
 
 
 def pytest_terminal_summary(terminalreporter):

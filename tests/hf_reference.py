@@ -41,93 +41,6 @@ def hf_param_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# ---- one small config per family, every optional part switched on somewhere ---------------
-
-def gpt2_configs() -> dict:
-    C = transformers.GPT2Config
-    return {
-        "gpt2": C(vocab_size=301, n_positions=64, n_embd=48, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0),
-        "gpt2-ninner-gelu": C(vocab_size=263, n_positions=48, n_embd=32, n_layer=3, n_head=2, n_inner=80,
-                              activation_function="gelu", bos_token_id=0, eos_token_id=0),
-    }
-
-
-def llama_configs() -> dict:
-    C = transformers.LlamaConfig
-    base = dict(vocab_size=301, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
-                max_position_embeddings=128, bos_token_id=0, eos_token_id=1)
-    return {
-        # GQA with 1 < n_kv_heads < n_heads and Llama 3.1's frequency scaling
-        "llama-gqa-llama3rope": C(**base, num_attention_heads=8, num_key_value_heads=2, rope_parameters={
-            "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
-        "llama-mqa": C(**base, num_attention_heads=4, num_key_value_heads=1),
-        "llama-mha-bias-tied": C(**{**base, "num_hidden_layers": 3}, num_attention_heads=4, num_key_value_heads=4,
-                                 attention_bias=True, mlp_bias=True, tie_word_embeddings=True),
-        # head_dim not equal to hidden_size / n_heads, as Gemma and Qwen3 do
-        "llama-headdim-linear": C(**base, num_attention_heads=4, num_key_value_heads=2, head_dim=24,
-                                  rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}),
-    }
-
-
-def _deepseek_base(**kw) -> dict:
-    base = dict(vocab_size=301, hidden_size=64, intermediate_size=96, moe_intermediate_size=24,
-                num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16,
-                qk_rope_head_dim=8, v_head_dim=12, first_k_dense_replace=1, max_position_embeddings=256,
-                bos_token_id=0, eos_token_id=1)
-    base.update(kw)
-    return base
-
-
-_YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 64,
-         "beta_fast": 32.0, "beta_slow": 1.0}
-
-
-def deepseek_v2_configs() -> dict:
-    C = transformers.DeepseekV2Config
-    return {
-        # DeepSeek-V2 shape: compressed query, group-limited routing, 2 shared experts, YaRN with mscale
-        "dsv2-qlora-groups-yarn": C(**_deepseek_base(
-            q_lora_rank=48, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=2,
-            topk_method="group_limited_greedy", n_shared_experts=2, routed_scaling_factor=1.5,
-            rope_parameters={**_YARN, "mscale": 0.707, "mscale_all_dim": 0.707})),
-        # DeepSeek-V2-Lite shape: uncompressed query, greedy routing
-        "dsv2-lite-greedy": C(**_deepseek_base(
-            q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
-            n_shared_experts=1, routed_scaling_factor=1.0)),
-    }
-
-
-def deepseek_v3_configs() -> dict:
-    C = transformers.DeepseekV3Config
-    return {
-        # DeepSeek-V3 shape: sigmoid routing, score-correction bias, groups by top-2 sum, YaRN
-        "dsv3-qlora-groups-yarn": C(**_deepseek_base(
-            q_lora_rank=48, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=2,
-            n_shared_experts=1, routed_scaling_factor=2.5, norm_topk_prob=True,
-            rope_parameters={**_YARN, "mscale": 1.0, "mscale_all_dim": 1.0})),
-        "dsv3-noqlora-nonorm": C(**_deepseek_base(
-            q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, n_group=1, topk_group=1,
-            n_shared_experts=2, routed_scaling_factor=1.0, norm_topk_prob=False)),
-        # rope_interleave=false: the checkpoint already uses rotate-half layout
-        "dsv3-rope-halves": C(**_deepseek_base(
-            q_lora_rank=40, n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
-            n_shared_experts=1, rope_interleave=False)),
-    }
-
-
-FAMILY_CONFIGS = {
-    "gpt2": gpt2_configs,
-    "llama": llama_configs,
-    "deepseek_v2": deepseek_v2_configs,
-    "deepseek_v3": deepseek_v3_configs,
-}
-
-
-def all_configs() -> list[tuple[str, str, object]]:
-    return [(fam, name, cfg) for fam, fn in FAMILY_CONFIGS.items() for name, cfg in fn().items()]
-
-
 # ---- the checks every family's parity test runs ---------------------------------------------------
 
 ATOL = 1e-4  # float32
@@ -148,14 +61,30 @@ def record(family: str, **measured) -> None:
             row[k] = v
 
 
-def record_cache_bytes(family: str, model, tokens: int = 40, batch: int = 2) -> None:
-    """Cache bytes the model allocates beside what analyze() says, for the summary table."""
+def assert_cache_bytes_equal_analysis(family: str | None, model, tokens: int = 40, batch: int = 2,
+                                      dtypes=(torch.float32, torch.bfloat16)) -> None:
+    """The bytes the caches allocate (torch's count of their storage, measured.py), what
+    Cache.nbytes reports and what analyze() says are one number, in every cache dtype; the
+    first dtype's figures go to the summary table under `family` (None: not recorded)."""
     import archlab
+    from measured import cache_allocated_bytes
 
-    measured = model.new_cache(batch, tokens).nbytes
-    analytic = archlab.analyze(model.config).kv_cache_bytes(tokens, batch=batch, dtype=str(model.tok_emb.weight.dtype))
-    record(family, cache_measured=measured, cache_analytic=analytic)
-    assert measured == analytic
+    a = archlab.analyze(model.config)
+    for i, dtype in enumerate(dtypes):
+        cache = model.new_cache(batch, tokens, dtype=dtype)
+        measured = cache_allocated_bytes(cache)
+        analytic = a.kv_cache_bytes(tokens, batch=batch, dtype=str(dtype).removeprefix("torch."))
+        if i == 0 and family is not None:
+            record(family, cache_measured=measured, cache_analytic=analytic)
+        assert measured > 0
+        assert cache.nbytes == measured, f"{dtype}: Cache.nbytes {cache.nbytes} != allocated {measured}"
+        assert analytic == measured, f"{dtype}: analysis {analytic} != allocated {measured}"
+
+
+def record_cache_bytes(family: str, model, tokens: int = 40, batch: int = 2) -> None:
+    """Cache bytes the model allocates beside what analyze() says, for the summary table, in the
+    model's own dtype."""
+    assert_cache_bytes_equal_analysis(family, model, tokens, batch, dtypes=(model.tok_emb.weight.dtype,))
 
 
 def load_pair(hf_config, directory: Path, seed: int = 0):
@@ -201,8 +130,9 @@ def assert_cached_decoding_equals_full_forward(ours, vocab: int, length: int = 2
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=ATOL, rtol=0)
 
 
-def assert_greedy_equals_hf(ref, ours, vocab: int, n_new: int = 12, lengths=(5, 11, 1)) -> None:
-    """archlab.generate == HF's greedy generate, prompt by prompt and as one left-padded batch."""
+def assert_greedy_equals_hf(ref, ours, vocab: int, n_new: int = 12, lengths=(5, 11, 1), family: str | None = None) -> None:
+    """archlab.generate == HF's greedy generate, prompt by prompt and as one left-padded batch;
+    recorded in the summary table under `family` (default: the loaded config's)."""
     import archlab
 
     g = torch.Generator().manual_seed(3)
@@ -216,9 +146,10 @@ def assert_greedy_equals_hf(ref, ours, vocab: int, n_new: int = 12, lengths=(5, 
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     with torch.no_grad():
         batched = ref.generate(ids, attention_mask=mask, **kw)[:, width:].tolist()
-    record(ours.config.family or "?", greedy_equal=got == single == batched)
+    record(family or ours.config.family or "?", greedy_equal=got == single == batched)
     assert got == single
     assert got == batched
+    assert all(len(row) == n_new for row in got)  # no stop token: every row runs its full length
 
 
 def assert_covers_every_layer_kind(cfg, preset: str) -> None:
@@ -236,12 +167,3 @@ def assert_covers_every_layer_kind(cfg, preset: str) -> None:
             assert getattr(a, k) < 37, f"attention.{k}={getattr(a, k)} is not shorter than the test sequence"
     if cfg.moe is not None:
         assert cfg.moe.n_experts > cfg.moe.top_k
-
-
-def assert_behaves_like_hf(family: str, ref, ours) -> None:
-    """After logit parity: same parameter count, cached decoding equal to the full forward,
-    greedy generation equal to HF's, cache bytes equal to the analysis."""
-    assert_same_param_count(ref, ours)
-    assert_cached_decoding_equals_full_forward(ours, ours.config.vocab_size)
-    assert_greedy_equals_hf(ref, ours, ours.config.vocab_size)
-    record_cache_bytes(family, ours)

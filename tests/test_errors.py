@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 import archlab
 from archlab import AttentionConfig, CheckpointError, ConfigError, FFNConfig, ModelConfig, MoEConfig, RouterConfig
-from hf_reference import llama_configs, make_hf, save_hf
+from families import case
+from hf_reference import make_hf, save_hf
 
 
 def _cfg(**kw) -> ModelConfig:
@@ -74,7 +75,7 @@ def test_bad_input_ids():
 
 @pytest.fixture
 def llama_dir(tmp_path):
-    return save_hf(make_hf(llama_configs()["llama-mqa"]), tmp_path)
+    return save_hf(make_hf(case("llama-mqa").hf_config()), tmp_path)
 
 
 def test_unknown_model_type(llama_dir):

