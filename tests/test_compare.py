@@ -13,7 +13,7 @@ import pytest
 import archlab
 from archlab.analysis import Analysis, analyze
 from archlab.cli import main
-from archlab.config import (
+from archlab.model_config import (
     AttentionConfig,
     AttnTemperature,
     DeltaNetConfig,

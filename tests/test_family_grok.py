@@ -185,7 +185,7 @@ SHARP = dict(attn_logit_softcapping=2.0, router_logit_softcapping=1.0, final_log
 def sharpened(cfg):
     from dataclasses import replace
 
-    from archlab.config import LengthTemperature, RopeConfig
+    from archlab.model_config import LengthTemperature, RopeConfig
 
     return cfg.replace(
         attention=replace(cfg.attention, softcap=SHARP["attn_logit_softcapping"],

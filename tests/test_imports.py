@@ -5,7 +5,7 @@ layers below it, which this test checks by reading every module's imports with `
 imports inside functions included: a lazy import still couples the two modules). The layers,
 lowest first:
 
-- base: config.py, errors.py, presets/ -- what a model *is*, in plain Python; parts/ -- what
+- base: model_config.py, errors.py, presets/ -- what a model *is*, in plain Python; parts/ -- what
   each kind of mixer and FFN costs and is called (it names its nn module as a string, imported
   only when a model is built); _lazy.py (lazy package attributes). Also io/__init__.py
   (which only re-exports CheckpointError) and io/atomic.py (atomic file writes, torch-free),
@@ -47,7 +47,7 @@ MAY_IMPORT = {
 }
 # modules by exact name first, then packages (the package and everything below it)
 MODULES = {
-    "archlab.config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base",
+    "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model",
@@ -145,7 +145,16 @@ def test_torch_free_modules_never_import_torch(module):
 def test_the_checker_sees_lazy_and_relative_imports():
     """The rule has teeth: io's imports are found, model.build among them, and api is not."""
     targets = {t for _, t in _imports("archlab.io.hf.core", MODULE_FILES["archlab.io.hf.core"])}
-    assert {"archlab.model", "archlab.io.mapping", "archlab.config"} <= targets
+    assert {"archlab.model", "archlab.io.mapping", "archlab.model_config"} <= targets
     assert "archlab.api" not in targets
     lazy = {t for _, t in _imports("archlab", MODULE_FILES["archlab"])}
     assert {"archlab.api", "archlab.generation", "archlab.analysis"} <= lazy
+
+
+def test_no_public_function_shadows_a_module():
+    """`archlab.config` is the function that gives a preset's config; a module of the same name
+    would be hidden behind it (`import archlab.config as m` would bind the function)."""
+    names = {path.stem for path in ROOT.glob("*.py")} | {path.name for path in ROOT.iterdir() if path.is_dir()}
+    shadowed = sorted(n for n in names if not n.startswith("_") and callable(getattr(archlab, n, None))
+                      and not isinstance(getattr(archlab, n), type(archlab)))
+    assert not shadowed, f"archlab.{shadowed[0]} is a function and a module"

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import archlab
-from archlab.config import MoEConfig, RouterConfig
+from archlab.model_config import MoEConfig, RouterConfig
 from archlab.nn.moe import Experts
 
 # ---- initialisation -----------------------------------------------------------------------

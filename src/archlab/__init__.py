@@ -4,7 +4,7 @@ from one small set of PyTorch parts, proven equal to the reference, and compared
 Importing archlab is cheap: configs, presets and their analysis need no torch. The parts that
 do (build, load, generate, ...) import it on first use."""
 
-from .config import (
+from .model_config import (
     AttentionConfig,
     AttnTemperature,
     ConfigError,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .parts import FFNS, MIXERS, norm_params
 
 __all__ = ["analyze", "Analysis", "LayerCost", "dtype_bytes", "DTYPE_BYTES"]

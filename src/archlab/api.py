@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, ModelConfig
+from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
 from .generation import generate, stream
 from .model import Transformer, build, resolve_dtype  # build is the model's own; re-exported here

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import archlab as api  # the package's torch-using functions import torch on first use
 
-from .config import ConfigError, ModelConfig
+from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
 
 # ---- models named on the command line ------------------------------------------------------------

@@ -19,7 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from .analysis import Analysis, analyze, dtype_bytes
-from .config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
+from .model_config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
 from .parts import FFNS, MIXERS
 from .parts.base import fmt_tokens
 from .presets import names as _preset_names, verified as _preset_verified

@@ -1,6 +1,6 @@
 """Errors archlab raises for bad input, importable without torch."""
 
-from .config import ConfigError
+from .model_config import ConfigError
 
 
 class CheckpointError(ValueError):

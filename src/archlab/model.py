@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .cache import Cache
-from .config import MLAConfig, ModelConfig
+from .model_config import MLAConfig, ModelConfig
 from .nn.block import BLOCKS
 from .nn.context import Context
 from .nn.moe import Experts

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import Analysis, analyze, dtype_bytes
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .describe import ROWS, describe, fmt_bytes, fmt_count, fmt_tokens
 from .parts import MIXERS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ModelConfig
+from ..model_config import ModelConfig
 from ..nn.position import interleaved_to_halves
 from .mapping import Tensors
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ModelConfig
+from ..model_config import ModelConfig
 from ..errors import CheckpointError
 
 __all__ = [

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cache import KVCache, SlidingKVCache
-from ..config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
+from ..model_config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
 from .context import Context
 from .norm import make_norm
 from .position import apply_rope

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import LayerSpec, ModelConfig
+from ..model_config import LayerSpec, ModelConfig
 from ..parts import FFNS, MIXERS
 from .context import Context
 from .norm import make_norm

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..config import RopeConfig
+from ..model_config import RopeConfig
 
 
 @dataclass

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cache import DeltaNetCache
-from ..config import LayerSpec, ModelConfig
+from ..model_config import LayerSpec, ModelConfig
 from .context import Context
 
 CHUNK = 64

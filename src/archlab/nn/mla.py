@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..cache import MLACache
-from ..config import LayerSpec, ModelConfig
+from ..model_config import LayerSpec, ModelConfig
 from .attention import attend
 from .context import Context
 from .norm import make_norm

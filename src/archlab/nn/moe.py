@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import FFNConfig, MoEConfig
+from ..model_config import FFNConfig, MoEConfig
 from .ffn import ACTIVATIONS, GLU
 
 

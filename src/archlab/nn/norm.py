@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NormConfig
+from ..model_config import NormConfig
 
 
 class LayerNorm(nn.Module):

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import torch
 
-from ..config import RopeConfig, RopeScaling
+from ..model_config import RopeConfig, RopeScaling
 
 
 def _llama3(inv_freq: torch.Tensor, s: RopeScaling) -> torch.Tensor:

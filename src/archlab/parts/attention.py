@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
+from ..model_config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
 from .base import MixerKind, Words, fmt_tokens, linear, norm_params, visible
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-from ..config import LayerSpec, ModelConfig, NormConfig
+from ..model_config import LayerSpec, ModelConfig, NormConfig
 
 
 def linear(i: int, o: int, bias: bool = False) -> int:

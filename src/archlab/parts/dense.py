@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import ModelConfig
+from ..model_config import ModelConfig
 from .base import FFNKind, Words, linear
 
 ACT_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import LayerSpec, ModelConfig
+from ..model_config import LayerSpec, ModelConfig
 from .base import MixerKind, Words, linear, norm_params, visible
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import ModelConfig
+from ..model_config import ModelConfig
 from .base import FFNKind, Words, linear
 
 

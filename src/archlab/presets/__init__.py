@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import ConfigError, ModelConfig
+from ..model_config import ConfigError, ModelConfig
 
 # How a published active-parameter figure counts the embeddings:
 #   "all"           every parameter a token uses, input embedding row and output head included

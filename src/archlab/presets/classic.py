@@ -20,7 +20,7 @@ Numbers: the config.json of each model on the Hugging Face hub (openai-community
 EleutherAI/gpt-neox-20b, bigscience/bloom); sizes as cited per preset.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig
 from . import Published, preset
 
 

@@ -11,7 +11,7 @@ Numbers: config.json of deepseek-ai/DeepSeek-V2, DeepSeek-V2-Lite and DeepSeek-V
 Hugging Face hub; the V2 (arXiv:2405.04434) and V3 (arXiv:2412.19437) technical reports.
 """
 
-from ..config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RopeScaling, RouterConfig
+from ..model_config import FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RopeScaling, RouterConfig
 from . import Published, preset
 
 

@@ -29,7 +29,7 @@ rms_norm_eps 1e-6, hidden_activation gelu_pytorch_tanh, tied embeddings). Sizes:
 Technical Report (arXiv:2503.19786) Table 1.
 """
 
-from ..config import SQRT_D_MODEL, AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig, RopeScaling
+from ..model_config import SQRT_D_MODEL, AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig, RopeScaling
 from . import Published, preset
 
 SLIDING_WINDOW_PATTERN = 6

@@ -15,7 +15,7 @@ Numbers: config.json of zai-org/GLM-4.5 on the Hugging Face hub; sizes from the 
 technical report (arXiv:2508.06471).
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
 from . import Published, preset
 
 

@@ -6,7 +6,7 @@ on the Hugging Face hub (n_embd, n_layer, n_head, n_positions=1024, vocab_size=5
 layer_norm_epsilon=1e-5, activation_function="gelu_new", the tanh approximation).
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from . import Published, preset
 
 

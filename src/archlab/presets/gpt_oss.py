@@ -12,7 +12,7 @@ Numbers: config.json of openai/gpt-oss-20b and openai/gpt-oss-120b on the Huggin
 HF's GptOssConfig); sizes from the gpt-oss-120b & gpt-oss-20b model card (arXiv:2508.10925).
 """
 
-from ..config import (
+from ..model_config import (
     AttentionConfig,
     ModelConfig,
     MoEConfig,

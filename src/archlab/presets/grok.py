@@ -34,7 +34,7 @@ huggingface.co/xai-org/grok-2/discussions/6), marked by_authors=False. 114.9B ac
 
 import math
 
-from ..config import SQRT_D_MODEL, AttentionConfig, LengthTemperature, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from ..model_config import SQRT_D_MODEL, AttentionConfig, LengthTemperature, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
 from . import Published, preset
 
 

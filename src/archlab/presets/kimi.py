@@ -11,7 +11,7 @@ release; the later -0905 checkpoint extends the context to 256K with YaRN factor
 sizes from the Kimi K2 technical report (arXiv:2507.20534).
 """
 
-from ..config import ModelConfig, MoEConfig, RopeConfig, RopeScaling, RouterConfig
+from ..model_config import ModelConfig, MoEConfig, RopeConfig, RopeScaling, RouterConfig
 from . import Published, preset
 from .deepseek import deepseek_config
 

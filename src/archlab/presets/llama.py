@@ -6,7 +6,7 @@ Numbers: config.json of meta-llama/Llama-2-7b-hf, Meta-Llama-3-8B, Meta-Llama-3-
 Llama-3.1-405B on the Hugging Face hub.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
 from . import Published, preset
 
 

@@ -23,7 +23,7 @@ low_freq_factor = high_freq_factor = 1, a band-less form RopeScaling does not ac
 context (10M); the base checkpoint's (factor 8, 1 / 4, 256K context) is used here.
 """
 
-from ..config import (
+from ..model_config import (
     AttentionConfig,
     AttnTemperature,
     FFNConfig,

@@ -13,7 +13,7 @@ Numbers: config.json of mistralai/Mistral-7B-v0.1 and mistralai/Mixtral-8x7B-v0.
 Hugging Face hub; sizes from Mistral AI's release posts.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, Pattern, RopeConfig, RouterConfig
 from . import Published, preset
 
 N_LAYERS = 32

@@ -16,7 +16,7 @@ max_position_embeddings 4096, rope_theta 500000, rms_norm_eps 1e-6, attention_bi
 tie_word_embeddings false).
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, RopeConfig
 from . import Published, preset
 
 

@@ -14,7 +14,7 @@ the Hugging Face hub (max_position_embeddings 40960, rope_theta 1e6, rms_norm_ep
 vocab_size 151936, rope_scaling null); sizes from the same repositories' model cards.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
 from . import Published, preset
 
 

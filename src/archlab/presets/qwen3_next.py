@@ -20,7 +20,7 @@ HF's Qwen3NextConfig; shared_expert_intermediate_size 512 equals moe_intermediat
 the shared GLU is n_shared * hidden as our schema stores it); sizes from the model card.
 """
 
-from ..config import (
+from ..model_config import (
     AttentionConfig,
     DeltaNetConfig,
     ModelConfig,

@@ -18,7 +18,7 @@ head_count 9, head_count_kv 3, context_length 8192, rope.freq_base 100000, no ou
 tensor, i.e. tied) and of HuggingFaceTB/SmolLM3-3B on the Hugging Face hub.
 """
 
-from ..config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig
+from ..model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig, Pattern, RopeConfig
 from . import Published, preset
 
 

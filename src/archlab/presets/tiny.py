@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import ModelConfig, PerLayer, RopeConfig
+from ..model_config import ModelConfig, PerLayer, RopeConfig
 from ..parts import FFNS, MIXERS
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from ...config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
+from ...model_config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, NormConfig, RopeConfig, RopeScaling
 from ...errors import CheckpointError
 from ..layouts import rope_pairs_to_halves
 from ..mapping import Rule, rename

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from ...model import build
 from ..mapping import Checkpoint, listing, load_state
 from .arch import architecture, read_config

@@ -11,7 +11,7 @@ bloom_gelu_forward is GELU's tanh approximation; every linear and norm has a bia
 from __future__ import annotations
 
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, rename
 from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
 from .gpt_neox import megatron_layer_rules

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from ...config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
+from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
 from ...model import build
 from ..atomic import atomic_directory, fsync_path
 from ..mapping import listing, load_state, save_plan, saved_tensors

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from ...config import ConfigError, MLAConfig, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, MLAConfig, ModelConfig, MoEConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
 from ..mapping import Rule, Tensors, rename, same
 from .core import CheckpointError, HFFamily, activation, get_field, register

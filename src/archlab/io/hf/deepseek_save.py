@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from .core import HF_ACTIVATION, common_problems, rope_json
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 
-from ...config import SQRT_D_MODEL, ModelConfig
+from ...model_config import SQRT_D_MODEL, ModelConfig
 from ..mapping import Rule
 from .core import CheckpointError, HFFamily, get_field, read_rope, register
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sliding_window, with_defaults

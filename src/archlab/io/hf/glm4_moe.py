@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import flag, llama_like_config, positive_int, rms_norm, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules

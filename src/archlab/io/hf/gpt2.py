@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from ..mapping import Rule, rename
 from .core import (
     HF_ACTIVATION, CheckpointError, HFFamily, activation, base_model_alternatives, common_problems, get_field, register,

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, Tensors, rename
 from .core import get_field
 

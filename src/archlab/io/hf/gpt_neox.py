@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ...config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
+from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
 

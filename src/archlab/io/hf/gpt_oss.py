@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..layouts import transpose_experts
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, register

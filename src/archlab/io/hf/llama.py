@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from ..mapping import Rule
 from .core import HF_ACTIVATION, CheckpointError, HFFamily, common_problems, register, rope_json
 from .llama_like import llama_like_config, with_defaults

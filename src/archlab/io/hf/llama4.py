@@ -24,7 +24,7 @@ weights live under language_model.*; the vision encoder and projector are ignore
 from __future__ import annotations
 
 
-from ...config import AttnTemperature, ConfigError, ModelConfig, MoEConfig, NormConfig, RouterConfig
+from ...model_config import AttnTemperature, ConfigError, ModelConfig, MoEConfig, NormConfig, RouterConfig
 from ..layouts import rope_pairs_to_halves, transpose_experts
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, get_field, register

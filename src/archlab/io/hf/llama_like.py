@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
+from ...model_config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
 from .core import CheckpointError, activation, ffn_parts, get_field, read_rope
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)

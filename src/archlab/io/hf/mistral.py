@@ -14,7 +14,7 @@ modeling_mixtral.py MixtralTopKRouter).
 
 from __future__ import annotations
 
-from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import llama_like_config, positive_int, with_defaults

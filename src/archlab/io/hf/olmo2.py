@@ -14,7 +14,7 @@ residual (block="output"), and QK-norm over the whole projection (qk_norm_scope=
 
 from __future__ import annotations
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from .core import HFFamily, register
 from .llama_like import llama_like_config, rms_norm, with_defaults
 from .llama_rules import IGNORE, OUTPUT_NORMS, decoder_rules

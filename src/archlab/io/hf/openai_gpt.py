@@ -8,7 +8,7 @@ GPT-2. Attention always scales by 1/sqrt(head_dim) (Block(scale=True)).
 
 from __future__ import annotations
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from ..mapping import Rule, rename
 from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
 from .gpt_like import block_rules, gpt_like_config

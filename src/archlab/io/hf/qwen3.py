@@ -15,7 +15,7 @@ head's query and key, before RoPE) and head_dim independent of hidden_size.
 
 from __future__ import annotations
 
-from ...config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import (

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ...config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, register
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sparse_ffn_types, with_defaults

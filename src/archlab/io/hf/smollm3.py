@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from ...config import ModelConfig
+from ...model_config import ModelConfig
 from .core import CheckpointError, HFFamily, register
 from .llama_like import layer_types, llama_like_config, positive_int, rope_layers, sliding_window, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
