@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import archlab
-from archlab.presets import published
+from archlab.catalog import published
 from marks import QUICK_PRESETS, slow_except
 from measured import cache_allocated_bytes
 

@@ -41,7 +41,7 @@ from archlab.describe import (
     pattern,
     verified,
 )
-from archlab.presets import published
+from archlab.catalog import published
 
 # ---- hand-made configs, one per family of parts ------------------------------------------------
 

@@ -5,7 +5,7 @@ layers below it, which this test checks by reading every module's imports with `
 imports inside functions included: a lazy import still couples the two modules). The layers,
 lowest first:
 
-- base: model_config.py, errors.py, presets/ -- what a model *is*, in plain Python; parts/ -- what
+- base: model_config.py, errors.py, catalog/ (the presets) -- what a model *is*, in plain Python; parts/ -- what
   each kind of mixer and FFN costs and is called (it names its nn module as a string, imported
   only when a model is built); _lazy.py (lazy package attributes). Also io/__init__.py
   (which only re-exports CheckpointError) and io/atomic.py (atomic file writes, torch-free),
@@ -55,7 +55,7 @@ MODULES = {
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli",
 }
-PACKAGES = {"archlab.presets": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io"}
+PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io"}
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.

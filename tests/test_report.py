@@ -142,7 +142,7 @@ def test_report_embeds_its_data_and_sources(page):
     data = json.loads(parsed.json_text)
     assert data == json.loads(json.dumps(report.report_data([archlab.config(n) for n in NAMES], context=32768)))
     assert data["conventions"] == Analysis.CONVENTIONS
-    from archlab.presets import published
+    from archlab.catalog import published
 
     text = "".join(parsed.text)
     for name in NAMES:

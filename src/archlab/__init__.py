@@ -21,7 +21,7 @@ from .model_config import (
 )
 from ._lazy import lazy_attributes
 from .errors import CheckpointError
-from .presets import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config  # registers every preset
+from .catalog import names as _preset_names, resolve as _resolve_config, tiny as _tiny_config  # registers every preset
 
 __version__ = "0.1.0"
 

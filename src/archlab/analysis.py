@@ -175,6 +175,6 @@ def _check_positive(v: int, name: str) -> None:
 
 def analyze(name_or_config: str | ModelConfig) -> Analysis:
     """Parameters, FLOPs and cache bytes of a preset (by name) or a ModelConfig."""
-    from .presets import resolve
+    from .catalog import resolve
 
     return Analysis(resolve(name_or_config))

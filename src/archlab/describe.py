@@ -22,7 +22,7 @@ from .analysis import Analysis, analyze, dtype_bytes
 from .model_config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
 from .parts import FFNS, MIXERS
 from .parts.base import fmt_tokens
-from .presets import names as _preset_names, verified as _preset_verified
+from .catalog import names as _preset_names, verified as _preset_verified
 
 __all__ = [
     "ROWS",
@@ -146,7 +146,7 @@ def verified(cfg: ModelConfig) -> bool:
 def preset_published(cfg: ModelConfig):
     """The Published figures of the preset `cfg` is, or None (hand-made or modified configs,
     whose size no one published)."""
-    from .presets import get, names, published
+    from .catalog import get, names, published
 
     if cfg.name not in names() or get(cfg.name) != cfg:
         return None
@@ -560,7 +560,7 @@ def describe(
     dtype: str = "bfloat16",
     published: Any = "preset",
 ) -> Description:
-    """Every part of a model in words and data. `published` is a presets.Published, None, or
+    """Every part of a model in words and data. `published` is a catalog.Published, None, or
     "preset": look it up when the config is exactly a registered preset."""
     a = analysis or analyze(name_or_config)
     cfg = a.config

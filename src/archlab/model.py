@@ -17,7 +17,7 @@ from .nn.context import Context
 from .nn.moe import Experts
 from .nn.norm import make_norm
 from .nn.position import rope_cos_sin
-from .presets import resolve as resolve_config
+from .catalog import resolve as resolve_config
 
 
 class Transformer(nn.Module):

@@ -3,7 +3,7 @@
 A kind of layer part (softmax attention, MLA, Gated DeltaNet; dense FFN, mixture of experts)
 is one object here that carries, in one place: its parameter count, its FLOPs per token, its
 cache bytes, its description in words and as data, its tiny version for tests, and the name
-of the nn.Module that computes it. `analysis`, `describe`, `report`, `presets.tiny` and the
+of the nn.Module that computes it. `analysis`, `describe`, `report`, `catalog.tiny` and the
 block builder loop over these registries instead of branching on kinds, so a new kind is one
 module here (plus its config, its nn module and its cache), registered below.
 
