@@ -164,6 +164,12 @@ def test_replace_with_rope_keyword_is_the_position():
     cfg = archlab.tiny("llama-3-8b")
     assert cfg.replace(rope=RopeConfig(theta=1e4)).position == RopeConfig(theta=1e4)
     assert cfg.replace(position="learned", rope=None).position == "learned"
+    gpt = archlab.tiny("gpt2")
+    assert gpt.replace(rope=None) == gpt  # no RoPE to remove
+    with pytest.raises(ConfigError, match=r"^rope: and position='learned' both given"):
+        cfg.replace(rope=RopeConfig(theta=1e4), position="learned")
+    with pytest.raises(ConfigError, match=r"^rope: rope=None: say which position replaces it"):
+        cfg.replace(rope=None)
 
 
 # ---- contradictions and ignored knobs are errors naming the field -------------------------

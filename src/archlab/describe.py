@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
 from .analysis import Analysis, analyze, dtype_bytes
 from .model_config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
 from .parts import FFNS, MIXERS
-from .parts.base import fmt_tokens
+from .parts.base import Part, fmt_tokens
 from .catalog import names as _preset_names, verified as _preset_verified
 
 __all__ = [
@@ -205,9 +205,9 @@ def layer_label(cfg: ModelConfig, spec: LayerSpec) -> str:
     """One layer in words: "global MLA, MoE FFN, RoPE", "sliding(512) attention, dense FFN, RoPE 10K"."""
     kind = MIXERS[spec.mixer]
     span = kind.span(spec)
-    head = kind.label(cfg) if span == "linear" else f"{span} {kind.label(cfg)}"
+    head = kind.label(cfg) if spec.kind == "linear" else f"{span} {kind.label(cfg)}"
     parts = [head, f"{spec.ffn if spec.ffn == 'dense' else 'MoE'} FFN"]
-    if span != "linear":  # a linear-attention layer has no positions to rotate
+    if spec.kind != "linear":  # a linear-attention layer has no positions to rotate
         if spec.rope is None:
             parts.append("NoPE")
         elif cfg.rope_local is not None:  # two RoPEs: say which one
@@ -218,11 +218,11 @@ def layer_label(cfg: ModelConfig, spec: LayerSpec) -> str:
 
 
 def _pattern_labels(cfg: ModelConfig) -> list[str]:
-    hybrid = any(_span(s) == "linear" for s in cfg.layers)
+    hybrid = any(s.kind == "linear" for s in cfg.layers)
     out = []
     for spec in cfg.layers:
         kind, span = MIXERS[spec.mixer], _span(spec)
-        if span == "linear":
+        if spec.kind == "linear":
             out.append(kind.describe(cfg).brief)  # "3 DeltaNet : 1 gated attention"
         elif hybrid and span == "global":
             out.append(kind.label(cfg))
@@ -293,7 +293,7 @@ def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str
     for spec in cfg.layers:
         ch = MIXERS[spec.mixer].letter(spec)
         letters.append(ch.upper() if spec.ffn == "moe" else ch)
-        nope.append("^" if _span(spec) != "linear" and spec.rope is None and cfg.position_kind == "rope" else " ")
+        nope.append("^" if spec.kind != "linear" and spec.rope is None and cfg.position_kind == "rope" else " ")
     def spaced(seq: list[str], start: int) -> str:
         line = seq[start : start + per_line]
         return " ".join("".join(line[g : g + group]) for g in range(0, len(line), group))
@@ -310,20 +310,6 @@ def layer_map(cfg: ModelConfig, group: int = 10, per_line: int = 60) -> list[str
 
 
 # ---- the parts ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Part:
-    """One part in words (`text`), in fewer words for one-line-per-model tables (`short`),
-    and as data for JSON."""
-
-    text: str
-    data: dict[str, Any] = field(default_factory=dict)
-    brief: str | None = None
-
-    @property
-    def short(self) -> str:
-        return self.text if self.brief is None else self.brief
-
 
 _NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "l2norm": "L2 norm"}
 _PLACEMENT = {
@@ -344,7 +330,7 @@ def _norm_data(n: NormConfig) -> dict[str, Any]:
 
 
 def _has_nope(cfg: ModelConfig) -> bool:
-    return cfg.position_kind == "rope" and any(s.rope is None for s in cfg.layers if _span(s) != "linear")
+    return cfg.position_kind == "rope" and any(s.rope is None for s in cfg.layers if s.kind != "linear")
 
 
 def describe_norm(cfg: ModelConfig) -> Part:
@@ -402,7 +388,7 @@ def describe_position(cfg: ModelConfig) -> Part:
     if isinstance(a, MLAConfig):
         text += f", decoupled {a.qk_rope_head_dim}-dim key"
         data["rope_head_dim"] = a.qk_rope_head_dim
-    softmax = [s for s in cfg.layers if _span(s) != "linear"]
+    softmax = [s for s in cfg.layers if s.kind != "linear"]
     nope = [s.index for s in softmax if s.rope is None]
     data["nope_layers"] = nope
     if nope:
@@ -460,31 +446,30 @@ def describe_ffn(cfg: ModelConfig) -> Part:
     return Part(text, data, moe.brief + ("" if n_moe == cfg.n_layers else f" ({n_moe}/{cfg.n_layers})"))
 
 
-def _kv_kind(cfg: ModelConfig) -> str:
-    """What a token leaves in the cache, by the kind of layer whose cache grows (the first
-    attention-like kind); a model of only linear layers keeps a fixed state."""
-    used = [k for k in MIXERS.values() if k.used(cfg)]
-    growing = [k for k in used if k.cache_bytes(cfg, next(s for s in cfg.layers if s.mixer == k.name), 2, 1)
-               != k.cache_bytes(cfg, next(s for s in cfg.layers if s.mixer == k.name), 1, 1)]
-    return (growing or used)[0].cache_words(cfg)
+def _kv_kind(cfg: ModelConfig, b1: list[int], b2: list[int]) -> str:
+    """What a token leaves in the cache, in the words of the first layer whose cache grows
+    (b1, b2: bytes per layer at 1 and 2 tokens); a stack of fixed-size states names the first."""
+    growing = [s for s, x, y in zip(cfg.layers, b1, b2) if y != x]
+    return MIXERS[(growing or cfg.layers)[0].mixer].cache_words(cfg)
 
 
 def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, dtype: str) -> tuple[Part, Part]:
     """(bytes per token, bytes at `context`). Per token is what a long sequence adds; where
     sliding windows or chunks cap some layers, what a short one adds comes first."""
     b1, b2 = analysis.cache_bytes_per_layer(1, dtype), analysis.cache_bytes_per_layer(2, dtype)
-    fixed = sum(x for x, s in zip(b1, cfg.layers) if _span(s) == "linear")
+    fixed = sum(x for x, s in zip(b1, cfg.layers) if s.kind == "linear")
+    kv_kind = _kv_kind(cfg, b1, b2)
     early = sum(b2) - sum(b1)
     late = analysis.kv_cache_bytes_per_token(dtype)
     caps = sorted({s.window or s.chunk for s in cfg.layers if (s.window or s.chunk)})
     if early == late:
-        text = f"{fmt_bytes(late)} ({_kv_kind(cfg)})"
+        text = f"{fmt_bytes(late)} ({kv_kind})"
     else:
         until = f" up to {fmt_tokens(caps[0])}" if caps else ""
         then = "nothing more" if late == 0 else f"{fmt_bytes(late)}"
-        text = f"{fmt_bytes(early)}{until}, then {then} ({_kv_kind(cfg)})"
+        text = f"{fmt_bytes(early)}{until}, then {then} ({kv_kind})"
     if fixed:
-        fixed_kinds = dict.fromkeys(MIXERS[s.mixer].cache_words(cfg) for s in cfg.layers if _span(s) == "linear")
+        fixed_kinds = dict.fromkeys(MIXERS[s.mixer].cache_words(cfg) for s in cfg.layers if s.kind == "linear")
         text += f" + {fmt_bytes(fixed)} fixed {' + '.join(fixed_kinds)}"
     total = analysis.kv_cache_bytes(context, batch, dtype)
     at = fmt_bytes(total)
@@ -492,7 +477,7 @@ def describe_kv(cfg: ModelConfig, analysis: Analysis, context: int, batch: int, 
         at += f" (past max {fmt_tokens(cfg.max_seq_len)})"
     per_token = Part(text, {
         "bytes_per_token": late, "bytes_per_token_short": early, "fixed_bytes": fixed, "caps": caps,
-        "kind": _kv_kind(cfg), "dtype": dtype,
+        "kind": kv_kind, "dtype": dtype,
     })
     past = context > cfg.max_seq_len
     return per_token, Part(at, {"bytes": total, "tokens": context, "batch": batch, "dtype": dtype,

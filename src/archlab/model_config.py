@@ -740,10 +740,11 @@ class ModelConfig:
         `rope=` is accepted for `position=` (rope=None leaves a non-RoPE position as it is)."""
         if "rope" in changes:
             rope = changes.pop("rope")
-            if rope is not None or "position" not in changes:
-                _require(rope is not None or self.position_kind != "rope", "rope",
-                         "rope=None: say which position replaces it, e.g. position='learned'")
-                changes.setdefault("position", rope)
+            if rope is not None:
+                _require(changes.setdefault("position", rope) == rope, "rope",
+                         f"and position={changes['position']!r} both given; they are one field, position")
+            elif "position" not in changes:
+                _require(self.position_kind != "rope", "rope", "rope=None: say which position replaces it, e.g. position='learned'")
         for k, v in list(changes.items()):
             if isinstance(v, dict):
                 current = getattr(self, k, None)

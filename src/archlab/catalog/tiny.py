@@ -59,9 +59,10 @@ def tiny(
     mixers = {MIXERS[config.attention.kind]} | {MIXERS[s.mixer] for s in config.layers}
     for kind in mixers:
         fields.update(kind.tiny(config, d_model, n_heads, short))
-    for name in ("dense", "moe"):
-        if getattr(config, "ffn" if name == "dense" else "moe") is not None:
-            fields.update(FFNS[name].tiny(config, d_model))
+    if config.ffn is not None:
+        fields.update(FFNS["dense"].tiny(config, d_model))
+    if config.moe is not None:
+        fields.update(FFNS["moe"].tiny(config, d_model))
     position = config.position
     fields.update(
         name=f"{config.name}-tiny" if config.name else "tiny",

@@ -13,7 +13,7 @@ device, cache bytes equal the tensors the caches allocate, FLOPs equal torch's F
 
 from __future__ import annotations
 
-from .base import FFNKind, MixerKind, Words, linear, norm_params
+from .base import FFNKind, MixerKind, Part, linear, norm_params
 from .attention import ATTENTION
 from .mla import MLA
 from .deltanet import DELTANET
@@ -25,4 +25,4 @@ MIXERS: dict[str, MixerKind] = {k.name: k for k in (ATTENTION, MLA, DELTANET)}
 # LayerSpec.ffn -> kind
 FFNS: dict[str, FFNKind] = {k.name: k for k in (DENSE, MOE)}
 
-__all__ = ["FFNS", "MIXERS", "FFNKind", "MixerKind", "Words", "linear", "norm_params"]
+__all__ = ["FFNS", "MIXERS", "FFNKind", "MixerKind", "Part", "linear", "norm_params"]

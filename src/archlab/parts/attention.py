@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model_config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
-from .base import MixerKind, Words, fmt_tokens, linear, norm_params, visible
+from .base import MixerKind, Part, fmt_tokens, linear, norm_params, visible
 
 
 class Attention(MixerKind):
@@ -56,7 +56,7 @@ class Attention(MixerKind):
     def letter(self, spec: LayerSpec) -> str:
         return {"sliding": "s", "chunked": "c"}.get(spec.kind, "g")
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         a = cfg.resolved_attention
         H, KV, hd = a.n_heads, a.n_kv_heads, a.head_dim
         kind = "MHA" if KV == H else "MQA" if KV == 1 else "GQA"
@@ -74,7 +74,7 @@ class Attention(MixerKind):
             "softcap": a.softcap, "output_gate": a.output_gate,
             "temperature": None if a.temperature is None else {"type": type(a.temperature).__name__, **vars(a.temperature)},
         }
-        return Words(text + "".join(", " + e for e in extras), data, f"{kind} {H}/{KV}")
+        return Part(text + "".join(", " + e for e in extras), data, f"{kind} {H}/{KV}")
 
     def tiny(self, cfg: ModelConfig, d_model: int, n_heads: int, short: int) -> dict[str, Any]:
         a = cfg.attention

@@ -39,13 +39,17 @@ def visible(spec: LayerSpec, context: int) -> int:
 
 
 @dataclass(frozen=True)
-class Words:
-    """A part in words (`text`), in fewer words for one-line-per-model tables (`brief`), and
-    as data for JSON."""
+class Part:
+    """One part in words (`text`), in fewer words for one-line-per-model tables (`short`),
+    and as data for JSON."""
 
     text: str
     data: dict[str, Any] = field(default_factory=dict)
-    brief: str = ""
+    brief: str | None = None
+
+    @property
+    def short(self) -> str:
+        return self.text if self.brief is None else self.brief
 
 
 class _Kind:
@@ -97,7 +101,7 @@ class MixerKind(_Kind):
         """The layer's kind in plots of the plan (the report's layer map colours by it)."""
         return spec.kind
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         raise NotImplementedError
 
     def tiny(self, cfg: ModelConfig, d_model: int, n_heads: int, short: int) -> dict[str, Any]:
@@ -115,7 +119,7 @@ class FFNKind(_Kind):
     def flops(self, cfg: ModelConfig) -> int:
         raise NotImplementedError
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         raise NotImplementedError
 
     def tiny(self, cfg: ModelConfig, d_model: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model_config import LayerSpec, ModelConfig
-from .base import MixerKind, Words, linear
+from .base import MixerKind, Part, linear
 
 FLOAT32_BYTES = 4
 
@@ -56,9 +56,9 @@ class GatedDeltaNet(MixerKind):
     def letter(self, spec: LayerSpec) -> str:
         return "l"
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         g = cfg.linear_attention
-        return Words(
+        return Part(
             f"Gated DeltaNet: {g.n_k_heads} QK / {g.n_v_heads} V heads of {g.k_head_dim}",
             {"kind": "gated_deltanet", **vars(g)}, "DeltaNet",
         )

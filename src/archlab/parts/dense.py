@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model_config import ModelConfig
-from .base import FFNKind, Words, linear
+from .base import FFNKind, Part, linear
 
 ACT_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU"}
 GLU_NAMES = {"SiLU": "SwiGLU", "GELU": "GeGLU", "ReLU": "ReGLU"}
@@ -29,12 +29,12 @@ class Dense(FFNKind):
         f = cfg.resolved_ffn
         return 2 * cfg.d_model * f.hidden * (2 if f.kind == "mlp" else 3)
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         f = cfg.resolved_ffn
         act = ACT_NAMES[f.activation]
         name = f"{act} MLP" if f.kind == "mlp" else GLU_NAMES[act]
         data = {"kind": f.kind, "activation": f.activation, "hidden": f.hidden, "bias": f.bias}
-        return Words(f"{name} {ratio(f.hidden / cfg.d_model)} ({f.hidden})", data, name.split(" ")[0] + (" MLP" if f.kind == "mlp" else ""))
+        return Part(f"{name} {ratio(f.hidden / cfg.d_model)} ({f.hidden})", data, name.split(" ")[0] + (" MLP" if f.kind == "mlp" else ""))
 
     def tiny(self, cfg: ModelConfig, d_model: int) -> dict[str, Any]:
         f = cfg.ffn

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model_config import LayerSpec, ModelConfig
-from .base import MixerKind, Words, linear, norm_params, visible
+from .base import MixerKind, Part, linear, norm_params, visible
 
 
 class LatentAttention(MixerKind):
@@ -52,7 +52,7 @@ class LatentAttention(MixerKind):
     def plan_kind(self, spec: LayerSpec) -> str:
         return "mla"
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         a = cfg.attention
         text = f"MLA: {a.n_heads} heads, KV latent {a.kv_lora_rank} + {a.qk_rope_head_dim} RoPE"
         if a.q_lora_rank is not None:
@@ -61,7 +61,7 @@ class LatentAttention(MixerKind):
             "kind": "mla", "n_heads": a.n_heads, "kv_lora_rank": a.kv_lora_rank, "q_lora_rank": a.q_lora_rank,
             "qk_nope_head_dim": a.qk_nope_head_dim, "qk_rope_head_dim": a.qk_rope_head_dim, "v_head_dim": a.v_head_dim,
         }
-        return Words(text, data, f"MLA r{a.kv_lora_rank}")
+        return Part(text, data, f"MLA r{a.kv_lora_rank}")
 
     def tiny(self, cfg: ModelConfig, d_model: int, n_heads: int, short: int) -> dict[str, Any]:
         a = cfg.attention

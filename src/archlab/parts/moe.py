@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model_config import ModelConfig
-from .base import FFNKind, Words, linear
+from .base import FFNKind, Part, linear
 
 
 class MixtureOfExperts(FFNKind):
@@ -27,7 +27,7 @@ class MixtureOfExperts(FFNKind):
         shared = 3 * d * m.hidden * m.n_shared + (d if m.shared_gate else 0)
         return 2 * (d * m.n_experts + shared + m.top_k * 3 * d * m.hidden)
 
-    def describe(self, cfg: ModelConfig) -> Words:
+    def describe(self, cfg: ModelConfig) -> Part:
         m = cfg.moe
         r = m.router
         text = f"MoE {m.n_experts} experts of {m.hidden}, top-{m.top_k}"
@@ -47,7 +47,7 @@ class MixtureOfExperts(FFNKind):
             "router": {k: getattr(r, k) for k in ("score", "norm_topk", "scale", "n_groups", "topk_groups", "group_score",
                                                   "score_bias", "logit_bias", "logit_softcap", "weights_on")},
         }
-        return Words(text, data, f"MoE {m.top_k}/{m.n_experts}" + (f"+{m.n_shared}" if m.n_shared else ""))
+        return Part(text, data, f"MoE {m.top_k}/{m.n_experts}" + (f"+{m.n_shared}" if m.n_shared else ""))
 
     def tiny(self, cfg: ModelConfig, d_model: int) -> dict[str, Any]:
         moe = cfg.moe

@@ -12,8 +12,9 @@ from ...model_config import ModelConfig
 from .core import HF_ACTIVATION, common_problems, rope_json
 
 
-def _ffn_kinds(cfg: ModelConfig) -> tuple[str, ...]:
-    return tuple(s.ffn for s in cfg.layers)
+def _first_moe(cfg: ModelConfig) -> int:
+    """first_k_dense_replace: the index of the first MoE layer (n_layers when there is none)."""
+    return next((s.index for s in cfg.layers if s.ffn == "moe"), cfg.n_layers)
 
 
 def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
@@ -30,9 +31,9 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
         return p
     if f is not None and m.activation != f.activation:
         p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (DeepSeek has one hidden_act)")
-    k = _ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers
-    if _ffn_kinds(cfg) != ("dense",) * k + ("moe",) * (cfg.n_layers - k):
-        p.append(f"ffn_types={list(_ffn_kinds(cfg))} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    kinds, k = [s.ffn for s in cfg.layers], _first_moe(cfg)
+    if kinds != ["dense"] * k + ["moe"] * (cfg.n_layers - k):
+        p.append(f"ffn_types={kinds} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
     r = m.router
     if v3:
         if r.score != "sigmoid":
@@ -96,7 +97,7 @@ def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         topk_method="noaux_tc" if v3 else "group_limited_greedy" if r.n_groups > 1 else "greedy",
         n_group=r.n_groups,
         topk_group=r.topk_groups,
-        first_k_dense_replace=_ffn_kinds(cfg).index("moe") if "moe" in _ffn_kinds(cfg) else cfg.n_layers,
+        first_k_dense_replace=_first_moe(cfg),
         moe_layer_freq=1,
     )
     return hf
