@@ -43,7 +43,8 @@ def tiny(name_or_config: "str | ModelConfig", **overrides) -> ModelConfig:
 
 # name -> module that defines it; imported on first access (these need torch)
 _LAZY = {
-    "build": "api", "load": "api", "save": "api", "load_tokenizer": "api", "fetch": "api",
+    "build": "api", "load": "api", "save": "api", "load_tokenizer": "api", "fetch": "api", "train": "api",
+    "TrainOptions": "training", "TrainError": "training", "prepare_data": "api",
     "generate": "generation", "stream": "generation", "Transformer": "model",
     "analyze": "analysis", "Analysis": "analysis",
 }
@@ -53,7 +54,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "build", "config", "load", "save", "load_tokenizer", "fetch", "presets", "tiny", "generate", "stream",
+    "build", "config", "load", "save", "load_tokenizer", "fetch", "train", "TrainOptions", "TrainError", "prepare_data", "presets", "tiny", "generate", "stream",
     "analyze", "Analysis",
     "ModelConfig", "AttentionConfig", "MLAConfig", "DeltaNetConfig", "AttnTemperature", "FFNConfig", "MoEConfig",
     "RouterConfig", "NormConfig", "Pattern", "RopeConfig", "RopeScaling", "ConfigError", "CheckpointError", "Transformer",

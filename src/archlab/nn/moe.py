@@ -30,6 +30,10 @@ class Router(nn.Module):
         self.bias = nn.Parameter(torch.empty(cfg.n_experts)) if cfg.router.logit_bias else None
         # Selection-only bias (DeepSeek-V3): a buffer, learned by a balancing rule, not by gradients.
         self.score_bias = nn.Buffer(torch.empty(cfg.n_experts, dtype=torch.float32)) if cfg.router.score_bias else None
+        # A trainer that balances with an auxiliary loss sets track_balance; each forward with
+        # gradients then leaves its balance loss here for the trainer to add (training/balance.py).
+        self.track_balance = False
+        self.balance_loss: torch.Tensor | None = None
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, std=0.02)
@@ -56,10 +60,27 @@ class Router(nn.Module):
             keep_NE = keep_NG.repeat_interleave(E // G, dim=1)
             choice_NE = choice_NE.masked_fill(~keep_NE, float("-inf"))
         idx_NK = choice_NE.topk(self.top_k, dim=-1, sorted=False).indices
+        if self.track_balance and torch.is_grad_enabled():
+            self.balance_loss = balance_loss(scores_NE, idx_NK, self.n_experts)
         w_NK = scores_NE.gather(1, idx_NK)
         if r.norm_topk:
             w_NK = w_NK / (w_NK.sum(dim=-1, keepdim=True) + 1e-20)
         return w_NK * r.scale, idx_NK
+
+
+def balance_loss(scores_NE: torch.Tensor, idx_NK: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """The Switch Transformer's auxiliary load-balancing loss (Fedus et al. 2021, eq. 4),
+    E * sum_e f_e * P_e: f_e the share of token-slots routed to expert e (no gradient), P_e the
+    mean probability the router gives e. It is 1 when routing is uniform and grows as load
+    and probability concentrate on the same experts. Sigmoid scores are normalised per token
+    first, as DeepSeek-V3's sequence-wise balance loss does (its eq. 18-19). Slot shares are
+    divided by N * top_k, so the uniform value is 1 for any top_k (HF's Mixtral loss is top_k
+    times this)."""
+    N, K = idx_NK.shape
+    probs_NE = scores_NE / scores_NE.sum(dim=-1, keepdim=True)
+    share_E = torch.zeros(n_experts, device=idx_NK.device, dtype=torch.float32)
+    share_E = share_E.index_add_(0, idx_NK.reshape(-1), torch.ones(N * K, device=idx_NK.device)) / (N * K)
+    return n_experts * (share_E * probs_NE.float().mean(dim=0)).sum()
 
 
 def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: float = 1.702) -> torch.Tensor:
@@ -208,8 +229,12 @@ class Experts(nn.Module):
             y_sorted = self._grouped(x_sorted, expert_S, counts_E, ends_E)
         else:
             outs = []
+            # An expert with no tokens still runs (on zero rows) while gradients are recorded, so
+            # every parameter is in the graph: data-parallel training expects a gradient for
+            # each one (DDP's reducer, FSDP's reduce-scatter), zero for an idle expert.
+            train = torch.is_grad_enabled()
             for e, x_e in enumerate(x_sorted.split(counts_E.tolist())):
-                outs.append(x_e if x_e.shape[0] == 0 else self._expert(e, x_e))
+                outs.append(self._expert(e, x_e) if x_e.shape[0] or train else x_e)
             y_sorted = torch.cat(outs)
         if not self.weights_on_input:
             y_sorted = (y_sorted * w_sorted).to(x_ND.dtype)
