@@ -17,6 +17,7 @@ lowest first:
 - model: model.py (Transformer and `build`) and generation.py.
 - io: io/ (checkpoint formats), tokenizer.py, hub.py -- translate files to models, so they
   build models (model.build) and never reach up into the public api.
+- train: training/ -- the training loop, checkpoints, torchrun; over models, data and tokenizers.
 - api: archlab/__init__.py and api.py, the public facade.
 - cli: cli.py, over everything.
 
@@ -35,14 +36,16 @@ import archlab
 
 ROOT = Path(archlab.__file__).parent
 
-LAYERS = ("base", "analysis", "nn", "model", "io", "api", "cli")
+LAYERS = ("base", "analysis", "nn", "model", "io", "train", "api", "cli")
 MAY_IMPORT = {
     "base": {"base"},
     "analysis": {"base", "analysis"},
     "nn": {"base", "nn"},
     "model": {"base", "nn", "model"},
     "io": {"base", "nn", "model", "io"},
-    "api": {"base", "analysis", "nn", "model", "io", "api"},
+    # training counts parameters with analysis (torch-free) for its summary line
+    "train": {"base", "analysis", "nn", "model", "io", "train"},
+    "api": {"base", "analysis", "nn", "model", "io", "train", "api"},
     "cli": set(LAYERS),
 }
 # modules by exact name first, then packages (the package and everything below it)
@@ -51,16 +54,16 @@ MODULES = {
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model",
-    "archlab.tokenizer": "io", "archlab.hub": "io",
+    "archlab.tokenizer": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
-    "archlab.cli": "cli",
+    "archlab.cli": "cli", "archlab.__main__": "cli",
 }
-PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io"}
+PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io", "archlab.training": "train"}
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.
 TORCH_FREE = {"base", "analysis"}
-TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.tokenizer"}
+TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.tokenizer", "archlab.data"}
 
 
 def _modules() -> dict[str, Path]:

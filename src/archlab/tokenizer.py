@@ -30,7 +30,7 @@ from tokenizers import Tokenizer as _Backend
 
 from .io import CheckpointError
 
-__all__ = ["Tokenizer", "load_tokenizer"]
+__all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
 # Texts of tokens that end a turn, from llama.cpp's end-of-generation detection
 # (src/llama-vocab.cpp, `special_eog_ids`: eot/eom ids plus tokens found by their text).
@@ -104,6 +104,37 @@ class Tokenizer:
 
     def id_to_token(self, i: int) -> str | None:
         return self.backend.id_to_token(i)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write tokenizer.json and tokenizer_config.json into `directory` (created when missing),
+        so that load_tokenizer(directory) gives the same ids, special tokens and chat template.
+        Each file is replaced atomically; other files in the directory are left alone."""
+        from .io.atomic import atomic_file
+
+        directory = Path(directory).expanduser()
+        directory.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            k: v for k, v in (("bos_token", self.bos_token), ("eos_token", self.eos_token),
+                              ("unk_token", self.unk_token), ("pad_token", self.pad_token)) if v is not None
+        }
+        if self.chat_template:
+            config["chat_template"] = self.chat_template
+        if self.vocab_size != self.backend.get_vocab_size(with_added_tokens=True):
+            # A GGUF vocabulary counts every row of the embedding, even a duplicate token text
+            # the backend keeps once; the model's size must survive the round trip.
+            config[_VOCAB_SIZE_KEY] = self.vocab_size
+        with atomic_file(directory / "tokenizer.json", "w") as f:
+            f.write(self.backend.to_str(pretty=False))
+        with atomic_file(directory / "tokenizer_config.json", "w") as f:
+            json.dump(config, f, ensure_ascii=False, indent=1)
+        # Stop ids that loading would not find by itself (a GGUF file's eot/eom ids) go where
+        # load_tokenizer reads extra stops from; written only then, since in a model directory
+        # generation_config.json has other settings we must not replace.
+        derived = Tokenizer(self.backend, eos_token=self.eos_token, vocab_size=self.vocab_size).stop_ids
+        if self.stop_ids - derived:
+            with atomic_file(directory / "generation_config.json", "w") as f:
+                json.dump({"eos_token_id": sorted(self.stop_ids)}, f, indent=1)
+        return directory
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True, **kwargs: Any) -> str:
         """The conversation rendered with the model's chat template (a string, not yet token ids)."""
@@ -321,6 +352,11 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+# Our own key in tokenizer_config.json (HF ignores keys it does not know); not "vocab_size",
+# which HF tokenizer classes have as a read-only property.
+_VOCAB_SIZE_KEY = "archlab_vocab_size"
+
+
 def _token_text(value: Any) -> str | None:
     # tokenizer_config.json spells special tokens as a string or as an AddedToken dict
     if isinstance(value, dict):
@@ -348,11 +384,13 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
     if (directory / "generation_config.json").is_file():
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")
         stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+    size = config.get(_VOCAB_SIZE_KEY)
     return Tokenizer(
         backend,
         bos_token=_token_text(config.get("bos_token")), eos_token=_token_text(config.get("eos_token")),
         unk_token=_token_text(config.get("unk_token")), pad_token=_token_text(config.get("pad_token")),
-        chat_template=template if isinstance(template, str) else None, stop_ids=stops, source=str(file),
+        chat_template=template if isinstance(template, str) else None, stop_ids=stops,
+        vocab_size=size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None, source=str(file),
     )
 
 
@@ -374,3 +412,88 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if p.suffix == ".json":
         return _from_tokenizer_json(p)
     raise CheckpointError(f"{p}: expected a .gguf file, a tokenizer.json, or a directory holding tokenizer.json")
+
+
+# ---- tokenizers made here: bytes, and BPE trained on a corpus ---------------------------------
+
+EOS_TEXT = "<|endoftext|>"
+# A trained BPE needs its 256 bytes and the end-of-text token; above 2**20 ids the embedding
+# alone of a small model is billions of parameters, surely a mistake for a corpus trained here.
+BPE_MIN_VOCAB = 257
+BPE_MAX_VOCAB = 1 << 20
+
+
+def byte_tokenizer() -> Tokenizer:
+    """256 ids, id b is byte b of the UTF-8 text. No special tokens: every id is a byte, so
+    there is none spare for an end-of-text token."""
+    spelling = _byte_spelling()
+    # a BPE model without merges over GPT-2's byte spelling, which ByteLevel produces, is
+    # exactly "one token per byte", in the library's own (fast, serializable) terms
+    backend = _Backend(models.BPE(vocab={spelling[b]: b for b in range(256)}, merges=[], fuse_unk=False, byte_fallback=False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return Tokenizer(backend, source="byte")
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE of exactly `vocab_size` ids trained on `texts`: id 0 is <|endoftext|>
+    (the EOS, which also separates documents), then the 256 bytes, then the merges. GPT-2's
+    pre-tokenizer regex; the same texts give the same tokenizer."""
+    from tokenizers import trainers
+
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        raise TypeError(f"train_bpe: vocab_size must be an int, got {type(vocab_size).__name__}")
+    if not BPE_MIN_VOCAB <= vocab_size <= BPE_MAX_VOCAB:
+        raise ValueError(
+            f"bpe vocab_size {vocab_size} is out of range: it must be at least {BPE_MIN_VOCAB} "
+            f"(256 bytes + {EOS_TEXT}) and at most {BPE_MAX_VOCAB}"
+        )
+    if isinstance(texts, str):
+        raise TypeError("train_bpe: texts must be an iterable of strings, not one string")
+    backend = _Backend(models.BPE(fuse_unk=False, byte_fallback=False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=0, special_tokens=[AddedToken(EOS_TEXT, normalized=False, special=True)],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer)
+    got = backend.get_vocab_size(with_added_tokens=True)
+    if got != vocab_size:
+        raise ValueError(
+            f"bpe:{vocab_size}: the training text only has enough distinct pairs for {got} ids; "
+            "give more text or ask for fewer ids"
+        )
+    return Tokenizer(backend, eos_token=EOS_TEXT, source=f"bpe:{vocab_size}")
+
+
+SPEC_FORMS = "'byte', 'bpe:N' (N from 257 to 1048576), or a path to a tokenizer.json, a directory holding one, or a .gguf file"
+
+
+def parse_bpe_spec(spec: str) -> int | None:
+    """N of a 'bpe:N' spec (checked), or None for any other spec."""
+    if not spec.startswith("bpe:"):
+        return None
+    n = spec[4:]
+    if not n.isdigit():
+        raise ValueError(f"tokenizer {spec!r}: expected bpe:N with N a whole number of ids, e.g. bpe:4096")
+    if not BPE_MIN_VOCAB <= int(n) <= BPE_MAX_VOCAB:
+        raise ValueError(f"tokenizer {spec!r}: N must be from {BPE_MIN_VOCAB} (256 bytes + {EOS_TEXT}) to {BPE_MAX_VOCAB}")
+    return int(n)
+
+
+def tokenizer_from_spec(spec: str | Path, texts: Iterable[str] | None = None) -> Tokenizer:
+    """'byte' -> byte_tokenizer(); 'bpe:N' -> train_bpe(texts, N) (texts required); anything
+    else is a path that load_tokenizer reads. Unknown -> ValueError listing the accepted forms."""
+    if isinstance(spec, str):
+        if spec == "byte":
+            return byte_tokenizer()
+        n = parse_bpe_spec(spec)
+        if n is not None:
+            if texts is None:
+                raise ValueError(f"tokenizer {spec!r} is trained on the training text: pass texts=")
+            return train_bpe(texts, n)
+    p = Path(spec).expanduser()
+    if not p.exists():
+        raise ValueError(f"tokenizer {str(spec)!r}: not a known kind and no such file or directory; expected {SPEC_FORMS}")
+    return load_tokenizer(p)
