@@ -25,7 +25,7 @@ from archlab.training import checkpoint as ckpt
 from archlab.training import loop
 from archlab.training.distributed import Processes
 
-from .marks import QUICK_PRESETS, slow_except
+from marks import QUICK_PRESETS, slow_except
 
 WORDS = ("the king hath sent for thee my lord and I will go to him anon but first tell me "
          "what news from France where the duke doth keep his court with all his men").split()
@@ -373,17 +373,17 @@ def _final_imbalance(run: Path) -> float:
 def test_moe_balancing_moves_expert_load_toward_uniform(tmp_path, corpus, monkeypatch):
     _skewed(monkeypatch)
     opts = dict(SMALL, steps=30, eval_every=30, lr=3e-3)
-    model = dict(moe={"n_experts": 8, "top_k": 2})
     runs = {}
     for method, extra in [("none", {}), ("aux", {"aux_coef": 0.1}), ("loss-free", {"bias_rate": 0.01})]:
         runs[method] = tmp_path / method
-        archlab.train("deepseek-v3", corpus, runs[method], tiny=True, balancing=method, model_overrides=model, **opts, **extra)
+        archlab.train("mixtral-8x7b", corpus, runs[method], tiny=True, balancing=method, **opts, **extra)
     first = _metrics(runs["none"])[1]["expert_imbalance"]
     start = sum(first) / len(first)
     none, aux, free = (_final_imbalance(runs[m]) for m in ("none", "aux", "loss-free"))
     assert start > 2.0  # the skew took
-    assert aux < none and free < none
-    assert free < 0.6 * start and aux < 0.8 * start
+    # unbalanced, the skew grows (the favoured experts learn fastest); balanced, it shrinks
+    assert none > start
+    assert aux < min(start, 0.75 * none) and free < min(start, 0.75 * none)
     # the auxiliary loss is logged, and only where it is used
     assert all("aux_loss" in r for r in _metrics(runs["aux"]) if r["step"] > 0)
     assert not any("aux_loss" in r for r in _metrics(runs["loss-free"]))

@@ -213,8 +213,12 @@ def restore(
     if (checkpoint / "dcp").is_dir():
         import torch.distributed.checkpoint as dcp
 
-        # written by several processes, read by any number: DCP reshards (alone: no_dist)
+        import warnings
+
+        # written by several processes, read by any number: DCP reshards (alone: no_dist,
+        # which DCP warns about although it is what we ask for)
         alone = not procs.distributed
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
         if optimizer is not None:
             model_sd, optim_sd = get_state_dict(model, optimizer)
             dcp.load({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(checkpoint / "dcp"), no_dist=alone)
