@@ -276,6 +276,13 @@ def test_seq_len_beyond_learned_positions_is_refused(tmp_path, corpus):
     assert not (tmp_path / "run").exists()
 
 
+def test_bfloat16_autocast_trains(tmp_path, corpus):
+    result = archlab.train("llama-3-8b", corpus, tmp_path / "run", tiny=True, dtype="bfloat16", **{**SMALL, "steps": 4})
+    assert math.isfinite(result.loss) and result.val_losses[4] < result.val_losses[0]
+    # weights stay float32 (autocast computes in bfloat16; the optimizer updates float32)
+    assert {t.dtype for t in ckpt.load_weights(result.checkpoint / "model.safetensors").values()} == {torch.float32}
+
+
 def test_rope_models_take_a_longer_context(tmp_path, corpus):
     result = archlab.train("llama-3-8b", corpus, tmp_path / "run", tiny=True, **{**SMALL, "steps": 1, "seq_len": 300, "batch": 1})
     assert result.config.max_seq_len == 300

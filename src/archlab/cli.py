@@ -547,7 +547,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help=f"initialisation and batch order (default {d.seed})")
     p.add_argument("--eval-every", type=int, default=None, help=f"evaluate every N steps, and at 0 and the end (default {d.eval_every})")
     p.add_argument("--eval-tokens", type=int, default=None, help=f"validation tokens per evaluation (default {d.eval_tokens})")
-    p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (default: at the end only)")
+    p.add_argument("--save-every", type=int, default=None, help=f"checkpoint every N steps and at the end; 0: at the end only (default {d.save_every})")
     p.add_argument("--keep", type=int, default=None, help=f"checkpoints kept (default {d.keep})")
     p.add_argument("--strategy", default=None, choices=STRATEGIES, help="under torchrun: ddp (default) or fsdp")
     p.add_argument("--balancing", default=None, choices=BALANCING,

@@ -219,11 +219,18 @@ def train(
 def _prepare_data(run: _Run, data, tokenizer: str, val_fraction: float, out: Path, resume: bool):
     from ..data import prepare
 
+    import sys
+
+    def progress(done: int, total: int) -> None:  # tokenizing is the one long wait before step 0
+        if run.procs.main and not run.quiet and sys.stderr.isatty():
+            sys.stderr.write(f"\rtokenizing {data}: {done}/{total} documents" + ("\r\x1b[K" if done == total else ""))
+            sys.stderr.flush()
+
     # the first process tokenizes (once, into the cache); the others then find it there
     result: Any = None
     if run.procs.main:
         try:
-            result = prepare(data, tokenizer, val_fraction=val_fraction)
+            result = prepare(data, tokenizer, val_fraction=val_fraction, progress=progress)
         except Exception as e:
             run.procs.all_ok(False)
             raise e
@@ -374,6 +381,8 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
             progress.update(step, loss_value, step_tokens / dt)
             if step % opts.eval_every == 0 or step == opts.steps:
                 record["val_loss"] = evaluate(step, loss_value)
+                if cfg.moe is not None:  # the whole picture now and then: each expert's share, per layer
+                    record["expert_load"] = [[round(x, 4) for x in row] for row in (load / load.sum(-1, keepdim=True)).tolist()]
             if log:
                 log.write(record)
             if (opts.save_every and step % opts.save_every == 0) or step == opts.steps:

@@ -50,7 +50,7 @@ class TrainOptions:
     seed: int = 0
     eval_every: int = 100
     eval_tokens: int = 32768
-    save_every: int = 0  # 0: only at the end
+    save_every: int = 500  # 0: only at the end
     keep: int = 2
     strategy: str = "auto"
     balancing: str = "auto"
