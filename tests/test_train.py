@@ -337,6 +337,27 @@ def test_warmup_then_cosine():
     assert all(o.lr_at(s) >= o.lr_at(s + 1) for s in range(10, 100))
 
 
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.integers(1, 5000), warmup=st.integers(0, 500), lr=st.floats(1e-6, 1.0), frac=st.floats(0, 1))
+def test_lr_stays_between_min_and_peak(steps, warmup, lr, frac):
+    o = TrainOptions(steps=steps, warmup=warmup, lr=lr, min_lr=lr * frac)
+    rates = [o.lr_at(s) for s in range(1, steps + 1)]
+    assert all(0 < r <= lr * (1 + 1e-12) for r in rates)
+    assert all(r >= o.final_lr * (1 - 1e-12) for r in rates[warmup:])
+    assert rates[-1] == pytest.approx(o.final_lr if steps > warmup else lr)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(40, 10**7), batch=st.integers(1, 64), seq=st.integers(1, 39), seed=st.integers(0, 2**32 - 1),
+       step=st.integers(1, 10**6))
+def test_every_window_fits_the_split(n, batch, seq, seed, step):
+    starts = loop.batch_starts(seed, step, n, batch, seq)
+    assert len(starts) == batch and starts.min() >= 0 and starts.max() + seq + 1 <= n
+
+
 def test_weight_decay_on_matrices_only():
     model = archlab.build(archlab.tiny("deepseek-v3"))
     opt = loop._optimizer(model, TrainOptions(weight_decay=0.1), torch.device("cpu"))
@@ -464,6 +485,20 @@ def test_ddp_two_processes_equals_one(tmp_path, corpus, preset):
     archlab.train(preset, corpus, tmp_path / "one", tiny=True, **dict(SMALL, save_every=4))
     _torchrun(tmp_path, 2, preset, str(corpus), str(tmp_path / "two"), "ddp", "0", "0")
     _close(tmp_path / "one", tmp_path / "two")
+
+
+@pytest.mark.slow
+def test_torchrun_runs_the_cli(tmp_path, corpus):
+    """`torchrun -m archlab train ...`, as the README says: the same numbers as one process."""
+    archlab.train("gpt2", corpus, tmp_path / "one", tiny=True, **dict(SMALL, save_every=4))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(archlab.__file__).parents[1])}
+    args = ["train", "gpt2", "--tiny", "--data", str(corpus), "--out", str(tmp_path / "two"), "--steps", "8", "--batch", "4",
+            "--seq-len", "32", "--eval-every", "4", "--eval-tokens", "256", "--save-every", "4", "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "archlab", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _close(tmp_path / "one", tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "checkpoints" / "step-00000008" / "state.json").read_text())["processes"] == 2
 
 
 @pytest.mark.slow
