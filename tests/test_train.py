@@ -343,11 +343,16 @@ from hypothesis import given, settings, strategies as st
 @settings(max_examples=200, deadline=None)
 @given(steps=st.integers(1, 5000), warmup=st.integers(0, 500), lr=st.floats(1e-6, 1.0), frac=st.floats(0, 1))
 def test_lr_stays_between_min_and_peak(steps, warmup, lr, frac):
+    if warmup and warmup >= steps:
+        with pytest.raises(TrainError, match="--warmup: must be shorter than --steps"):
+            TrainOptions(steps=steps, warmup=warmup)
+        return
     o = TrainOptions(steps=steps, warmup=warmup, lr=lr, min_lr=lr * frac)
     rates = [o.lr_at(s) for s in range(1, steps + 1)]
-    assert all(0 < r <= lr * (1 + 1e-12) for r in rates)
+    assert all(0 <= r <= lr * (1 + 1e-12) for r in rates)
+    assert max(rates) == pytest.approx(lr) or warmup == 0  # the peak is reached (at the end of warmup)
     assert all(r >= o.final_lr * (1 - 1e-12) for r in rates[warmup:])
-    assert rates[-1] == pytest.approx(o.final_lr if steps > warmup else lr)
+    assert rates[-1] == pytest.approx(o.final_lr)
 
 
 @settings(max_examples=200, deadline=None)

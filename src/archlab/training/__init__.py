@@ -8,7 +8,11 @@
     metrics.py       metrics.jsonl, the progress bar, loss.png
 """
 
-from .loop import TrainResult, train
-from .options import TrainError, TrainOptions
+from .._lazy import lazy_attributes
+from .options import TrainError, TrainOptions  # torch-free: the CLI builds its parser from them
+
+# the loop needs torch; imported on first use, so `archlab --help` and `compare` stay light
+_LAZY = {"train": "loop", "TrainResult": "loop"}
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = ["train", "TrainOptions", "TrainResult", "TrainError"]

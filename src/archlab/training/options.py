@@ -68,6 +68,8 @@ class TrainOptions:
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
         need(isinstance(self.save_every, int) and self.save_every >= 0, "save_every", "must be >= 0 (0: at the end only)")
         need(self.warmup is None or (isinstance(self.warmup, int) and 0 <= self.warmup), "warmup", "must be >= 0")
+        # a warmup as long as the run never reaches the peak learning rate it was given
+        need(self.warmup is None or self.warmup == 0 or self.warmup < self.steps, "warmup", f"must be shorter than --steps ({self.steps})")
         for name in ("lr", "weight_decay", "clip", "aux_coef", "bias_rate"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, name, "must be a finite number >= 0")
