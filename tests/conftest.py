@@ -10,6 +10,16 @@ _PARITY: list[tuple[str, str, float]] = []
 
 
 @pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A private, empty archlab cache (ARCHLAB_CACHE), downloads allowed (pytest's own `cache`
+    fixture is not used in these tests)."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("ARCHLAB_CACHE", str(d))
+    monkeypatch.delenv("ARCHLAB_OFFLINE", raising=False)
+    return d
+
+
+@pytest.fixture
 def parity_report():
     def record(family: str, name: str, max_diff: float) -> None:
         _PARITY.append((family, name, max_diff))

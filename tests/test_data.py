@@ -31,14 +31,6 @@ CORPUS = [f"{i}: " + WORDS * (1 + i % 3) + f"line {i * 37} ends here.\n" for i i
 SAMPLES = ["", " ", "\n", "héllo wörld", "\x00\x01\xff 🎉👍🏽 你好", "<|endoftext|> in the text", WORDS]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("ARCHLAB_CACHE", str(d))
-    monkeypatch.delenv("ARCHLAB_OFFLINE", raising=False)
-    return d
-
-
 @pytest.fixture(scope="module")
 def bpe300() -> Tokenizer:
     return train_bpe(CORPUS, 300)

@@ -65,14 +65,6 @@ def _sha256(p: Path) -> str:
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "cache"
-    monkeypatch.setenv("ARCHLAB_CACHE", str(d))
-    monkeypatch.delenv("ARCHLAB_OFFLINE", raising=False)
-    return d
-
-
-@pytest.fixture
 def no_pip(monkeypatch):
     """Any attempt to run a subprocess (pip) fails the test."""
 

@@ -283,6 +283,26 @@ def test_bfloat16_autocast_trains(tmp_path, corpus):
     assert {t.dtype for t in ckpt.load_weights(result.checkpoint / "model.safetensors").values()} == {torch.float32}
 
 
+def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(loop, "_memory", lambda device: 24 * 2**30)  # whatever machine runs the tests
+    # (6.98B: the 8B preset with the byte tokenizer's 256-row embedding)
+    with pytest.raises(TrainError, match=r"llama-3-8b has 6.98B parameters: .* need about 104 GiB per process .* has 24 GiB.*--tiny"):
+        archlab.train("llama-3-8b", corpus, tmp_path / "run", **SMALL)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_trains(tmp_path, corpus, capsys):
+    from archlab.cli import main
+
+    assert main(["config", "qwen3-8b", "--tiny"]) == 0
+    path = tmp_path / "mine.json"
+    path.write_text(capsys.readouterr().out)
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--data", str(corpus), "--out", str(out), "--steps", "2", "--batch", "2",
+                 "--seq-len", "16", "--eval-tokens", "64", "--quiet"]) == 0
+    assert archlab.load(out).config.name == "qwen3-8b-tiny"
+
+
 def test_rope_models_take_a_longer_context(tmp_path, corpus):
     result = archlab.train("llama-3-8b", corpus, tmp_path / "run", tiny=True, **{**SMALL, "steps": 1, "seq_len": 300, "batch": 1})
     assert result.config.max_seq_len == 300

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -273,6 +274,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
     if previous is not None:
         _check_resume(out, previous, cfg, meta, opts)
 
+    _check_memory(cfg, procs)
     dtype_name, autocast = _autocast(opts, procs.device)
     torch.manual_seed(opts.seed)
     core = build(cfg, device=procs.device)
@@ -398,6 +400,37 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
         run.say(f"done: {step} steps, loss {result.loss:.4f}, val_loss {result.val_loss:.4f} "
                 f"(unigram baseline {unigram:.4f}), {result.tokens_per_s:,.0f} tokens/s; {out}/loss.png, {result.checkpoint}")
     return result
+
+
+# float32 weights, gradients and AdamW's two moments: 16 bytes per parameter before activations
+BYTES_PER_PARAM = 16
+
+
+def _memory(device: torch.device) -> int | None:
+    try:
+        if device.type == "cuda":
+            return torch.cuda.mem_get_info(device)[1]
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        return None
+
+
+def _check_memory(cfg: ModelConfig, procs: Processes) -> None:
+    """Refuse a model whose weights and optimizer state alone cannot fit, before allocating it
+    (`archlab train llama-3-8b` without --tiny would otherwise start filling memory)."""
+    from ..analysis import analyze
+
+    params = analyze(cfg).total_params
+    share = procs.world if procs.strategy == "fsdp" else 1
+    need = params * BYTES_PER_PARAM // share
+    have = _memory(procs.device)
+    if have is not None and need > have:
+        raise TrainError(
+            f"{cfg.name or 'the model'} has {params / 1e9:.2f}B parameters: its weights, gradients and AdamW state "
+            f"need about {need / 2**30:,.0f} GiB per process ({BYTES_PER_PARAM} bytes per parameter"
+            f"{f', sharded over {share} processes' if share > 1 else ''}), and {procs.device} has {have / 2**30:,.0f} GiB. "
+            "Train the --tiny version, a smaller config, or shard it over more processes (--strategy fsdp)."
+        )
 
 
 def _check_resume(out: Path, previous: Path, cfg: ModelConfig, meta: dict, opts: TrainOptions) -> None:
