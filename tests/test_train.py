@@ -540,3 +540,45 @@ def test_fsdp_saves_and_resumes_on_two_processes_and_on_one(tmp_path, corpus):
     _close(tmp_path / "one", tmp_path / "b")
     # the sharded checkpoint loads as a plain model too
     assert torch.isfinite(archlab.load(tmp_path / "a")(torch.tensor([[1, 2, 3]]))).all()
+
+
+# ---- what the user sees ------------------------------------------------------------------------
+
+class _Stream:
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_line_on_a_terminal_and_evaluations_only_elsewhere():
+    from archlab.training.metrics import Progress
+
+    for tty in (True, False):
+        stream = _Stream(tty)
+        p = Progress(10, 0, stream=stream)
+        for step in range(1, 11):
+            p.update(step, 2.0 - step / 10, 1000, 0.01)
+            if step == 5:
+                p.evaluated(5, 1.5, 1.5)
+        p.close()
+        lines = [line for line in stream.text.replace("\r", "\n").split("\n") if line.strip("\x1b[K")]
+        assert "step 5/10: loss 1.5000 val_loss 1.5000" in stream.text
+        if tty:
+            assert "[########################] 10/10 loss 1.0000 val 1.5000 | 100,000 tok/s" in stream.text
+            assert "left" in stream.text
+        else:
+            assert len(lines) == 1  # no bar in a log file: the evaluation alone
+    quiet = _Stream(True)
+    p = Progress(10, 0, quiet=True, stream=quiet)
+    p.update(1, 1.0, 10, 0.1)
+    p.evaluated(1, 1.0)
+    p.close()
+    assert quiet.text == ""

@@ -380,7 +380,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
             norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             record.update(tokens=tokens, tokens_per_s=round(step_tokens / dt, 1), grad_norm=round(float(norm), 5))
             result.loss, result.steps, result.tokens = loss_value, step, tokens
-            progress.update(step, loss_value, step_tokens / dt)
+            progress.update(step, loss_value, step_tokens, dt)
             if step % opts.eval_every == 0 or step == opts.steps:
                 record["val_loss"] = evaluate(step, loss_value)
                 if cfg.moe is not None:  # the whole picture now and then: each expert's share, per layer

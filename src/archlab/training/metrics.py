@@ -72,6 +72,7 @@ class Progress:
         self.t0 = time.perf_counter()
         self.val: float | None = None
         self._last_draw = 0.0
+        self._recent: list[tuple[int, float]] = []
 
     def eta(self, step: int) -> float:
         done = step - self.start
@@ -79,9 +80,14 @@ class Progress:
             return float("nan")
         return (time.perf_counter() - self.t0) / done * (self.total - step)
 
-    def update(self, step: int, loss: float, tokens_per_s: float) -> None:
+    def update(self, step: int, loss: float, tokens: int, seconds: float) -> None:
+        """After each step: its loss, tokens and time. Speed shown is over the last 20 steps
+        (one step's is too jumpy to read)."""
+        self._recent.append((tokens, seconds))
+        del self._recent[:-20]
         if not self.live:
             return
+        tokens_per_s = sum(t for t, _ in self._recent) / max(1e-9, sum(s for _, s in self._recent))
         now = time.perf_counter()
         if now - self._last_draw < 0.1 and step < self.total:
             return
