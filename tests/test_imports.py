@@ -19,6 +19,7 @@ lowest first:
   build models (model.build) and never reach up into the public api.
 - train: training/ -- the training loop, checkpoints, torchrun; over models, data and tokenizers.
 - api: archlab/__init__.py and api.py, the public facade.
+- lab: lab/ -- the claims lab's experiments, over the public API.
 - cli: cli.py, over everything.
 
 analysis and nn are side by side: neither imports the other. A package's `_LAZY` table
@@ -36,7 +37,7 @@ import archlab
 
 ROOT = Path(archlab.__file__).parent
 
-LAYERS = ("base", "analysis", "nn", "model", "io", "train", "api", "cli")
+LAYERS = ("base", "analysis", "nn", "model", "io", "train", "api", "lab", "cli")
 MAY_IMPORT = {
     "base": {"base"},
     "analysis": {"base", "analysis"},
@@ -46,6 +47,8 @@ MAY_IMPORT = {
     # training counts parameters with analysis (torch-free) for its summary line
     "train": {"base", "analysis", "nn", "model", "io", "train"},
     "api": {"base", "analysis", "nn", "model", "io", "train", "api"},
+    # the lab's experiments use the public API, as a user would
+    "lab": {"base", "analysis", "nn", "model", "io", "train", "api", "lab"},
     "cli": set(LAYERS),
 }
 # modules by exact name first, then packages (the package and everything below it)
@@ -58,7 +61,7 @@ MODULES = {
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli",
 }
-PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io", "archlab.training": "train"}
+PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab"}
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.

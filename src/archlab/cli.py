@@ -519,6 +519,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from . import lab
+
+    if args.claim == "list":
+        width = _width(args.width)
+        rows = [[c.name, c.statement, c.source] for c in lab.claims().values()]
+        print("\n".join(render_table(["claim", "statement", "source"], rows, width)))
+        return 0
+    names = list(lab.claims()) if args.claim == "all" else [lab.get(args.claim).name]
+    if args.budget not in lab.BUDGETS:
+        raise ValueError(f"--budget: expected one of {', '.join(lab.BUDGETS)}, got {args.budget!r}")
+    for name in names:
+        command = f"archlab lab {name} --budget {args.budget} --seed {args.seed}"
+        result = lab.run_claim(lab.get(name), Path(args.out), args.budget, args.seed, args.device, args.quiet, command)
+        print(f"{name}: {result['verdict']} -- {result['summary']}")
+    return 0
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     from .training.options import BALANCING, DTYPES, STRATEGIES, TrainOptions
 
@@ -656,6 +674,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "Under `torchrun --nproc-per-node N -m archlab train ...` the processes train together.")
     _train_args(p)
     p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("lab", help="the claims lab: measure a claim of the comparison, with a computed verdict and a plot",
+                       description="Each claim of the comparison as an experiment: `archlab lab list`, "
+                       "`archlab lab kv-cache`, `archlab lab all`. Results go to OUT/CLAIM/ (result.json, plot.png, verdict.md).")
+    p.add_argument("claim", help="a claim's name (see `archlab lab list`), 'list' or 'all'")
+    p.add_argument("--budget", default="default", help="smoke (seconds), default (at most ~10 minutes on 2 CPU cores) or large")
+    p.add_argument("--seed", type=int, default=0, help="the seed every run derives from (default 0)")
+    p.add_argument("--out", default="lab", help="the results folder (default ./lab)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    p.add_argument("--width", type=_positive, default=None, help="`lab list`: wrap the table to this many columns")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(fn=cmd_lab)
     p = sub.add_parser("data", help="tokenize training text once into cached train/val token files",
                        description="Read a corpus, text file, .jsonl file or folder of .txt/.md files, hold out "
                        "validation documents, and tokenize both splits into the cache (once: a second run reuses it).")

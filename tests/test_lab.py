@@ -1,0 +1,86 @@
+"""The claims lab's frame and its registry: every claim runs at smoke budget and writes a
+complete result whose verdict follows its rule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from archlab import lab
+from archlab.lab import core
+from archlab.lab.core import better_beyond_spread, ratio_verdict
+
+FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed", "command",
+          "versions", "device", "seconds")
+
+
+def check_result(folder, name: str) -> dict:
+    """What every claim's run must leave behind, whatever its verdict."""
+    result = json.loads((folder / name / "result.json").read_text())
+    assert set(FIELDS) <= set(result), set(FIELDS) - set(result)
+    assert result["claim"] == name and result["verdict"] in core.VERDICTS
+    assert result["summary"] and result["rule"] and result["source"]
+    assert (folder / name / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"# {name}: {result['verdict']}" in (folder / name / "verdict.md").read_text()
+    return result
+
+
+def test_better_beyond_spread():
+    rule = better_beyond_spread([1.0, 1.1, 1.05], [1.5, 1.6, 1.55])[1]
+    assert "spread" in rule
+    assert better_beyond_spread([1.0, 1.1, 1.05], [1.5, 1.6, 1.55])[0] == "confirmed"
+    assert better_beyond_spread([1.5, 1.6, 1.55], [1.0, 1.1, 1.05])[0] == "not confirmed"
+    assert better_beyond_spread([1.0, 1.3], [1.1, 1.2])[0] == "mixed"  # within the spread
+    assert better_beyond_spread([1.0], [2.0])[0] == "mixed"  # one seed: no spread to judge by
+    assert better_beyond_spread([2.0, 2.1], [1.0, 1.1], lower_is_better=False)[0] == "confirmed"
+
+
+def test_ratio_verdict():
+    assert ratio_verdict(2.5, 2.0, 1.2, "speed-up")[0] == "confirmed"
+    assert ratio_verdict(1.5, 2.0, 1.2, "speed-up")[0] == "mixed"
+    assert ratio_verdict(1.0, 2.0, 1.2, "speed-up")[0] == "not confirmed"
+
+
+def test_outcome_refuses_a_made_up_verdict():
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        core.Outcome("probably", "rule", "summary", {})
+
+
+def test_every_claim_has_a_statement_and_a_source():
+    claims = lab.claims()
+    assert "kv-cache" in claims
+    for name, claim in claims.items():
+        assert claim.name == name and claim.statement and claim.source
+
+
+def test_unknown_claim_and_budget_are_named(tmp_path, capsys):
+    from archlab.cli import main
+
+    assert main(["lab", "kv-cahce", "--out", str(tmp_path)]) == 2
+    assert "unknown claim 'kv-cahce'; did you mean 'kv-cache'?" in capsys.readouterr().err
+    assert main(["lab", "kv-cache", "--budget", "huge", "--out", str(tmp_path)]) == 2
+    assert "--budget: expected one of smoke, default, large" in capsys.readouterr().err
+
+
+def test_lab_list(capsys):
+    from archlab.cli import main
+
+    assert main(["lab", "list", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    for name in lab.claims():
+        assert name in out
+
+
+@pytest.mark.slow
+def test_kv_cache_at_smoke_budget(tmp_path, capsys):
+    from archlab.cli import main
+
+    assert main(["lab", "kv-cache", "--budget", "smoke", "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("kv-cache: ")
+    result = check_result(tmp_path, "kv-cache")
+    m = result["measurements"]
+    # every cache measured from its tensors equals the analysis, and the ratios follow the head counts
+    assert m["measured_bytes"] == m["analytic_bytes"]
+    assert m["ratio_to_mha_at_max"]["GQA 8/2"] == 4 and m["ratio_to_mha_at_max"]["MQA"] == 8
+    assert result["verdict"] == "confirmed" and result["budget"] == "smoke" and result["command"].startswith("archlab lab kv-cache")
