@@ -84,3 +84,9 @@ def test_kv_cache_at_smoke_budget(tmp_path, capsys):
     assert m["measured_bytes"] == m["analytic_bytes"]
     assert m["ratio_to_mha_at_max"]["GQA 8/2"] == 4 and m["ratio_to_mha_at_max"]["MQA"] == 8
     assert result["verdict"] == "confirmed" and result["budget"] == "smoke" and result["command"].startswith("archlab lab kv-cache")
+    # the report shows the lab's verdicts and plots when given the folder
+    page = tmp_path / "report.html"
+    assert main(["report", "gpt2", "--lab", str(tmp_path), "-o", str(page), "--quiet"]) == 0
+    html = page.read_text()
+    assert "<h2>Claims, measured</h2>" in html and 'id="lab-kv-cache"' in html and "data:image/png;base64," in html
+    assert main(["report", "gpt2", "--lab", str(tmp_path / "nothing"), "-o", str(page), "--quiet"]) == 2

@@ -403,9 +403,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - start:5.1f}s] {msg}", file=sys.stderr, flush=True)
 
+    lab_results = []
+    if args.lab:
+        from .lab.core import read_results
+
+        lab_results = read_results(args.lab)
     try:
         path = report.write_report(args.output, configs, context=args.context, batch=args.batch, dtype=args.dtype,
-                                   progress=None if args.quiet else progress)
+                                   progress=None if args.quiet else progress, lab=lab_results)
     except OSError as e:
         raise ValueError(f"{args.output}: cannot write the report ({e.strerror or e})") from None
     print(path)
@@ -648,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     _comparison_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--lab", default=None, metavar="DIR", help="include the claims lab's results from DIR (`archlab lab ... --out DIR`)")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("presets", help="list every preset with its family, size and parts")
     p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")

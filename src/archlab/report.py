@@ -379,7 +379,10 @@ def build_html(
     batch: int = 1,
     dtype: str = "bfloat16",
     progress: Progress | None = None,
+    lab: Sequence[dict[str, Any]] = (),
 ) -> str:
+    """lab: results of the claims lab (result.json dicts, each with its plot's PNG bytes
+    under "plot_png"), shown as a table of verdicts and their plots."""
     say = progress or (lambda _msg: None)
     say(f"analysing {len(configs)} model{'s' if len(configs) != 1 else ''}")
     data = report_data(configs, context=context, batch=batch, dtype=dtype)
@@ -418,6 +421,8 @@ def build_html(
                      f"implementation: {_e(', '.join(unverified))}; see the source of its config below.</p>")
     for key, title, image, caption in figures:
         parts.append(f'<h2>{_e(title)}</h2><figure id="fig-{key}">{image}<figcaption>{_e(caption)}</figcaption></figure>')
+    if lab:
+        parts += _lab_section(lab)
     parts += [
         "<h2>Published figures and sources</h2>",
         _sources(data),
@@ -432,6 +437,26 @@ def build_html(
     return "\n".join(parts) + "\n"
 
 
+def _lab_section(results: Sequence[dict[str, Any]]) -> list[str]:
+    import base64
+
+    rows = "".join(
+        f"<tr><td>{_e(r['claim'])}</td><td>{_e(r['statement'])}</td><td class=\"verdict-{_e(r['verdict'].replace(' ', '-'))}\">"
+        f"{_e(r['verdict'])}</td><td>{_e(r['summary'])}</td><td>{_e(r['budget'])}, {r.get('seconds', 0):.0f} s</td></tr>"
+        for r in results
+    )
+    out = ["<h2>Claims, measured</h2>",
+           '<div class="scroll"><table><tr><th>claim</th><th>statement</th><th>verdict</th><th>found</th><th>budget</th></tr>'
+           f"{rows}</table></div>"]
+    for r in results:
+        if r.get("plot_png"):
+            data = base64.b64encode(r["plot_png"]).decode("ascii")
+            out.append(f'<figure id="lab-{_e(r["claim"])}"><img alt="{_e(r["claim"])}" style="max-width:100%" '
+                       f'src="data:image/png;base64,{data}"><figcaption>{_e(r["claim"])}: {_e(r["rule"])}. '
+                       f"Reproduce: <code>{_e(r['command'])}</code></figcaption></figure>")
+    return out
+
+
 def write_report(
     path: str | Path,
     configs: Sequence[ModelConfig],
@@ -440,6 +465,7 @@ def write_report(
     batch: int = 1,
     dtype: str = "bfloat16",
     progress: Progress | None = None,
+    lab: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """Write the report to `path` atomically: a reader never sees half a file, and a
     failure leaves whatever was there before."""
@@ -447,7 +473,7 @@ def write_report(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, not after the drawing
-    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress)
+    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab)
     with atomic_file(path, "wb") as f:
         f.write(page.encode("utf-8"))
     if progress:

@@ -212,3 +212,25 @@ def run_claim(claim: Claim, out: Path, budget: str = "default", seed: int = 0, d
     result = write_result(claim, ctx, outcome, time.perf_counter() - start, command)
     ctx.say(f"{result['verdict']}: {result['summary']} ({result['seconds']:.0f} s) -> {ctx.folder}")
     return result
+
+
+def read_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every claim's result.json under `folder` (as `archlab lab` wrote them), each with its
+    plot's bytes under "plot_png", in the order of the folder's names."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LabError(f"{folder}: no such lab results folder")
+    out = []
+    for path in sorted(folder.glob("*/result.json")):
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise LabError(f"{path}: not a readable result ({e})") from None
+        if not isinstance(result, dict) or not {"claim", "verdict", "summary", "statement"} <= set(result):
+            raise LabError(f"{path}: not a lab result (needs claim, statement, verdict, summary)")
+        plot = path.parent / "plot.png"
+        result["plot_png"] = plot.read_bytes() if plot.is_file() else None
+        out.append(result)
+    if not out:
+        raise LabError(f"{folder}: no results (OUT/CLAIM/result.json) inside; run `archlab lab CLAIM --out {folder}`")
+    return out
