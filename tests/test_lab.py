@@ -79,6 +79,8 @@ def test_kv_cache_at_smoke_budget(tmp_path, capsys):
     assert main(["lab", "kv-cache", "--budget", "smoke", "--out", str(tmp_path), "--quiet"]) == 0
     assert capsys.readouterr().out.startswith("kv-cache: ")
     result = check_result(tmp_path, "kv-cache")
+    summary = (tmp_path / "claims.md").read_text()
+    assert f"| [kv-cache](#kv-cache) | **{result['verdict']}** |" in summary and "![kv-cache](kv-cache/plot.png)" in summary
     m = result["measurements"]
     # every cache measured from its tensors equals the analysis, and the ratios follow the head counts
     assert m["measured_bytes"] == m["analytic_bytes"]

@@ -539,6 +539,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         command = f"archlab lab {name} --budget {args.budget} --seed {args.seed}"
         result = lab.run_claim(lab.get(name), Path(args.out), args.budget, args.seed, args.device, args.quiet, command)
         print(f"{name}: {result['verdict']} -- {result['summary']}")
+    from .lab.core import write_summary
+
+    print(f"summary of every result in {args.out}: {write_summary(args.out)}")
     return 0
 
 
