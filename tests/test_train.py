@@ -582,3 +582,10 @@ def test_progress_line_on_a_terminal_and_evaluations_only_elsewhere():
     p.evaluated(1, 1.0)
     p.close()
     assert quiet.text == ""
+
+
+def test_a_moe_config_cut_to_its_dense_layers_trains(tmp_path, corpus):
+    # deepseek-v3's first three layers are dense: two layers hold no router at all
+    result = archlab.train("deepseek-v3", corpus, tmp_path / "run", tiny=True, model_overrides={"n_layers": 2}, **{**SMALL, "steps": 2})
+    assert math.isfinite(result.loss)
+    assert not any("expert_imbalance" in r for r in _metrics(tmp_path / "run"))

@@ -24,8 +24,8 @@ from ..nn.moe import Router
 
 def resolve_balancing(choice: str, config: ModelConfig) -> str:
     """"none", "aux" or "loss-free" for this model: "auto" follows the preset's paper."""
-    if config.moe is None:
-        return "none"
+    if config.moe is None or not any(s.ffn == "moe" for s in config.layers):
+        return "none"  # (a MoE config cut to its dense first layers has no router to balance)
     if choice == "auto":
         return "loss-free" if config.moe.router.score_bias else "aux"
     return choice

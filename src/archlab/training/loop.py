@@ -266,6 +266,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
     if balancing == "loss-free" and not cfg.moe.router.score_bias:
         run.notes.append("router: a selection-only bias added (loss-free balancing adjusts it)")
         cfg = with_selection_bias(cfg)
+    has_experts = any(s.ffn == "moe" for s in cfg.layers)
     meta = {
         "model": cfg.name, "data": str(data_arg), "data_hash": data.meta.get("key"), "tokenizer": tokenizer_spec,
         "tokenizer_hash": _tokenizer_hash(tok), "balancing": balancing, "options": opts.to_dict(),
@@ -310,7 +311,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
     run.say(f"training {cfg.name or 'model'} ({n_params / 1e6:.2f}M parameters) on {data_arg}: "
             f"{len(data.train):,} training / {len(data.val):,} validation tokens, vocab {data.vocab_size}; "
             f"{opts.steps} steps x {opts.batch} x {opts.seq_len} tokens, {W} process(es) [{procs.strategy}], "
-            f"{procs.device}, {dtype_name}" + (f", MoE balancing: {balancing}" if cfg.moe is not None else ""))
+            f"{procs.device}, {dtype_name}" + (f", MoE balancing: {balancing}" if has_experts else ""))
 
     log = MetricsLog(out / "metrics.jsonl", resume_step=step if previous is not None else None) if procs.main else None
     progress = Progress(opts.steps, step, quiet=quiet or not procs.main)
@@ -365,7 +366,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             record: dict[str, Any] = {"step": step, "loss": loss_value, "lr": lr}
-            if cfg.moe is not None:
+            if has_experts:
                 load = procs.sum(core.expert_load())
                 balancer.after_step(load)
                 record["expert_imbalance"] = imbalance(load)  # per MoE layer: max load / mean load
@@ -383,7 +384,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
             progress.update(step, loss_value, step_tokens, dt)
             if step % opts.eval_every == 0 or step == opts.steps:
                 record["val_loss"] = evaluate(step, loss_value)
-                if cfg.moe is not None:  # the whole picture now and then: each expert's share, per layer
+                if has_experts:  # the whole picture now and then: each expert's share, per layer
                     record["expert_load"] = [[round(x, 4) for x in row] for row in (load / load.sum(-1, keepdim=True)).tolist()]
             if log:
                 log.write(record)
