@@ -91,6 +91,10 @@ def _run(ctx: Context) -> Outcome:
         x = torch.randn(tokens, d, generator=gen).to(device=device, dtype=dtype)
         grad = torch.randn(tokens, d, generator=gen).to(device=device, dtype=dtype)
         x.requires_grad_(True)
+        if compiled:
+            # a fresh start per width: each width gets kernels specialised to it, and the widths
+            # together cannot exhaust dynamo's recompile limit and fall back to eager unnoticed
+            torch._dynamo.reset()
         fns = {}
         for kind in KINDS:
             m = make_norm(norm_cfg[kind], d).to(device=device, dtype=dtype)
