@@ -205,6 +205,11 @@ def run_claim(claim: Claim, out: Path, budget: str = "default", seed: int = 0, d
     if budget not in BUDGETS:
         raise LabError(f"--budget: expected one of {', '.join(BUDGETS)}, got {budget!r}")
     ctx = Context(claim.name, budget, seed, Path(out) / claim.name, device, quiet)
+    runs = ctx.folder / "runs"
+    if runs.is_dir():  # a rerun of the claim starts its training runs afresh (the results are replaced at the end)
+        import shutil
+
+        shutil.rmtree(runs)
     command = command or f"archlab lab {claim.name} --budget {budget} --seed {seed}"
     start = time.perf_counter()
     ctx.say(f"{claim.statement} ({budget} budget)")
