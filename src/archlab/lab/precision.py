@@ -88,7 +88,7 @@ def _run(ctx: Context) -> Outcome:
     }
     summary = (f"bf16 val loss {measurements['val_loss_mean']['bfloat16']:.4f} vs fp32 "
                f"{measurements['val_loss_mean']['float32']:.4f} (gap {numbers['loss_gap']:+.4f}, margin {numbers['margin']:.4f}) "
-               f"over {len(seeds)} seeds; bf16 runs at {speedup:.2f}x fp32's tokens/s "
+               f"over {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; bf16 runs at {speedup:.2f}x fp32's tokens/s "
                f"({tps['bfloat16']:,.0f} vs {tps['float32']:,.0f})")
 
     def plot(fig) -> None:
