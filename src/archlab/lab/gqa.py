@@ -16,7 +16,7 @@ import statistics
 from typing import Any
 
 from .core import Claim, Context, Outcome, median_time, spread
-from ._runs import all_finite, finals, llama_tiny, plot_band, train_run
+from ._runs import all_finite, finals, llama_tiny, train_run
 
 # a loss gap this small (nats) is "minimal quality loss" even when the seeds agree more closely
 LOSS_TOLERANCE = 0.02
@@ -46,7 +46,7 @@ def equal_params(base, kv_heads: dict[str, int]) -> dict[str, Any]:
     target = total(mha)
     out = {}
     for name, kv in kv_heads.items():
-        cfg = mha.replace(attention={"n_kv_heads": kv})
+        cfg = mha.replace(attention={"n_kv_heads": kv}, ffn={"hidden": hidden, "mult": None})
         per_unit = total(cfg.replace(ffn={"hidden": hidden + 1})) - total(cfg)
         cfg = cfg.replace(ffn={"hidden": hidden + round((target - total(cfg)) / per_unit)})
         out[name] = cfg
