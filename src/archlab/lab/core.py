@@ -259,8 +259,8 @@ def write_summary(folder: str | Path) -> Path:
         if r.get("plot_png"):
             lines += [f"![{r['claim']}]({r['claim']}/plot.png)", ""]
         lines.append(f"Reproduce: `{r.get('command', '')}` ({r.get('device', '')}, seed {r.get('seed', '?')}).")
-        for note in r.get("notes") or []:
-            lines.append(f"- {note}")
+        if r.get("notes"):
+            lines += ["", "Notes:", ""] + [f"- {note}" for note in r["notes"]]
     target = folder / "claims.md"
     with atomic_file(target, "w") as f:
         f.write("\n".join(lines) + "\n")

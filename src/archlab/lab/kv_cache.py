@@ -20,8 +20,9 @@ VARIANTS = (
     ("GQA 8/2", "llama-3-8b", {"attention": {"n_kv_heads": 2}}),
     ("MQA", "llama-3-8b", {"attention": {"n_kv_heads": 1}}),
     ("MLA", "deepseek-v3", {}),
-    ("sliding", "mistral-7b", {}),
-    ("5:1 hybrid", "gemma-3-27b", {}),
+    # MHA heads for the windowed two, so their ratio to MHA is the window's alone
+    ("sliding", "mistral-7b", {"attention": {"n_kv_heads": 8}}),
+    ("5:1 hybrid", "gemma-3-27b", {"attention": {"n_kv_heads": 8}}),
 )
 # The published models whose ratios the tiny ones stand for (analysis only, at 32K tokens).
 REAL = (("MHA", "llama-2-7b"), ("GQA", "llama-3-8b"), ("MLA", "deepseek-v3"), ("sliding", "mistral-7b"),
@@ -102,9 +103,11 @@ def _run(ctx: Context) -> Outcome:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
 
-    notes = ["Tiny models of width 256 keep each kind's shape (8 query heads; MLA's latent from the tiny DeepSeek-V3; "
-             f"windows of {configs['sliding'].attention.window} tokens); the ratios carry over, the absolute bytes do not: "
-             "the published models' ratios at 32K are in presets_at_32k_bytes."]
+    notes = ["Tiny models of width 256 and 6 layers keep each kind's shape (8 query heads; MLA's latent from the tiny "
+             f"DeepSeek-V3; windows of {configs['sliding'].attention.window} tokens for the sliding model and "
+             f"{configs['5:1 hybrid'].attention.window} for the hybrid's local layers, both with MHA heads); the ratios "
+             "carry over, the absolute bytes do not: the published models' caches at 32K are in presets_at_32k_bytes "
+             "(they differ in depth and width too)."]
     return Outcome(verdict, rule, summary, measurements, plot, notes)
 
 
