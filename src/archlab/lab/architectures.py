@@ -23,7 +23,7 @@ def _matched(preset: str, target: int, layers: int):
     import archlab
 
     best = None
-    for d in range(64, 257, 16):
+    for d in range(32, 1025, 16):
         cfg = archlab.tiny(preset, d_model=d, n_layers=layers, n_heads=4, vocab_size=256)
         gap = abs(archlab.analyze(cfg).active_params - target)
         if best is None or gap < best[0]:
