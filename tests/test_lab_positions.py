@@ -47,6 +47,7 @@ def test_positions_smoke(tmp_path):
         assert m["ratios_at_4L"][v] == pytest.approx(m["loss"][v]["4"]["mean"] / m["loss"][v]["1"]["mean"])
     assert m["training"]["learned"]["max_seq_len"] == L
     assert all(m["training"][v]["max_seq_len"] == 8 * L for v in positions.VARIANTS if v != "learned")
+    assert set(m["scaling_extends_to_4L"]) == set(m["scaled_rope_loss"])
     assert m["tokens_scored_per_length"] % (8 * L) == 0
 
 
@@ -82,4 +83,11 @@ def test_rule_is_mixed_when_one_extrapolates_or_the_models_are_untrained():
 def test_helps_compares_with_plain_rope_at_4L():
     evals = _evals((2.0, 3.0), (2.0, 2.0))
     assert positions._helps({**evals, "x": _ev(2.0, 2.5)}, "x") is True
-    assert positions._helps({**evals, "x": _ev(2.0, 2.95)}, "x") is False  # under 5% better
+    assert positions._helps({**evals, "x": _ev(2.0, 2.95)}, "x") is False  # under 2% better
+    assert positions._helps({**evals, "x": _ev(2.0, None)}, "x") is None
+
+
+def test_a_scaling_extends_rope_when_4L_stays_near_ropes_loss_at_L():
+    evals = _evals((2.0, 3.0), (2.0, 2.0))
+    assert positions._extends({**evals, "x": _ev(2.2, 2.08)}, "x") is True
+    assert positions._extends({**evals, "x": _ev(2.0, 2.2)}, "x") is False

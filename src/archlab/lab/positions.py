@@ -31,6 +31,9 @@ TOLERANCE = 0.05
 # A model that has not learned to use its context says nothing about positions: a unigram model
 # "extrapolates" perfectly. Required: loss at L at least 20% below the unigram entropy.
 LEARNED_BAR = 0.80
+# NoPE or a RoPE scaling "helps" when its loss on 4L windows is more than 2% below plain RoPE's:
+# the windows hold the same tokens for every model, so a paired difference this size is the models'.
+HELP_MARGIN = 0.02
 
 # (label, change to the tiny config); RoPE is the preset's own (theta 500000, as Llama 3)
 VARIANTS = ("learned", "rope", "alibi", "nope", "rope+nope/4")
@@ -129,8 +132,8 @@ def decide(evals: dict[str, dict[str, Any]], unigram: float) -> tuple[str, str, 
             f"cannot go past L; not confirmed when neither extrapolates, or learned positions do go past L; mixed "
             f"when only one does, or when RoPE's or ALiBi's loss at L is not {1 - LEARNED_BAR:.0%} below the unigram "
             f"entropy (a model that has not learned to use context extrapolates trivially). NoPE and the RoPE "
-            f"scalings are reported beside it: one helps when its {EXTEND}L loss is more than {TOLERANCE:.0%} below "
-            f"plain RoPE's")
+            f"scalings are reported beside it: one helps when its {EXTEND}L loss is more than {HELP_MARGIN:.0%} below "
+            f"plain RoPE's, and a scaling extends RoPE when its {EXTEND}L loss is within X of plain RoPE's loss at L")
     ratios = {v: _ratio(e, EXTEND) for v, e in evals.items()}
     ok = {v: r is not None and r <= 1 + TOLERANCE for v, r in ratios.items()}
     learned_stops = all("cannot" in evals["learned"][str(k)] for k in LENGTHS if k > 1)
@@ -152,7 +155,13 @@ def _helps(evals: dict[str, dict[str, Any]], variant: str) -> bool | None:
     a, b = evals["rope"][str(EXTEND)], evals[variant][str(EXTEND)]
     if "mean" not in a or "mean" not in b:
         return None
-    return b["mean"] < (1 - TOLERANCE) * a["mean"]
+    return b["mean"] < (1 - HELP_MARGIN) * a["mean"]
+
+
+def _extends(evals: dict[str, dict[str, Any]], variant: str) -> bool | None:
+    """A scaled RoPE at 4L against the unscaled model at L, the context it was trained for."""
+    a, b = evals["rope"]["1"], evals[variant][str(EXTEND)]
+    return b["mean"] <= (1 + TOLERANCE) * a["mean"] if "mean" in b else None
 
 
 def _run(ctx: Context) -> Outcome:
@@ -202,10 +211,13 @@ def _run(ctx: Context) -> Outcome:
         e = {**evals, **scaled}[v]
         return f"{e['1']['mean']:.2f} -> {e[str(EXTEND)]['mean']:.2f}" if "mean" in e[str(EXTEND)] else f"{e['1']['mean']:.2f} -> cannot"
 
+    extends = {v: _extends({**evals, **scaled}, v) for v in scaled}
     helped = [v for v, h in helps.items() if h]
+    sc = ", ".join(f"{v.split()[1]} {scaled[v][str(EXTEND)]['mean']:.2f}" for v in scaled)
     summary = (f"Mean loss from L={L} to {EXTEND}L windows: RoPE {fmt('rope')} (x{r['rope']:.2f}), ALiBi {fmt('alibi')} "
                f"(x{r['alibi']:.2f}), NoPE {fmt('nope')}, RoPE+NoPE/4 {fmt('rope+nope/4')}, learned {fmt('learned')}; "
-               f"beating plain RoPE at {EXTEND}L by >{TOLERANCE:.0%}: {', '.join(helped) if helped else 'none'}"
+               f"RoPE scaled x{EXTEND} at {EXTEND}L without fine-tune: {sc}; "
+               f"beating plain RoPE at {EXTEND}L by >{HELP_MARGIN:.0%}: {', '.join(helped) if helped else 'none'}"
                + ("" if all(why["learned_context"].values()) else
                   f" (RoPE/ALiBi loss at L not {1 - LEARNED_BAR:.0%} below the unigram {unigram:.2f}: too little training to judge)"))
 
@@ -218,7 +230,7 @@ def _run(ctx: Context) -> Outcome:
         "training": train_info, "loss": evals, "scaled_rope_loss": scaled,
         "scaled_rope_configs": {k: repr(v) for k, v in _scalings(rope_model.config.rope, L, head_dim).items()},
         "rope_scaling_kinds": list(ROPE_SCALINGS) + ["ntk (theta)"],
-        "helps_at_4L": helps, "tolerance": TOLERANCE, "learned_bar": LEARNED_BAR, **why,
+        "helps_at_4L": helps, "scaling_extends_to_4L": extends, "help_margin": HELP_MARGIN, "tolerance": TOLERANCE, "learned_bar": LEARNED_BAR, **why,
         "fine_tune": "not done: archlab.train cannot start a run from saved weights (see notes)",
     }
 
