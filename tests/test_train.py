@@ -495,6 +495,10 @@ def _torchrun(tmp_path: Path, n: int, *args: str) -> None:
         # Once, under a load of 6-8 on 2 cores, a launch failed and never again in 4 reruns; its
         # output was lost. A second failure shows both, so a real fault cannot hide behind this.
         first = done.stderr[-3000:]
+        if args[-1] == "0":  # a fresh run starts over (a resumed one continues from its latest checkpoint)
+            import shutil
+
+            shutil.rmtree(args[2], ignore_errors=True)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"failed twice; first:\n{first}\nsecond:\n{done.stderr[-3000:]}"
         warnings.warn(f"torchrun failed once, then passed; its first output:\n{first}")

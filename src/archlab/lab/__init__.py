@@ -16,7 +16,7 @@ from importlib import import_module
 from .core import BUDGETS, Claim, LabError, run_claim
 
 # module name (in this package) of each claim, in the order `lab list` and `lab all` use
-_MODULES = ("kv_cache", "norm_speed", "norm_placement", "ffn", "gqa", "moe", "balancing", "attention_kernel", "scale", "precision", "architectures")
+_MODULES = ("kv_cache", "norm_speed", "norm_placement", "positions", "ffn", "gqa", "moe", "balancing", "attention_kernel", "scale", "precision", "architectures")
 
 
 def claims() -> dict[str, Claim]:
