@@ -1,4 +1,3 @@
-import json
 import math
 
 import pytest
@@ -6,8 +5,8 @@ import pytest
 from archlab.lab import attention_kernel as ak
 from archlab.lab import core
 
-FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed",
-          "command", "versions", "device")
+from test_lab import check_result
+
 
 
 def test_rule_both_directions_and_mixed():
@@ -34,12 +33,8 @@ def test_eager_baseline_matches_sdpa():
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
     result = core.run_claim(ak.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "attention-kernel"
-    on_disk = json.loads((folder / "result.json").read_text())
-    assert all(f in on_disk for f in FIELDS)
+    on_disk = check_result(tmp_path, "attention-kernel")
     assert on_disk["verdict"] in core.VERDICTS and on_disk["budget"] == "smoke" and on_disk["seed"] == 0
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").exists()
     m = result["measurements"]
     rows = m["rows"]
     assert [r["length"] for r in rows] == m["lengths"]

@@ -1,6 +1,5 @@
 """The balancing claim: its rule on hand-made numbers, its MaxVio and load counts, and a smoke run."""
 
-import json
 import math
 
 import pytest
@@ -8,8 +7,8 @@ import pytest
 from archlab.lab import balancing, core
 from archlab.lab.core import run_claim
 
-FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed", "command",
-          "versions", "device")
+from test_lab import check_result
+
 
 
 def _m(maxvio, val_loss):
@@ -52,13 +51,8 @@ def test_maxvio_and_load_extremes():
 @pytest.mark.slow
 def test_smoke_run_writes_a_result(tmp_path):
     result = run_claim(balancing.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "balancing"
-    saved = json.loads((folder / "result.json").read_text())
-    for key in FIELDS:
-        assert key in saved, key
+    saved = check_result(tmp_path, "balancing")
     assert saved["verdict"] in core.VERDICTS and saved["budget"] == "smoke"
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").exists()
     m = result["measurements"]
     n = len(m["seeds"])
     assert n >= 1

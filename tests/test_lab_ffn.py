@@ -8,6 +8,8 @@ import pytest
 import archlab
 from archlab.lab import core, ffn
 
+from test_lab import check_result
+
 
 @pytest.mark.parametrize("d_model", [32, 64, 96, 256])
 def test_glu_hidden_is_two_thirds_and_parameters_match(d_model):
@@ -35,14 +37,8 @@ def test_rule_decides_on_swiglu_against_the_mlp():
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
     result = core.run_claim(ffn.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "ffn"
-    saved = json.loads((folder / "result.json").read_text())
-    for key in ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed",
-                "command", "versions", "device"):
-        assert key in saved, key
+    saved = check_result(tmp_path, "ffn")
     assert saved["verdict"] in core.VERDICTS and saved == json.loads(json.dumps(result))
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").is_file()
     m = saved["measurements"]
     assert set(m["runs"]) == set(ffn.VARIANTS)
     assert all(len(m["val_loss"][k]) == 2 for k in ffn.VARIANTS)  # 2 seeds at smoke

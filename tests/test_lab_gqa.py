@@ -8,6 +8,8 @@ import pytest
 import archlab
 from archlab.lab import core, gqa
 
+from test_lab import check_result
+
 KV = {"mha": 8, "gqa4": 4, "gqa2": 2, "mqa": 1}
 EXACT_CACHE = {k: 8 / v for k, v in KV.items()}
 
@@ -53,14 +55,8 @@ def test_rule_is_mixed_when_decode_is_not_faster_or_one_seed():
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
     result = core.run_claim(gqa.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "gqa"
-    saved = json.loads((folder / "result.json").read_text())
-    for key in ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed",
-                "command", "versions", "device"):
-        assert key in saved, key
+    saved = check_result(tmp_path, "gqa")
     assert saved["verdict"] in core.VERDICTS and saved == json.loads(json.dumps(result))
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").is_file()
     m = saved["measurements"]
     kv = {k: p["n_kv_heads"] for k, p in m["params"].items()}
     assert kv == KV

@@ -1,6 +1,5 @@
 """The norm-placement claim: its rule on hand-made numbers, its four layouts, and a smoke run."""
 
-import json
 import math
 
 import pytest
@@ -8,8 +7,8 @@ import pytest
 from archlab.lab import core, norm_placement
 from archlab.lab.core import run_claim
 
-FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed", "command",
-          "versions", "device")
+from test_lab import check_result
+
 
 
 def _m(diverged, val_loss, nan_steps=None, seeds=(0, 1, 2)):
@@ -60,13 +59,8 @@ def test_variants_differ_only_in_block_and_qk_norm():
 @pytest.mark.slow
 def test_smoke_run_writes_a_result(tmp_path):
     result = run_claim(norm_placement.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "norm-placement"
-    saved = json.loads((folder / "result.json").read_text())
-    for key in FIELDS:
-        assert key in saved, key
+    saved = check_result(tmp_path, "norm-placement")
     assert saved["verdict"] in core.VERDICTS and saved["budget"] == "smoke"
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").exists()
     m = result["measurements"]
     n = len(m["seeds"])
     for k in norm_placement.VARIANTS:

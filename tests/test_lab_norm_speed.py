@@ -1,12 +1,11 @@
-import json
 import math
 
 import pytest
 
 from archlab.lab import core, norm_speed
 
-FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed",
-          "command", "versions", "device")
+from test_lab import check_result
+
 
 
 def test_rule_both_directions_and_mixed():
@@ -27,12 +26,8 @@ def test_interleaved_times_alternates_order():
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
     result = core.run_claim(norm_speed.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "norm-speed"
-    on_disk = json.loads((folder / "result.json").read_text())
-    assert all(f in on_disk for f in FIELDS)
+    on_disk = check_result(tmp_path, "norm-speed")
     assert on_disk["verdict"] in core.VERDICTS and on_disk["budget"] == "smoke" and on_disk["seed"] == 0
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").exists()
     m = result["measurements"]
     rows = m["modes"]["eager"]["rows"]
     assert [r["width"] for r in rows] == m["widths"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -10,21 +9,17 @@ import pytest
 from archlab.lab import core, positions
 from archlab.lab.core import run_claim
 
-FIELDS = ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed", "command",
-          "versions", "device")
+from test_lab import check_result
+
 UNIGRAM = 3.3
 
 
 @pytest.mark.slow
 def test_positions_smoke(tmp_path):
     result = run_claim(positions.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "positions"
-    saved = json.loads((folder / "result.json").read_text())
-    assert set(FIELDS) <= set(saved), set(FIELDS) - set(saved)
+    saved = check_result(tmp_path, "positions")
     assert saved["claim"] == "positions" and saved["verdict"] in core.VERDICTS and saved["budget"] == "smoke"
     assert saved["verdict"] == result["verdict"]
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").is_file()
 
     m = saved["measurements"]
     L, lengths = m["L"], [str(k) for k in m["lengths_x_L"]]

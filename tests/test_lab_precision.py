@@ -7,6 +7,8 @@ import pytest
 
 from archlab.lab import core, precision
 
+from test_lab import check_result
+
 
 def test_rule_confirms_a_tie_in_loss_at_a_speedup():
     v, rule, n = precision.verdict([2.00, 2.04], [2.01, 2.03], speedup=1.5)
@@ -34,14 +36,8 @@ def test_rule_tolerance_covers_seeds_that_agree_closely():
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
     result = core.run_claim(precision.CLAIM, tmp_path, budget="smoke", seed=0, quiet=True)
-    folder = tmp_path / "precision"
-    saved = json.loads((folder / "result.json").read_text())
-    for key in ("claim", "statement", "source", "verdict", "rule", "summary", "measurements", "budget", "seed",
-                "command", "versions", "device"):
-        assert key in saved, key
+    saved = check_result(tmp_path, "precision")
     assert saved["verdict"] in core.VERDICTS and saved == json.loads(json.dumps(result))
-    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (folder / "verdict.md").is_file()
     m = saved["measurements"]
     assert set(m["runs"]) == {"float32", "bfloat16"}
     assert len(m["val_loss"]["float32"]) == len(m["val_loss"]["bfloat16"]) == len(m["training"]["seeds"]) == 1
