@@ -92,3 +92,15 @@ def test_kv_cache_at_smoke_budget(tmp_path, capsys):
     html = page.read_text()
     assert "<h2>Claims, measured</h2>" in html and 'id="lab-kv-cache"' in html and "data:image/png;base64," in html
     assert main(["report", "gpt2", "--lab", str(tmp_path / "nothing"), "-o", str(page), "--quiet"]) == 2
+
+
+def test_every_claim_has_a_smoke_run_test():
+    """`archlab lab all --budget smoke` in pieces: each claim's own test file runs it at smoke."""
+    from pathlib import Path
+
+    from archlab.lab import _MODULES
+
+    here = Path(__file__).parent
+    for module in _MODULES:
+        text = (here / f"test_lab_{module}.py").read_text() if module != "kv_cache" else Path(__file__).read_text()
+        assert 'budget="smoke"' in text or '"--budget", "smoke"' in text, module
