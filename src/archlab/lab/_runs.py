@@ -5,7 +5,6 @@ Torch is imported by archlab.train itself, on first use."""
 from __future__ import annotations
 
 import math
-import shutil
 import statistics
 from typing import Any
 
@@ -31,9 +30,8 @@ def train_run(ctx: Context, cfg, variant: str, seed: int, **options: Any) -> dic
     import archlab
     from ..training.metrics import read_metrics
 
+    # a fresh folder: run_claim empties ctx.folder/runs before each run of a claim
     out = ctx.folder / "runs" / variant / f"seed-{seed}"
-    if out.exists():  # a rerun into the same --out starts over (train refuses a folder holding a run)
-        shutil.rmtree(out)
     r = archlab.train(cfg, DATA, out, tokenizer=TOKENIZER, quiet=True, seed=seed, device=ctx.device, save_every=0, **options)
     per_step = [m["tokens_per_s"] for m in read_metrics(out / "metrics.jsonl") if "tokens_per_s" in m]
     return {

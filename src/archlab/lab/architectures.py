@@ -9,7 +9,6 @@ validation loss (curves and final), training tokens/s, KV cache per token, and a
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
@@ -29,15 +28,6 @@ def _matched(preset: str, target: int, layers: int):
         if best is None or gap < best[0]:
             best = (gap, cfg)
     return best[1]
-
-
-def _curve(run) -> dict[int, float]:
-    out = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if "val_loss" in r:
-            out[r["step"]] = r["val_loss"]
-    return out
 
 
 def _run(ctx: Context) -> Outcome:
@@ -60,7 +50,7 @@ def _run(ctx: Context) -> Outcome:
             ctx.say(f"{p} (d_model {cfg.d_model}), seed {seed}: {steps} steps")
             result = archlab.train(cfg, "shakespeare", ctx.folder / "runs" / f"{p}-seed{seed}", seed=seed, **options)
             finals[p].append(result.val_loss)
-            curves[p].append(_curve(result.out))
+            curves[p].append(dict(result.val_losses))  # step -> validation loss, step 0 included
             speed[p].append(result.tokens_per_s)
         model = archlab.load(result.out)
         tok = archlab.load_tokenizer(result.out)

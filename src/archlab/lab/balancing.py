@@ -12,10 +12,10 @@ What is measured, from each run's metrics.jsonl (archlab.train logs them for eve
 
 from __future__ import annotations
 
-import shutil
 import statistics
 from typing import Any
 
+from . import _runs
 from .core import Claim, Context, Outcome, spread
 
 METHODS = ("none", "aux", "loss-free")
@@ -75,20 +75,18 @@ def verdict(m: dict[str, Any]) -> tuple[str, str]:
 
 
 def _train(ctx: Context, cfg, method: str, seed: int, opts: dict[str, Any]) -> dict[str, Any]:
-    import archlab
+    from pathlib import Path
+
     from ..training.metrics import read_metrics
 
-    out = ctx.folder / "runs" / method / f"seed-{seed}"
-    if out.exists():  # a rerun into the same --out starts over (train refuses a folder holding a run)
-        shutil.rmtree(out)
-    r = archlab.train(cfg, "shakespeare", out, tokenizer="byte", quiet=True, seed=seed, device=ctx.device,
-                      balancing=method, save_every=0, keep=1, **opts)
+    r = _runs.train_run(ctx, cfg, method, seed, balancing=method, keep=1, **opts)
+    out = Path(r["out"])
     rows = read_metrics(out / "metrics.jsonl")
     imb = [(row["step"], row["expert_imbalance"]) for row in rows if "expert_imbalance" in row]
     shares = [row["expert_load"] for row in rows if "expert_load" in row][-1]
     dropped, overloaded = load_extremes(shares)
     return {
-        "seed": seed, "val_loss": r.val_loss, "unigram": r.unigram,
+        "seed": seed, "val_loss": r["val_loss"], "unigram": r["unigram"],
         "steps": [s for s, _ in imb],
         "imbalance": [statistics.fmean(layers) for _, layers in imb],  # max/mean, mean over layers
         "maxvio": maxvio([layers for _, layers in imb]),

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import statistics
 from typing import Any
 
+from . import _runs
 from .core import Claim, Context, Outcome, better_beyond_spread
 
 VARIANTS = ("pre", "post", "olmo2", "sandwich")
@@ -67,23 +67,18 @@ def variant_configs(base) -> dict[str, Any]:
 
 
 def _train(ctx: Context, cfg, variant: str, seed: int, opts: dict[str, Any]) -> dict[str, Any]:
-    import archlab
     from ..training import TrainError
 
-    out = ctx.folder / "runs" / variant / f"seed-{seed}"
-    if out.exists():  # a rerun into the same --out starts over (train refuses a folder holding a run)
-        shutil.rmtree(out)
     try:
-        r = archlab.train(cfg, "shakespeare", out, tokenizer="byte", quiet=True, seed=seed, device=ctx.device,
-                          save_every=0, keep=1, **opts)
+        r = _runs.train_run(ctx, cfg, variant, seed, keep=1, **opts)
     except TrainError as e:
         found = re.match(r"step (\d+):", str(e))
         if not found:  # not a loss that went non-finite: a real error
             raise
         return {"seed": seed, "diverged": True, "nan_step": int(found.group(1)), "val_loss": None, "val_losses": {}}
-    return {"seed": seed, "diverged": r.val_loss is None or not math.isfinite(r.val_loss) or r.val_loss >= r.unigram, "nan_step": None,
-            "val_loss": r.val_loss, "val_losses": {int(k): v for k, v in sorted(r.val_losses.items())},
-            "unigram": r.unigram}
+    loss = r["val_loss"]
+    return {"seed": seed, "diverged": loss is None or not math.isfinite(loss) or loss >= r["unigram"], "nan_step": None,
+            "val_loss": loss, "val_losses": r["val_losses"], "unigram": r["unigram"]}
 
 
 def _run(ctx: Context) -> Outcome:
