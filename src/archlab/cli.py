@@ -46,16 +46,9 @@ def _resolve_models(names: list[str], all_: bool = False) -> list[ModelConfig]:
 
 
 def _config_file(path: str) -> ModelConfig:
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).is_file():
         raise ConfigError(f"{path}: no such preset or config file")
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
-    if isinstance(d, dict):
-        d.pop("params", None)  # `archlab config` adds the count beside the fields
-    return ModelConfig.from_dict(d)
+    return ModelConfig.from_json_file(path)
 
 
 def _tokens(text: str) -> int:

@@ -733,6 +733,21 @@ class ModelConfig:
                 d["position"] = rope
         return _from_dict(cls, d)
 
+    @classmethod
+    def from_json_file(cls, path: "str | Path") -> "ModelConfig":
+        """A config saved as JSON (`archlab config NAME > f.json`, edited or not)."""
+        import json
+        from pathlib import Path
+
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
+        if isinstance(d, dict):
+            d.pop("params", None)  # `archlab config` prints the count beside the fields
+        return cls.from_dict(d)
+
     def replace(self, **changes: Any) -> "ModelConfig":
         """A new config with `changes`, validated again; everything derived follows.
 

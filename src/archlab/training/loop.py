@@ -12,7 +12,6 @@ would have: on the CPU its losses are the same to the last bit.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -61,13 +60,7 @@ def _model_config(model: str | ModelConfig | Path, tiny: bool, overrides: dict[s
         if p.suffix == ".json" or p.is_file():
             if not p.is_file():
                 raise ConfigError(f"{p}: no such config file")
-            try:
-                d = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{p}: not a readable JSON config ({e})") from None
-            if isinstance(d, dict):
-                d.pop("params", None)  # `archlab config` prints the count beside the fields
-            cfg = ModelConfig.from_dict(d)
+            cfg = ModelConfig.from_json_file(p)
         else:
             cfg = resolve_config(str(model))
     if tiny:
