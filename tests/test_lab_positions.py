@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -44,6 +45,18 @@ def test_positions_smoke(tmp_path):
     assert all(m["training"][v]["max_seq_len"] == 8 * L for v in positions.VARIANTS if v != "learned")
     assert set(m["scaling_extends_to_4L"]) == set(m["scaled_rope_loss"])
     assert m["tokens_scored_per_length"] % (8 * L) == 0
+    # the fine-tune half: every scaling and the unscaled control, trained on from the RoPE run at 4L
+    ft = m["fine_tune"]
+    assert ft["seq_len"] == 4 * L and ft["tokens"] == ft["steps"] * ft["batch"] * 4 * L
+    assert set(m["fine_tuned_rope_loss"]) == {"rope (no scaling)"} | set(m["scaled_rope_loss"])
+    for label, ev in m["fine_tuned_rope_loss"].items():
+        assert all(math.isfinite(ev[k]["mean"]) for k in lengths), label
+        # its step-0 evaluation (at 4L) saw the RoPE run's weights, not fresh ones (ln 256 = 5.55)
+        assert ft["training"][label]["val_loss_at_4L_before"] < 5.5
+    runs = tmp_path / "positions" / "runs"
+    meta = json.loads((runs / "ft-rope-yarn-x4" / "train_config.json").read_text())
+    assert meta["init_from"]["checkpoint"].startswith(str(runs / "rope"))
+    assert any("yarn" in c for c in meta["init_from"]["config_changes"])
 
 
 def _ev(at_1: float, at_4: float | None) -> dict:

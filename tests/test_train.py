@@ -7,6 +7,7 @@ against numbers recorded from an earlier run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -182,6 +183,77 @@ def test_resume_refuses_another_architecture_tokenizer_or_batch(tmp_path, corpus
 def test_resume_without_a_checkpoint_is_refused(tmp_path, corpus):
     with pytest.raises(TrainError, match="no checkpoint to continue"):
         archlab.train("llama-3-8b", corpus, tmp_path / "nothing", tiny=True, resume=True, **SMALL)
+
+
+# ---- fine-tuning from a run's weights ------------------------------------------------------------
+
+def test_init_from_starts_where_the_run_ended(tmp_path, corpus):
+    """The fine-tune's step-0 evaluation is the same windows as the run's last one: equal
+    losses exactly (CPU) mean the same weights; a fresh optimizer follows."""
+    base = archlab.train("llama-3-8b", corpus, tmp_path / "base", tiny=True, **SMALL)
+    ft = archlab.train(None, corpus, tmp_path / "ft", init_from=tmp_path / "base", **{**SMALL, "steps": 4, "seed": 1})
+    assert ft.val_losses[0] == base.val_loss
+    assert ft.config == base.config
+    meta = json.loads((tmp_path / "ft" / "train_config.json").read_text())
+    assert meta["init_from"] == {"checkpoint": str(ckpt.latest(tmp_path / "base")), "step": 8, "config_changes": []}
+    # fresh weights would start near ln(256); these start from the trained run's loss
+    fresh = archlab.train("llama-3-8b", corpus, tmp_path / "fresh", tiny=True, **{**SMALL, "steps": 4, "seed": 1})
+    assert ft.val_losses[0] < fresh.val_losses[0] - 0.5
+    # a checkpoint folder works as well as its run folder
+    again = archlab.train(None, corpus, tmp_path / "ft2", init_from=ckpt.latest(tmp_path / "base"), **{**SMALL, "steps": 1})
+    assert again.val_losses[0] == base.val_loss
+
+
+def test_init_from_with_a_scaled_rope_at_a_longer_length(tmp_path, corpus):
+    """The fine-tune the positions claim needs: RoPE scaled 4x, trained at 4x the length.
+    The weights load unchanged; only the frequencies differ, and the change is recorded."""
+    from archlab.model_config import RopeScaling
+
+    archlab.train("llama-3-8b", corpus, tmp_path / "base", tiny=True, **SMALL)
+    cfg = archlab.load(tmp_path / "base").config
+    scaled = cfg.replace(position=dataclasses.replace(cfg.rope, scaling=RopeScaling("yarn", factor=4.0, original_max_seq_len=32)))
+    ft = archlab.train(scaled, corpus, tmp_path / "ft", init_from=tmp_path / "base", **{**SMALL, "seq_len": 128, "steps": 2})
+    assert ft.config.rope.scaling.kind == "yarn"
+    changes = json.loads((tmp_path / "ft" / "train_config.json").read_text())["init_from"]["config_changes"]
+    assert any("yarn" in c for c in changes), changes
+    # at step 0 the weights are the base run's, to the bit
+    start = archlab.build(ft.config)
+    ckpt.load_initial_weights(ckpt.latest(tmp_path / "base"), start)
+    base_sd = ckpt.load_weights(ckpt.latest(tmp_path / "base") / "model.safetensors")
+    assert all(torch.equal(start.state_dict()[k], v) for k, v in base_sd.items())
+    # and the fine-tune itself resumes like any run
+    archlab.train(scaled, corpus, tmp_path / "ft", init_from=tmp_path / "base", resume=True, **{**SMALL, "seq_len": 128, "steps": 3})
+    assert ckpt.latest(tmp_path / "ft").name == "step-00000003"
+
+
+def test_init_from_refuses_weights_of_another_shape_and_another_tokenizer(tmp_path, corpus):
+    archlab.train("gpt2", corpus, tmp_path / "gpt2", tiny=True, **SMALL)
+    cfg = archlab.load(tmp_path / "gpt2").config
+    # a learned position table cannot be made longer by a fine-tune, nor a model wider
+    with pytest.raises(TrainError, match=r"do not fit.*saved \(\d+, 64\), the model has \(4096, 64\)"):
+        archlab.train(cfg.replace(max_seq_len=4096), corpus, tmp_path / "x", init_from=tmp_path / "gpt2", **SMALL)
+    with pytest.raises(TrainError, match=r"do not fit.*saved \(64, 64\), the model has \(96, 96\).*and \d+ more"):
+        archlab.train(cfg.replace(d_model=96), corpus, tmp_path / "x", init_from=tmp_path / "gpt2", **SMALL)
+    with pytest.raises(TrainError, match="another tokenizer.*'bpe:300'"):
+        archlab.train(None, corpus, tmp_path / "y", init_from=tmp_path / "gpt2", tokenizer="bpe:300", **SMALL)
+    with pytest.raises(TrainError, match="--init-from .*neither a training run"):
+        archlab.train(None, corpus, tmp_path / "z", init_from=tmp_path / "nothing-here", **SMALL)
+    with pytest.raises(TrainError, match="--tiny with --init-from"):
+        archlab.train(None, corpus, tmp_path / "z", tiny=True, init_from=tmp_path / "gpt2", **SMALL)
+    assert not (tmp_path / "x").exists() or not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_init_from_takes_the_runs_tokenizer_by_default(tmp_path, corpus, capsys):
+    archlab.train("llama-3-8b", corpus, tmp_path / "bpe", tiny=True, tokenizer="bpe:300", **SMALL)
+    from archlab.cli import main
+
+    out = tmp_path / "ft"
+    assert main(["train", "--init-from", str(tmp_path / "bpe"), "--data", str(corpus), "--out", str(out),
+                 "--steps", "2", "--batch", "4", "--seq-len", "32", "--eval-tokens", "256", "--quiet"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["tokenizer"] == "bpe:300"
+    assert archlab.load_tokenizer(out).vocab_size == 300
+    assert main(["train", "--data", str(corpus)]) == 2
+    assert "name a MODEL" in capsys.readouterr().err
 
 
 # ---- checkpoints survive kills and full disks ---------------------------------------------------
@@ -549,8 +621,10 @@ def test_fsdp_saves_and_resumes_on_two_processes_and_on_one(tmp_path, corpus):
     _torchrun(tmp_path, 1, "deepseek-v3", str(corpus), str(tmp_path / "b"), "none", "0", "1")  # 2 -> 1
     _close(tmp_path / "one", tmp_path / "a")
     _close(tmp_path / "one", tmp_path / "b")
-    # the sharded checkpoint loads as a plain model too
+    # the sharded checkpoint loads as a plain model too, and starts a fine-tune on one process
     assert torch.isfinite(archlab.load(tmp_path / "a")(torch.tensor([[1, 2, 3]]))).all()
+    ft = archlab.train(None, corpus, tmp_path / "ft", init_from=tmp_path / "a", **{**SMALL, "steps": 1})
+    assert ft.val_losses[0] == pytest.approx(_metrics(tmp_path / "a")[-1]["val_loss"], rel=1e-5)
 
 
 # ---- what the user sees ------------------------------------------------------------------------

@@ -508,8 +508,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("d_model", "n_layers", "n_heads") if getattr(args, k) is not None}
     if overrides and not args.tiny:
         raise ValueError(f"--{next(iter(overrides)).replace('_', '-')} shapes the --tiny model; give --tiny, or a config file")
-    out = args.out or f"runs/{Path(args.model).stem}{'-tiny' if args.tiny else ''}"
+    if args.model is None and args.init_from is None:
+        raise ValueError("archlab train: name a MODEL (a preset, a config .json file or a run folder), or give --init-from RUN")
+    if args.out:
+        out = args.out
+    elif args.init_from is not None:
+        out = f"runs/{Path(args.init_from).resolve().name}-ft"
+    else:
+        out = f"runs/{Path(args.model).stem}{'-tiny' if args.tiny else ''}"
     result = api.train(args.model, args.data, out, tiny=args.tiny, tokenizer=args.tokenizer, resume=args.resume,
+                       init_from=args.init_from,
                        device=args.device, quiet=args.quiet, model_overrides=overrides, val_fraction=args.val_fraction,
                        **options)
     if result.checkpoint is not None and not args.quiet:
@@ -542,17 +550,24 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     from .training.options import BALANCING, DTYPES, STRATEGIES, TrainOptions
 
     d = TrainOptions()
-    p.add_argument("model", help="a preset name (see `archlab presets`) or a config .json file (`archlab config NAME > f.json`)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a preset name (see `archlab presets`), a config .json file (`archlab config NAME > f.json`), "
+                        "or a run folder (its config); with --init-from it may be left out")
     p.add_argument("--tiny", action="store_true", help="the preset shrunk to a few million parameters, same architecture")
     p.add_argument("--d-model", type=_positive, default=None, help="with --tiny: width (default 64)")
     p.add_argument("--n-layers", type=_positive, default=None, help="with --tiny: layers (default: enough for every kind of layer)")
     p.add_argument("--n-heads", type=_positive, default=None, help="with --tiny: attention heads (default 4)")
     p.add_argument("--data", default="shakespeare",
                    help="'shakespeare' (fetched once), a text file, a folder of text files, or a .jsonl with a 'text' field")
-    p.add_argument("--tokenizer", default="byte", help="byte (256 ids), bpe:N (trained on the training split), or a tokenizer.json/.gguf path")
+    p.add_argument("--tokenizer", default=None,
+                   help="byte (256 ids, the default), bpe:N (trained on the training split), or a tokenizer.json/.gguf path; "
+                        "with --init-from: that run's")
     p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of documents held out for validation (default 0.1)")
     p.add_argument("--out", default=None, help="the run folder (default runs/MODEL[-tiny])")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="fine-tune: start from the weights of a run folder (or one of its checkpoints), with a fresh "
+                        "optimizer; MODEL may then differ only where the weights' shapes do not (RoPE scaling, context)")
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {d.steps})")
     p.add_argument("--batch", type=int, default=None, help=f"sequences per step, over all processes (default {d.batch})")
     p.add_argument("--seq-len", type=int, default=None, help=f"tokens per sequence (default {d.seq_len})")

@@ -244,6 +244,58 @@ def restore(
     return state
 
 
+def read_config(checkpoint: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(read_json(checkpoint / MODEL_CONFIG, "the model's config"))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{checkpoint / MODEL_CONFIG}: not a valid model config ({e})") from None
+
+
+def _misfits(saved: dict[str, tuple[int, ...]], wanted: dict[str, tuple[int, ...]]) -> list[str]:
+    """Why saved tensors (name -> shape) cannot fill a model's (name -> shape), worst first."""
+    out = [f"{k}: saved {tuple(saved[k])}, the model has {tuple(wanted[k])}"
+           for k in sorted(set(saved) & set(wanted)) if tuple(saved[k]) != tuple(wanted[k])]
+    out += [f"{k}: the model has it, the checkpoint does not" for k in sorted(set(wanted) - set(saved))]
+    out += [f"{k}: in the checkpoint, not in the model" for k in sorted(set(saved) - set(wanted))]
+    return out
+
+
+def load_initial_weights(checkpoint: Path, model: nn.Module) -> None:
+    """The weights alone (no optimizer state, no random state) of a checkpoint, into an
+    unwrapped model whose tensors must match them name for name and shape for shape: the
+    start of a fine-tune. Every process reads the whole of them, before any sharding."""
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if (checkpoint / "dcp").is_dir():
+        import warnings
+
+        import torch.distributed.checkpoint as dcp
+
+        meta = dcp.FileSystemReader(str(checkpoint / "dcp")).read_metadata()
+        prefix = "model."
+        saved = {k[len(prefix):]: tuple(v.size) for k, v in meta.state_dict_metadata.items()
+                 if k.startswith(prefix) and hasattr(v, "size")}
+        bad = _misfits(saved, wanted)
+        if bad:
+            raise TrainError(_misfit_message(checkpoint, bad))
+        sd = model.state_dict()
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        dcp.load({"model": sd}, checkpoint_id=str(checkpoint / "dcp"), no_dist=True)
+        model.load_state_dict(sd)
+    else:
+        sd = load_weights(checkpoint / "model.safetensors")
+        bad = _misfits({k: tuple(v.shape) for k, v in sd.items()}, wanted)
+        if bad:
+            raise TrainError(_misfit_message(checkpoint, bad))
+        model.load_state_dict(sd)
+
+
+def _misfit_message(checkpoint: Path, bad: list[str]) -> str:
+    more = f"; and {len(bad) - 6} more" if len(bad) > 6 else ""
+    return (f"--init-from {checkpoint}: its weights do not fit the model asked for ({'; '.join(bad[:6])}{more}). "
+            "A fine-tune may change what leaves the weights' shapes alone (RoPE scaling or theta, the context length of "
+            "a RoPE model), not widths, layers, vocabulary or a learned position table")
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -269,10 +321,7 @@ def load_model(path: Path, dtype: torch.dtype, device) -> nn.Module:
     from ..model import build
 
     checkpoint = checkpoint_of(path)
-    try:
-        config = ModelConfig.from_dict(read_json(checkpoint / MODEL_CONFIG, "the model's config"))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{checkpoint / MODEL_CONFIG}: not a valid model config ({e})") from None
+    config = read_config(checkpoint)
     model = build(config, device="meta")
     model = model.to_empty(device=device or "cpu")
     procs = Processes(0, 1, 0, torch.device(device or "cpu"), "none", False)

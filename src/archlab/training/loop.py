@@ -26,6 +26,7 @@ import torch
 from ..catalog import resolve as resolve_config
 from ..catalog import tiny as tiny_config
 from ..model import build
+from ..errors import CheckpointError
 from ..model_config import ConfigError, ModelConfig
 from . import checkpoint as ckpt
 from .balance import Balancer, imbalance, resolve_balancing, with_selection_bias
@@ -57,7 +58,9 @@ def _model_config(model: str | ModelConfig | Path, tiny: bool, overrides: dict[s
         cfg = model
     else:
         p = Path(model)
-        if p.suffix == ".json" or p.is_file():
+        if p.is_dir() and (ckpt.is_run(p) or ckpt.is_checkpoint(p)):  # a run's config, e.g. to fine-tune it
+            cfg = ckpt.read_config(ckpt.checkpoint_of(p))
+        elif p.suffix == ".json" or p.is_file():
             if not p.is_file():
                 raise ConfigError(f"{p}: no such config file")
             cfg = ModelConfig.from_json_file(p)
@@ -94,6 +97,27 @@ def _tokenizer_hash(tokenizer) -> str:
 def _config_difference(a: ModelConfig, b: ModelConfig) -> list[str]:
     da, db = a.resolved().to_dict(), b.resolved().to_dict()
     return [f"{k}: {da.get(k)!r} vs {db.get(k)!r}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k) and k != "name"]
+
+
+@dataclass(frozen=True)
+class _Init:
+    """Where a fine-tune's weights come from: a run folder's latest checkpoint or one checkpoint."""
+
+    checkpoint: Path
+    config: ModelConfig
+    step: int
+    tokenizer: str | None  # the spec the run was trained with, when its folder says
+
+    @classmethod
+    def open(cls, path: Path) -> "_Init":
+        try:
+            checkpoint = ckpt.checkpoint_of(path)
+        except CheckpointError as e:
+            raise TrainError(f"--init-from {e}") from None
+        state = ckpt.read_json(checkpoint / ckpt.STATE, "the checkpoint's step")
+        run_config = checkpoint.parent.parent / RUN_CONFIG
+        spec = ckpt.read_json(run_config, "the run's settings").get("tokenizer") if run_config.is_file() else None
+        return cls(checkpoint, ckpt.read_config(checkpoint), int(state.get("step", 0)), spec if isinstance(spec, str) else None)
 
 
 # ---- batches ---------------------------------------------------------------------------------------
@@ -189,8 +213,9 @@ def train(
     out: str | Path = "runs/train",
     *,
     tiny: bool = False,
-    tokenizer: str = "byte",
+    tokenizer: str | None = None,
     resume: bool = False,
+    init_from: str | Path | None = None,
     device: str | None = None,
     quiet: bool = False,
     model_overrides: dict[str, Any] | None = None,
@@ -201,11 +226,28 @@ def train(
     as `archlab.tiny` does, model_overrides change its fields) on `data` (`"shakespeare"`, a
     text file, a folder of text files or a JSONL file with a "text" field), writing metrics,
     checkpoints and the loss plot into `out`. `options` are TrainOptions' fields (steps, batch,
-    seq_len, lr, ...). Under torchrun every process calls this, and they train together."""
+    seq_len, lr, ...). Under torchrun every process calls this, and they train together.
+
+    init_from (a run folder or one of its checkpoints) starts from those weights instead of
+    fresh ones, with a fresh optimizer and learning-rate schedule: a fine-tune. `model` may then
+    be None (the checkpoint's own config) or a config that differs only where the weights'
+    shapes do not (RoPE scaling, the context length); the differences are said at the start and
+    kept in the run's train_config.json. The tokenizer defaults to the one that run used
+    (otherwise to bytes), and must be the same."""
     opts = options.pop("options", None) or TrainOptions(**options)
+    init = _Init.open(Path(init_from)) if init_from is not None else None
+    if model is None:
+        if init is None:
+            raise TrainError("no model given: name a preset, a config file or a run folder, or give init_from")
+        if tiny:
+            raise TrainError(f"--tiny with --init-from {init_from}: the checkpoint's weights fix the model's size")
+        model = init.config
+    if tokenizer is None:
+        tokenizer = init.tokenizer if init is not None and init.tokenizer else "byte"
     procs = start(opts.strategy, device)
     try:
-        return _train(procs, opts, model, data, Path(out), tiny, tokenizer, resume, quiet, model_overrides or {}, val_fraction)
+        return _train(procs, opts, model, data, Path(out), tiny, tokenizer, resume, quiet, model_overrides or {},
+                      val_fraction, init)
     finally:
         procs.close()
 
@@ -236,7 +278,7 @@ def _prepare_data(run: _Run, data, tokenizer: str, val_fraction: float, out: Pat
 
 
 def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path, tiny: bool, tokenizer_spec: str,
-           resume: bool, quiet: bool, overrides: dict, val_fraction: float) -> TrainResult:
+           resume: bool, quiet: bool, overrides: dict, val_fraction: float, init: _Init | None = None) -> TrainResult:
     run = _Run(procs, opts, out, quiet)
     W, A = procs.world, opts.grad_accum
     if opts.batch % (W * A):
@@ -265,6 +307,16 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
         "tokenizer_hash": _tokenizer_hash(tok), "balancing": balancing, "options": opts.to_dict(),
     }
 
+    if init is not None:
+        changes = _config_difference(init.config, cfg)
+        meta["init_from"] = {"checkpoint": str(init.checkpoint), "step": init.step, "config_changes": changes}
+        if previous is not None:
+            run.notes.append(f"--init-from {init.checkpoint}: not read, the run's own checkpoint {previous.name} holds its weights")
+        else:
+            _check_init_tokenizer(init, meta)
+            run.notes.append(f"starting from the weights of {init.checkpoint} (step {init.step}), with a fresh optimizer"
+                             + (f"; the config differs in {'; '.join(changes)}" if changes else ""))
+
     if previous is not None:
         _check_resume(out, previous, cfg, meta, opts)
 
@@ -272,6 +324,8 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
     dtype_name, autocast = _autocast(opts, procs.device)
     torch.manual_seed(opts.seed)
     core = build(cfg, device=procs.device)
+    if init is not None and previous is None:
+        ckpt.load_initial_weights(init.checkpoint, core)
     core.train()
     model = wrap(core, procs)
     if opts.compile:
@@ -425,6 +479,19 @@ def _check_memory(cfg: ModelConfig, procs: Processes) -> None:
             f"{f', sharded over {share} processes' if share > 1 else ''}), and {procs.device} has {have / 2**30:,.0f} GiB. "
             "Train the --tiny version, a smaller config, or shard it over more processes (--strategy fsdp)."
         )
+
+
+def _check_init_tokenizer(init: _Init, meta: dict) -> None:
+    from ..tokenizer import load_tokenizer
+
+    try:
+        theirs = _tokenizer_hash(load_tokenizer(init.checkpoint))
+    except CheckpointError as e:
+        raise TrainError(f"--init-from: {e}") from None
+    if theirs != meta["tokenizer_hash"]:
+        raise TrainError(f"--init-from {init.checkpoint}: its model was trained with another tokenizer "
+                         f"({init.tokenizer or 'the one saved beside it'}) than --tokenizer {meta['tokenizer']!r}: the "
+                         "token ids would mean different things; leave --tokenizer out to use the run's own")
 
 
 def _check_resume(out: Path, previous: Path, cfg: ModelConfig, meta: dict, opts: TrainOptions) -> None:
