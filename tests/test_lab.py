@@ -104,3 +104,46 @@ def test_every_claim_has_a_smoke_run_test():
     for module in _MODULES:
         text = (here / f"test_lab_{module}.py").read_text() if module != "kv_cache" else Path(__file__).read_text()
         assert 'budget="smoke"' in text or '"--budget", "smoke"' in text, module
+
+
+def _losses(tree, path=""):
+    """Every number under a key naming a loss, by its path in the measurements."""
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_losses(v, f"{path}/{k}") if isinstance(v, (dict, list)) else
+                       ({f"{path}/{k}": v} if "loss" in str(k) and isinstance(v, float) else {}))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            out.update(_losses(v, f"{path}/{i}"))
+    return out
+
+
+@pytest.mark.slow
+def test_lab_under_torchrun_trains_on_every_process_and_writes_once(tmp_path):
+    """`torchrun -m archlab lab ffn`: its training runs are data-parallel over 2 processes, the
+    first process alone writes, and every loss equals the one-process run's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import archlab
+    from archlab.cli import main
+
+    assert main(["lab", "ffn", "--budget", "smoke", "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(archlab.__file__).parents[1])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "archlab",
+           "lab", "ffn", "--budget", "smoke", "--out", str(tmp_path / "two"), "--quiet"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ffn: ") == 1  # one process speaks
+    one, two = check_result(tmp_path / "one", "ffn"), check_result(tmp_path / "two", "ffn")
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert two["command"].startswith("torchrun --nproc-per-node 2 -m archlab lab ffn")
+    states = list((tmp_path / "two" / "ffn" / "runs").rglob("state.json"))
+    assert states and all(json.loads(p.read_text())["processes"] == 2 for p in states)
+    a, b = _losses(one["measurements"]), _losses(two["measurements"])
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4), k

@@ -536,13 +536,19 @@ def cmd_lab(args: argparse.Namespace) -> int:
     names = list(lab.claims()) if args.claim == "all" else [lab.get(args.claim).name]
     if args.budget not in lab.BUDGETS:
         raise ValueError(f"--budget: expected one of {', '.join(lab.BUDGETS)}, got {args.budget!r}")
-    for name in names:
-        command = f"archlab lab {name} --budget {args.budget} --seed {args.seed}"
-        result = lab.run_claim(lab.get(name), Path(args.out), args.budget, args.seed, args.device, args.quiet, command)
-        print(f"{name}: {result['verdict']} -- {result['summary']}")
-    from .lab.core import write_summary
+    from .lab.core import processes, write_summary
 
-    print(f"summary of every result in {args.out}: {write_summary(args.out)}")
+    with processes(args.device) as procs:  # under torchrun: every process runs, the first one writes
+        main = procs is None or procs.main
+        for name in names:
+            command = f"archlab lab {name} --budget {args.budget} --seed {args.seed}"
+            if procs is not None:
+                command = f"torchrun --nproc-per-node {procs.world} -m {command}"
+            result = lab.run_claim(lab.get(name), Path(args.out), args.budget, args.seed, args.device, args.quiet, command)
+            if main:
+                print(f"{name}: {result['verdict']} -- {result['summary']}")
+        if main:
+            print(f"summary of every result in {args.out}: {write_summary(args.out)}")
     return 0
 
 

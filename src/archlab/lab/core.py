@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,10 @@ class Context:
     folder: Path
     device: str | None = None
     quiet: bool = False
+    main: bool = True  # under torchrun: the first process, which alone speaks and writes
 
     def say(self, text: str) -> None:
-        if not self.quiet:
+        if not self.quiet and self.main:
             print(f"[{self.claim}] {text}", file=sys.stderr, flush=True)
 
     def pick(self, smoke: Any, default: Any, large: Any) -> Any:
@@ -167,14 +170,18 @@ def _verdict_md(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_result(claim: Claim, ctx: Context, outcome: Outcome, seconds: float, command: str) -> dict[str, Any]:
+def write_result(claim: Claim, ctx: Context, outcome: Outcome, seconds: float, command: str,
+                 write: bool = True) -> dict[str, Any]:
     result = {
         "claim": claim.name, "statement": claim.statement, "source": claim.source,
         "verdict": outcome.verdict, "rule": outcome.rule, "summary": outcome.summary,
         "measurements": outcome.measurements, "notes": outcome.notes,
         "budget": ctx.budget, "seed": ctx.seed, "command": command, "versions": _versions(),
         "device": _device(ctx.device), "seconds": round(seconds, 1),
+        "processes": int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1,
     }
+    if not write:
+        return result
     folder = ctx.folder
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_file(folder / "result.json", "w") as f:
@@ -200,22 +207,54 @@ def write_result(claim: Claim, ctx: Context, outcome: Outcome, seconds: float, c
     return result
 
 
+@contextmanager
+def processes(device: str | None = None) -> Iterator[Any]:
+    """Under torchrun, one process group for a whole lab run, so that every archlab.train a
+    claim makes trains data-parallel over all the processes (each on its own GPU, when there
+    are GPUs). Everything else a claim does runs on every process alike, from the same seed,
+    and the first process alone writes. Yields the Processes, or None when alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1
+    import torch.distributed as dist
+
+    if world <= 1 or (dist.is_available() and dist.is_initialized()):
+        yield None
+        return
+    from ..training.distributed import start
+
+    procs = start("ddp", device)
+    try:
+        yield procs
+    finally:
+        procs.close()
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def run_claim(claim: Claim, out: Path, budget: str = "default", seed: int = 0, device: str | None = None,
               quiet: bool = False, command: str | None = None) -> dict[str, Any]:
     if budget not in BUDGETS:
         raise LabError(f"--budget: expected one of {', '.join(BUDGETS)}, got {budget!r}")
-    ctx = Context(claim.name, budget, seed, Path(out) / claim.name, device, quiet)
-    runs = ctx.folder / "runs"
-    if runs.is_dir():  # a rerun of the claim starts its training runs afresh (the results are replaced at the end)
-        import shutil
+    with processes(device):
+        main = int(os.environ.get("RANK", "0")) == 0 if "WORLD_SIZE" in os.environ else True
+        ctx = Context(claim.name, budget, seed, Path(out) / claim.name, device, quiet, main)
+        runs = ctx.folder / "runs"
+        if runs.is_dir() and main:  # a rerun of the claim starts its training runs afresh (the results are replaced at the end)
+            import shutil
 
-        shutil.rmtree(runs)
-    command = command or f"archlab lab {claim.name} --budget {budget} --seed {seed}"
-    start = time.perf_counter()
-    ctx.say(f"{claim.statement} ({budget} budget)")
-    outcome = claim.run(ctx)
-    result = write_result(claim, ctx, outcome, time.perf_counter() - start, command)
-    ctx.say(f"{result['verdict']}: {result['summary']} ({result['seconds']:.0f} s) -> {ctx.folder}")
+            shutil.rmtree(runs)
+        _barrier()
+        command = command or f"archlab lab {claim.name} --budget {budget} --seed {seed}"
+        start = time.perf_counter()
+        ctx.say(f"{claim.statement} ({budget} budget)")
+        outcome = claim.run(ctx)
+        result = write_result(claim, ctx, outcome, time.perf_counter() - start, command, write=main)
+        ctx.say(f"{result['verdict']}: {result['summary']} ({result['seconds']:.0f} s) -> {ctx.folder}")
+        _barrier()
     return result
 
 

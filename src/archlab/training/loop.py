@@ -447,6 +447,7 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
         plot_losses(out / "metrics.jsonl", out / "loss.png", f"{cfg.name or 'model'} on {data_arg} ({n_params / 1e6:.2f}M parameters)", unigram)
         run.say(f"done: {step} steps, loss {result.loss:.4f}, val_loss {result.val_loss:.4f} "
                 f"(unigram baseline {unigram:.4f}), {result.tokens_per_s:,.0f} tokens/s; {out}/loss.png, {result.checkpoint}")
+    procs.barrier()  # the run folder is whole for every process that reads it next
     return result
 
 
