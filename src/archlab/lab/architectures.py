@@ -34,7 +34,7 @@ def _run(ctx: Context) -> Outcome:
     import archlab
 
     layers = ctx.pick(4, 4, 8)  # DeepSeek-V3 keeps its first 3 layers dense: 4 is the least with an MoE layer
-    steps = ctx.pick(12, 300, 3000)
+    steps = ctx.pick(12, 250, 3000)  # default: 6 runs of 1M tokens, ~8 min on 2 cores (the budget is 10)
     seeds = [ctx.seed + i for i in range(ctx.pick(2, 2, 3))]
     options = dict(steps=steps, batch=ctx.pick(4, 16, 32), seq_len=ctx.pick(64, 256, 256), lr=2e-3,
                    eval_every=max(1, steps // 6), eval_tokens=ctx.pick(2048, 32768, 65536), quiet=True, dtype="float32")
