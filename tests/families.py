@@ -643,3 +643,4 @@ register("qwen3_next", "qwen3next-variants", qwen3_next_variants, seed=1, expect
 # ---- Qwen2, Qwen2.5, Qwen2-MoE (their own module, registered here) -------------------------------
 
 import families_qwen2  # noqa: E402,F401
+import families_sizes  # noqa: E402,F401
