@@ -25,3 +25,12 @@ hub_config("qwen3-14b", _qwen3_hub(hidden_size=5120, intermediate_size=17408, ma
                                    num_hidden_layers=40, tie_word_embeddings=False))
 hub_config("qwen3-32b", _qwen3_hub(hidden_size=5120, intermediate_size=25600, max_window_layers=64, num_attention_heads=64,
                                    num_hidden_layers=64, tie_word_embeddings=False))
+
+# the text_config of mistralai/Mistral-Small-3.1-24B-Base-2503 (Mistral3ForConditionalGeneration),
+# which the mistral reader reads as a config.json of its own; the verbatim copy FLUX.2-dev ships
+# as its text encoder (github.com/aigc-apps/VideoX-Fun, ComfyUI FLUX.2 loader)
+hub_config("mistral-small-3.1-24b", {
+    "attention_dropout": 0.0, "dtype": "bfloat16", "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120,
+    "initializer_range": 0.02, "intermediate_size": 32768, "max_position_embeddings": 131072, "model_type": "mistral",
+    "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+    "rope_theta": 1000000000.0, "sliding_window": None, "use_cache": True, "vocab_size": 131072})
