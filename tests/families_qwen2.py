@@ -55,7 +55,7 @@ register("qwen2", "qwen2-gqa-bias", lambda: qwen2_config(num_key_value_heads=2, 
 register("qwen2", "qwen2-sliding-headdim-tied", lambda: qwen2_config(
     num_hidden_layers=3, num_key_value_heads=1, head_dim=12, use_sliding_window=True, sliding_window=6,
     max_window_layers=1, tie_word_embeddings=True), seed=23, expect=_layer_types(("global", "sliding", "sliding"), 6))
-register("qwen2", "qwen2moe-57b-shape", qwen2_moe_config, seed=23, presets=("qwen2-57b-a14b",),
+register("qwen2", "qwen2moe-57b-shape", qwen2_moe_config, seed=23, presets=("qwen2-57b-a14b", "qwen1.5-moe-a2.7b"),
          expect=_moe_expect(2), fused_experts=True,
          bad_fields=(({"shared_expert_intermediate_size": 24}, "shared_expert_intermediate_size"),
                      ({"num_experts_per_tok": 9}, "num_experts_per_tok"),

@@ -9,7 +9,8 @@ mlp_only_layers): 64 SwiGLU experts of 2560, 8 per token, chosen by a softmax ov
 router logits and not renormalised (norm_topk_prob false), plus one always-on shared SwiGLU of
 20480 (8 expert widths) whose output is scaled by sigmoid(w . x), a learned per-token gate
 (Qwen2MoeSparseMoeBlock.shared_expert_gate). Its `intermediate_size` (18944) describes a dense
-FFN that no layer uses.
+FFN that no layer uses. Qwen1.5-MoE-A2.7B, the first Qwen2MoE release, is the same design at
+2.7B active: 60 experts of 1408, 4 per token, a shared expert of 5632, multi-head attention.
 
 Numbers: the config.json of each model on the Hugging Face hub, as cited per preset; sizes
 from the model cards and the Qwen2 technical report (arXiv:2407.10671).
@@ -78,8 +79,8 @@ def qwen2_5_72b() -> ModelConfig:
 @preset("qwen2-57b-a14b", Published(
     "57B", "Yang et al. 2024, Qwen2 Technical Report (arXiv:2407.10671), Table 1: Qwen2-57B-A14B, 57B parameters "
     "with 14B activated", active="14B", active_convention="all",
-    note="counting the embedding row and the untied head we get 14.2B active (without the input embedding "
-    "13.7B, also within 14B's rounding); 57.4B in total"))
+    note="counting the input embedding and the untied head we get 14.25B active (without the input embedding "
+    "13.70B, also within 14B's rounding); 57.41B in total"))
 def qwen2_57b_a14b() -> ModelConfig:
     # config.json: num_experts 64, num_experts_per_tok 8, moe_intermediate_size 2560,
     # shared_expert_intermediate_size 20480, norm_topk_prob false, decoder_sparse_step 1,
@@ -88,5 +89,27 @@ def qwen2_57b_a14b() -> ModelConfig:
         "qwen2-57b-a14b", "huggingface.co/Qwen/Qwen2-57B-A14B/blob/main/config.json", vocab_size=151936,
         d_model=3584, n_layers=28, n_heads=28, n_kv_heads=4, ffn_hidden=18944, eps=1e-6,
         moe=MoEConfig(n_experts=64, top_k=8, hidden=2560, n_shared=8, shared_gate=True, activation="silu",
+                      router=RouterConfig(score="softmax", norm_topk=False)),
+    )
+
+
+@preset("qwen1.5-moe-a2.7b", Published(
+    "14.3B", "huggingface.co/Qwen/Qwen1.5-MoE-A2.7B (model card: 14.3B parameters in total and 2.7B activated "
+    "parameters during runtime)", active="2.7B", active_convention="all",
+    note="counting the input embedding and the untied head we get 2.69B active (without both, 2.07B); 14.32B "
+    "in total"))
+def qwen1_5_moe_a2_7b() -> ModelConfig:
+    # Qwen2MoE's first release: 60 experts of 1408, 4 per token, not renormalised, beside a gated
+    # shared expert of 5632 (4 expert widths); multi-head attention (16 kv heads). config.json of
+    # Qwen/Qwen1.5-MoE-A2.7B-Chat (the same architecture), as copied field by field in public
+    # planners: hidden_size 2048, num_hidden_layers 24, num_attention_heads 16, num_key_value_heads 16,
+    # num_experts 60, num_experts_per_tok 4, moe_intermediate_size 1408,
+    # shared_expert_intermediate_size 5632, vocab_size 151936, max_position_embeddings 32768,
+    # rms_norm_eps 1e-6, rope_theta 1e6, tie_word_embeddings false. Its class defaults
+    # (Qwen2MoeConfig) are these numbers too.
+    return qwen2_config(
+        "qwen1.5-moe-a2.7b", "huggingface.co/Qwen/Qwen1.5-MoE-A2.7B-Chat/blob/main/config.json", vocab_size=151936,
+        d_model=2048, n_layers=24, n_heads=16, n_kv_heads=16, ffn_hidden=5632, eps=1e-6, max_seq_len=32768,
+        moe=MoEConfig(n_experts=60, top_k=4, hidden=1408, n_shared=4, shared_gate=True, activation="silu",
                       router=RouterConfig(score="softmax", norm_topk=False)),
     )
