@@ -28,9 +28,10 @@ def _qkv_bias_only(ours):
     assert ours.layers[0].attn.wq.bias is not None and ours.layers[0].attn.wo.bias is None
 
 
-def _layer_types(types: tuple, window: int):
+def _sliding_yarn(types: tuple, window: int):
     def check(ours):
         assert ours.config.layer_types == types and ours.config.attention.window == window
+        assert ours.config.rope.scaling.kind == "yarn" and ours.config.rope.scaling.factor == 4.0
     return check
 
 
@@ -51,10 +52,12 @@ register("qwen2", "qwen2-gqa-bias", lambda: qwen2_config(num_key_value_heads=2, 
     bad_fields=(({"hidden_act": "mish"}, "hidden_act"), ({"num_key_value_heads": 3}, "n_kv_heads"),
                 ({"layer_types": ["full_attention", "sliding_attention"]}, "use_sliding_window")))
 # Qwen2's sliding layers (from max_window_layers on; window 6 < the 37-token test sequence),
-# MQA, head_dim not hidden / heads, tied head
+# MQA, head_dim not hidden / heads, tied head, and the YaRN scaling Qwen2.5's model cards add
+# for long context (factor 4 of an original 16 positions here, so it acts within 37 tokens)
 register("qwen2", "qwen2-sliding-headdim-tied", lambda: qwen2_config(
     num_hidden_layers=3, num_key_value_heads=1, head_dim=12, use_sliding_window=True, sliding_window=6,
-    max_window_layers=1, tie_word_embeddings=True), seed=23, expect=_layer_types(("global", "sliding", "sliding"), 6))
+    max_window_layers=1, tie_word_embeddings=True, rope_parameters={
+        "rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0, "original_max_position_embeddings": 16}), seed=23, expect=_sliding_yarn(("global", "sliding", "sliding"), 6))
 register("qwen2", "qwen2moe-57b-shape", qwen2_moe_config, seed=23, presets=("qwen2-57b-a14b", "qwen1.5-moe-a2.7b"),
          expect=_moe_expect(2), fused_experts=True,
          bad_fields=(({"shared_expert_intermediate_size": 24}, "shared_expert_intermediate_size"),
