@@ -64,7 +64,7 @@ def qwen2_5_7b() -> ModelConfig:
 
 
 @preset("qwen2.5-72b", Published(
-    "72.7B", "huggingface.co/Qwen/Qwen2.5-72B (model card: Number of Parameters 72.7B, Non-Embedding 70.0B)"))
+    "72.7B", "huggingface.co/Qwen/Qwen2.5-72B (model card: Number of Parameters 72.7B)"))
 def qwen2_5_72b() -> ModelConfig:
     # We found no verbatim public copy of this config.json; the numbers are those litgpt copies
     # from it (github.com/Lightning-AI/litgpt, litgpt/config.py, "Qwen2.5-72B": 80 layers, 64
