@@ -638,3 +638,9 @@ def _qwen3_next_variants_expect(ours):
 register("qwen3_next", "qwen3next-published", qwen3_next_published_shape, seed=0, presets=(QWEN3_NEXT_PRESET,),
          fused_experts=True)
 register("qwen3_next", "qwen3next-variants", qwen3_next_variants, seed=1, expect=_qwen3_next_variants_expect)
+
+
+# ---- Qwen2, Qwen2.5, Qwen2-MoE (their own module, registered here) -------------------------------
+
+import families_qwen2  # noqa: E402,F401
+import families_sizes  # noqa: E402,F401

@@ -197,8 +197,9 @@ def _footnotes(descs, context: int, marked: bool) -> list[str]:
 
     notes = []
     if any(not d.verified for d in descs):
-        names = ", ".join(d.name for d in descs if not d.verified)
-        notes.append(f"* not verified against a reference implementation ({names}); see its preset's source.")
+        unverified = [d.name for d in descs if not d.verified]
+        whose = "its preset's source" if len(unverified) == 1 else "each preset's source"
+        notes.append(f"* not verified against a reference implementation ({', '.join(unverified)}); see {whose}.")
     past = [d.name for d in descs if d.numbers["context"] > d.numbers["max_seq_len"]]
     if past:
         # the one-line-per-model tables mark such cells "!", the others say "past max" in full

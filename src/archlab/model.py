@@ -204,8 +204,8 @@ class Transformer(nn.Module):
         softcap of the config."""
         logits = self.head(h) if self.head is not None else h @ self.tok_emb.weight.T
         c = self.config
-        if c.logit_scale is not None:
-            logits = logits * c.logit_scale
+        if c.logit_multiplier is not None:
+            logits = logits * c.logit_multiplier
         if c.logit_softcap is not None:
             logits = c.logit_softcap * torch.tanh(logits / c.logit_softcap)
         return logits

@@ -43,6 +43,7 @@ __all__ = [
     "LayerSpec",
     "ModelConfig",
     "SQRT_D_MODEL",
+    "INV_SQRT_D_MODEL",
 ]
 
 
@@ -489,6 +490,8 @@ Attention = Union[AttentionConfig, MLAConfig]
 
 # Gemma and Grok multiply embeddings by sqrt(d_model): a rule, so it follows a change of width.
 SQRT_D_MODEL = "sqrt(d_model)"
+# PaLM scales the logits of its shared embedding by 1 / sqrt(d_model): a rule too.
+INV_SQRT_D_MODEL = "1/sqrt(d_model)"
 
 
 @dataclass(frozen=True)
@@ -513,9 +516,10 @@ class ModelConfig:
     block: str = "pre"
     tie_embeddings: bool = False
     # Embeddings multiplied by this: a number, or SQRT_D_MODEL (Gemma, Grok). Logits by
-    # logit_scale, then squashed to logit_softcap * tanh(logits / logit_softcap) (Gemma 2, Grok).
+    # logit_scale (a number, or INV_SQRT_D_MODEL: PaLM), then squashed to
+    # logit_softcap * tanh(logits / logit_softcap) (Gemma 2, Grok).
     embed_scale: float | str | None = None
-    logit_scale: float | None = None
+    logit_scale: float | str | None = None
     logit_softcap: float | None = None
     # A norm (of kind `norm`) right after the token embedding (BLOOM).
     embed_norm: bool = False
@@ -545,6 +549,10 @@ class ModelConfig:
             _require(self.rope_local is None, "rope_local", f"position={p!r} has no RoPE; set rope_local=None")
         if isinstance(self.embed_scale, str):
             _require(self.embed_scale == SQRT_D_MODEL, "embed_scale", f"expected a number or {SQRT_D_MODEL!r}, got {self.embed_scale!r}")
+        if isinstance(self.logit_scale, str):
+            _require(self.logit_scale == INV_SQRT_D_MODEL, "logit_scale",
+                     f"expected a number or {INV_SQRT_D_MODEL!r}, got {self.logit_scale!r}")
+        _require(not isinstance(self.logit_softcap, str), "logit_softcap", f"expected a number, got {self.logit_softcap!r}")
         for k in ("embed_scale", "logit_scale", "logit_softcap"):
             v = getattr(self, k)
             _require(v is None or isinstance(v, str) or v > 0, k, f"must be None or > 0, got {v!r}")
@@ -581,6 +589,10 @@ class ModelConfig:
     @property
     def embed_multiplier(self) -> float | None:
         return math.sqrt(self.d_model) if self.embed_scale == SQRT_D_MODEL else self.embed_scale
+
+    @property
+    def logit_multiplier(self) -> float | None:
+        return 1 / math.sqrt(self.d_model) if self.logit_scale == INV_SQRT_D_MODEL else self.logit_scale
 
     def _check_layer_rules(self) -> None:
         """Every kind a rule names has the part it needs, and every part set is used by some
@@ -714,6 +726,7 @@ class ModelConfig:
             attention=self.resolved_attention,
             ffn=self.resolved_ffn,
             embed_scale=self.embed_multiplier,
+            logit_scale=self.logit_multiplier,
             layer_types=tuple(s.kind for s in layers),
             ffn_types=tuple(s.ffn for s in layers),
             rope_layers=tuple(s.rope is not None for s in layers) if self.position_kind == "rope" else None,

@@ -143,4 +143,5 @@ def resolve(name_or_config: "str | ModelConfig") -> ModelConfig:
 
 # Importing the family modules registers their presets, in display order.
 from . import gpt2, classic, llama, mistral, deepseek, olmo2, gemma3, llama4, qwen3, smollm, kimi, glm, gpt_oss, grok, qwen3_next  # noqa: E402,F401
+from . import qwen2, gpt3, palm  # noqa: E402,F401
 from .tiny import tiny  # noqa: E402,F401

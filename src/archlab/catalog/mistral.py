@@ -63,3 +63,34 @@ def mixtral_8x7b() -> ModelConfig:
         moe=MoEConfig(n_experts=8, top_k=2, hidden=14336, activation="silu",
                       router=RouterConfig(score="softmax", norm_topk=True)),
     )
+
+
+# Mistral Small 3.1 (March 2025): the same block at 24B, with grouped-query attention whose
+# heads (32 x 128 = 4096) are narrower than the width (5120), no sliding window, RoPE theta
+# 1e9 for its 128K context, and the 131072-token Tekken vocabulary. The released checkpoint is
+# Mistral3ForConditionalGeneration (a Pixtral vision encoder beside the text model); this preset
+# is its text model, `text_config` (model_type "mistral"), which archlab's mistral reader loads.
+@preset("mistral-small-3.1-24b", Published(
+    "24B", "Mistral AI, Mistral Small 3.1 (mistral.ai/news/mistral-small-3-1): \"With 24 billion parameters\"",
+    note="the figure covers the whole multimodal checkpoint; the text model alone is 23.57B by our count, 1.8% "
+    "below it (the Pixtral vision encoder and its projector make up most of the rest)"))
+def mistral_small_3_1_24b() -> ModelConfig:
+    # text_config of mistralai/Mistral-Small-3.1-24B-Base-2503's config.json: num_hidden_layers 40,
+    # hidden_size 5120, num_attention_heads 32, num_key_value_heads 8, head_dim 128,
+    # intermediate_size 32768, vocab_size 131072, rope_theta 1e9, rms_norm_eps 1e-5,
+    # max_position_embeddings 131072, sliding_window null. Checked against the verbatim copy of
+    # the same text_config (Mistral Small 3.2, whose base model is 3.1's) that FLUX.2-dev ships
+    # as its text encoder, as copied in github.com/aigc-apps/VideoX-Fun (ComfyUI FLUX.2 loader).
+    return ModelConfig(
+        name="mistral-small-3.1-24b",
+        family="mistral",
+        source="huggingface.co/mistralai/Mistral-Small-3.1-24B-Base-2503/blob/main/config.json (text_config)",
+        vocab_size=131072,
+        d_model=5120,
+        n_layers=40,
+        max_seq_len=131072,
+        norm=NormConfig("rmsnorm", eps=1e-5),
+        position=RopeConfig(theta=1e9),
+        attention=AttentionConfig(n_heads=32, n_kv_heads=8, head_dim=128),
+        ffn=FFNConfig(hidden=32768, kind="glu", activation="silu"),
+    )

@@ -1,0 +1,72 @@
+"""HF `qwen2` (q/k/v biases, sliding layers from max_window_layers on) and `qwen2_moe` (routed
+experts beside a sigmoid-gated shared expert; its own sliding rule). The checks every family
+passes run over their cases in test_families.py (cases in families_qwen2.py); here, Qwen2's own."""
+
+from __future__ import annotations
+
+import pytest
+from families import case
+from families_qwen2 import QWEN2_BASE
+
+from archlab.errors import CheckpointError
+from archlab.io.hf import FAMILIES
+
+transformers = pytest.importorskip("transformers")
+
+_KINDS = {"full_attention": "global", "sliding_attention": "sliding"}
+
+
+def _without_layer_types(cfg) -> dict:
+    hf = cfg.to_dict()
+    del hf["layer_types"]
+    return hf
+
+
+@pytest.mark.parametrize("model_type,cls", [("qwen2", "Qwen2Config"), ("qwen2_moe", "Qwen2MoeConfig")])
+def test_layer_plan_without_layer_types_follows_hf(model_type, cls):
+    """config.json without layer_types: which layers slide is what HF's config class derives,
+    for each max_window_layers and with the window on or off (qwen2 slides from
+    max_window_layers on, qwen2_moe on its even layers below it)."""
+    seen = set()
+    for on in (True, False):
+        for first in (0, 1, 3, 6):
+            hf = getattr(transformers, cls)(**{**QWEN2_BASE, "num_hidden_layers": 5}, num_key_value_heads=2, use_sliding_window=on,
+                                            sliding_window=5, max_window_layers=first)
+            want = tuple(_KINDS[t] for t in hf.layer_types)
+            got = FAMILIES[model_type].read_config(_without_layer_types(hf))
+            assert got.layer_types == want, (on, first)
+            assert got.attention.window == (5 if "sliding" in want else None)
+            seen.add(want)
+    assert len(seen) > 2  # the rule was exercised, not only all-global
+
+
+def test_qwen2_biases_ignore_attention_bias():
+    """Qwen2Attention hard-codes bias=True on q, k, v and False on o; config.json's
+    attention_bias (a Llama field) changes nothing in HF, so nothing in ours."""
+    hf = {**case("qwen2-gqa-bias").hf_config().to_dict(), "attention_bias": False}
+    a = FAMILIES["qwen2"].read_config(hf).attention
+    assert a.qkv_bias and not a.out_bias
+    model = transformers.AutoModelForCausalLM.from_config(transformers.Qwen2Config.from_dict(hf))
+    assert model.model.layers[0].self_attn.q_proj.bias is not None and model.model.layers[0].self_attn.o_proj.bias is None
+
+
+def test_qwen2_moe_plan_and_gate():
+    """MoE layers by decoder_sparse_step and mlp_only_layers, as Qwen2MoeDecoderLayer builds
+    them; the shared expert is one gated GLU of shared_expert_intermediate_size."""
+    hf_cfg = case("qwen2moe-mixed-sliding").hf_config()
+    cfg = FAMILIES["qwen2_moe"].read_config(hf_cfg.to_dict())
+    hf_model = transformers.AutoModelForCausalLM.from_config(hf_cfg)
+    want = tuple("moe" if hasattr(layer.mlp, "shared_expert_gate") else "dense" for layer in hf_model.model.layers)
+    assert cfg.ffn_types == want == ("dense", "moe", "dense", "dense")
+    assert cfg.moe.hidden * cfg.moe.n_shared == hf_cfg.shared_expert_intermediate_size and cfg.moe.shared_gate
+
+
+def test_sliding_layers_without_use_sliding_window_are_refused():
+    hf = case("qwen2-gqa-bias").hf_config().to_dict()
+    hf["layer_types"] = ["sliding_attention", "full_attention"]
+    hf["sliding_window"] = 4096
+    with pytest.raises(CheckpointError, match="use_sliding_window"):
+        FAMILIES["qwen2"].read_config(hf)
+    hf["layer_types"] = ["chunked_attention", "full_attention"]
+    with pytest.raises(CheckpointError, match="layer_types"):
+        FAMILIES["qwen2"].read_config(hf)
