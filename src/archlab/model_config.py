@@ -240,6 +240,11 @@ class MLAConfig:
     q_lora_rank: int | None = None
     # DeepSeek's `attention_bias`: biases on the down projections and the output.
     bias: bool = False
+    # Epsilon of the RMSNorms on the query and key/value latents (q_a_layernorm, kv_a_layernorm).
+    # Both references build them with RMSNorm's default 1e-6 whatever rms_norm_eps says
+    # (HF modeling_deepseek_v2/v3.py: DeepseekV3RMSNorm(config.kv_lora_rank); DeepSeek-V3's
+    # inference/model.py: RMSNorm(self.kv_lora_rank)); the block norms take `norm.eps`.
+    latent_norm_eps: float = 1e-6
 
     @property
     def kind(self) -> str:
@@ -639,6 +644,7 @@ class ModelConfig:
                 _require(_is_count(v), f"attention.{k}", f"must be a positive integer, got {v!r}")
             _require(a.q_lora_rank is None or _is_count(a.q_lora_rank), "attention.q_lora_rank", "must be None or a positive integer")
             _require(a.qk_rope_head_dim % 2 == 0, "attention.qk_rope_head_dim", f"must be even for RoPE, got {a.qk_rope_head_dim}")
+            _require(a.latent_norm_eps > 0, "attention.latent_norm_eps", f"must be > 0, got {a.latent_norm_eps}")
             return a
         _require(_is_count(a.n_heads), "attention.n_heads", f"must be a positive integer, got {a.n_heads!r}")
         kv = a.n_kv_heads if a.n_kv_heads is not None else a.n_heads
