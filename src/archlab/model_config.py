@@ -213,6 +213,11 @@ class AttentionConfig:
     qk_norm_scope: str = "head"
     # Llama 4 normalises queries and keys only in its RoPE layers; its NoPE layers skip it.
     qk_norm_in_nope_layers: bool = True
+    # Normalise (per head) after the rotation instead of before (Llama 4: modeling_llama4.py's
+    # Llama4TextAttention applies qk_norm after apply_rotary_emb). A rotation keeps the norm, so
+    # the order matters only where RoPE scales cos/sin (YaRN's attention factor): normalising
+    # afterwards cancels that factor.
+    qk_norm_after_rope: bool = False
     # A learned logit per head that joins every softmax as an extra key with no value (GPT-OSS).
     sinks: bool = False
     # Attention logits squashed to softcap * tanh(logits / softcap) (Gemma 2, Grok).
@@ -633,6 +638,13 @@ class ModelConfig:
         if a.qk_norm is None:
             _require(a.qk_norm_scope == "head", "attention.qk_norm_scope", "is set, but there is no qk_norm")
             _require(a.qk_norm_in_nope_layers, "attention.qk_norm_in_nope_layers", "is set, but there is no qk_norm")
+            _require(not a.qk_norm_after_rope, "attention.qk_norm_after_rope", "is set, but there is no qk_norm")
+        else:
+            _require(
+                not (a.qk_norm_after_rope and a.qk_norm_scope != "head"),
+                "attention.qk_norm_after_rope",
+                f"normalises each head after its rotation; qk_norm_scope={a.qk_norm_scope!r} normalises before heads are split",
+            )
 
     @cached_property
     def resolved_attention(self) -> Attention:

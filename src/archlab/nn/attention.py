@@ -120,6 +120,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(d, self.n_kv_heads * hd, bias=a.qkv_bias)
         self.wo = nn.Linear(self.n_heads * hd, d, bias=a.out_bias)
         self.qk_norm_scope = None
+        self.qk_norm_after_rope = a.qk_norm_after_rope
         if a.qk_norm is not None and (spec.rope is not None or a.qk_norm_in_nope_layers):
             self.qk_norm_scope = a.qk_norm_scope
             per_head = a.qk_norm_scope == "head"
@@ -158,13 +159,15 @@ class Attention(nn.Module):
             q, k = self.q_norm(q.reshape(B, T, H * hd)), self.k_norm(k)
         q = q.reshape(B, T, H, hd)
         k = k.view(B, T, KV, hd)
-        if self.qk_norm_scope == "head":
+        if self.qk_norm_scope == "head" and not self.qk_norm_after_rope:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, hd), (B, KV, T, hd)
         v = v.view(B, T, KV, hd).transpose(1, 2)  # (B, KV, T, hd)
         if self.rope is not None:
             cos, sin = ctx.rope[self.rope]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.qk_norm_scope == "head" and self.qk_norm_after_rope:  # Llama 4: cancels YaRN's cos/sin factor
+            q, k = self.q_norm(q), self.k_norm(k)
         after_softcap = None
         if isinstance(self.temperature, LengthTemperature):
             # SGLang's attention kernels multiply by xai_temperature after the logit softcap
