@@ -178,8 +178,8 @@ def _bloom_expect(ours):
 
 
 register("bloom", "bloom-6heads", bloom_config, seed=0, presets=("bloom-176b",), expect=_bloom_expect, base_model=True,
-         bad_fields=(({"apply_residual_connection_post_layernorm": True}, "apply_residual_connection_post_layernorm"),
-                     ({"n_head": 5}, "n_head")))
+         bad_fields=(({"apply_residual_connection_post_layernorm": "yes"}, "apply_residual_connection_post_layernorm"),
+                     ({"pretraining_tp": 0}, "pretraining_tp"), ({"n_head": 5}, "n_head")))
 # an untied random model generates less repetitively than a tied one: a sharper greedy check
 register("bloom", "bloom-4heads-untied", lambda: bloom_config(n_head=4, tie_word_embeddings=False), seed=2,
          shapes=((2, 9),), expect=_untied)

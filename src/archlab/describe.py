@@ -318,6 +318,7 @@ _PLACEMENT = {
     "sandwich": "sandwich",  # x + norm(f(norm(x)))
     "output": "output-norm",  # x + norm(f(x))
     "parallel": "parallel",  # x + attn(norm(x)) + ffn(norm'(x))
+    "normed_residual": "pre-norm, normalised residual",  # norm(x) + f(norm(x))
 }
 
 

@@ -70,7 +70,8 @@ QK_NORM_SCOPES = ("head", "all")
 #   sandwich  x + norm(f(norm(x)))              Gemma 2/3, Grok
 #   output    x + norm(f(x))                    OLMo 2
 #   parallel  x + attn(norm(x)) + ffn(norm'(x)) GPT-J, GPT-NeoX, PaLM
-BLOCK_KINDS = ("pre", "post", "sandwich", "output", "parallel")
+#   normed_residual  norm(x) + f(norm(x))       BLOOM's apply_residual_connection_post_layernorm
+BLOCK_KINDS = ("pre", "post", "sandwich", "output", "parallel", "normed_residual")
 # Per-layer mixer kinds. A "global" layer attends to every earlier token, "sliding" to the
 # last attention.window, "chunked" to the earlier tokens of its attention.chunk-sized block;
 # "linear" is a linear-attention layer (ModelConfig.linear_attention). Which attention module
