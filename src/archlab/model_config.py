@@ -58,7 +58,8 @@ def _require(ok: bool, where: str, msg: str) -> None:
 NORM_KINDS = ("layernorm", "rmsnorm", "l2norm")
 POSITION_KINDS = ("learned", "rope", "alibi", "none")
 ROPE_SCALINGS = ("linear", "llama3", "yarn")
-ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu")
+# quick_gelu: x * sigmoid(1.702 x) (HF activations.py QuickGELUActivation; CLIP, some GPT-2 configs)
+ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu", "quick_gelu")
 FFN_KINDS = ("mlp", "glu")
 ROUTER_SCORES = ("softmax", "sigmoid")
 GROUP_SCORES = ("max", "top2_sum")
@@ -204,6 +205,9 @@ class AttentionConfig:
     out_bias: bool = False
     # Softmax scale; None means 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar ** -0.5).
     scale: float | None = None
+    # Layer i's softmax scale further divided by i + 1 (GPT-2's scale_attn_by_inverse_layer_idx,
+    # modeling_gpt2.py: `self.scaling /= float(self.layer_idx + 1)`).
+    scale_by_inverse_layer: bool = False
     # Tokens a "sliding" layer sees, itself included (Mistral, Gemma, GPT-OSS).
     window: int | None = None
     # Block size of "chunked" layers: a token sees the earlier tokens of its own block (Llama 4).

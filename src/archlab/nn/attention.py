@@ -107,6 +107,8 @@ class Attention(nn.Module):
         self.rope = spec.rope
         # YaRN's softmax factor (mscale_all_dim) is DeepSeek's, applied in MLA only, as its reference does
         self.scale = a.scale if a.scale is not None else self.head_dim**-0.5
+        if a.scale_by_inverse_layer:
+            self.scale /= spec.index + 1
         self.softcap = a.softcap
         self.alibi = cfg.position == "alibi"
         # Llama 4 tunes the temperature of its NoPE layers only; Grok's applies everywhere

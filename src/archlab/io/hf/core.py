@@ -87,6 +87,7 @@ ACTIVATIONS_IN = {
     "silu": "silu",
     "swish": "silu",
     "relu": "relu",
+    "quick_gelu": "quick_gelu",
 }
 
 
@@ -139,7 +140,7 @@ def read_rope(hf: dict) -> RopeConfig:
 # ---- writing config.json: the inverse of the readers --------------------------------------
 
 # our activation -> the HF name that computes exactly it (gelu_pytorch_tanh is F.gelu(approximate="tanh"))
-HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu"}
+HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
 
 
 def rope_json(cfg: ModelConfig) -> dict[str, Any]:
