@@ -63,10 +63,10 @@ def _scalings(rope, L: int, head_dim: int) -> dict[str, Any]:
     """The trained RoPE, extended to EXTEND x L by each scaling archlab supports."""
     from dataclasses import replace
 
-    from ..model_config import ROPE_SCALINGS, RopeScaling
+    from ..model_config import FIXED_ROPE_SCALINGS, RopeScaling
 
     out = {}
-    for kind in ROPE_SCALINGS:
+    for kind in FIXED_ROPE_SCALINGS:  # dynamic and longrope are not measured here
         # linear: Chen et al. 2023 (position interpolation); yarn: Peng et al. 2023, its defaults
         # beta_fast 32, beta_slow 1; llama3: Meta's Llama 3.1 config, low/high_freq_factor 1 and 4
         out[f"rope {kind} x{EXTEND}"] = replace(rope, scaling=RopeScaling(kind, factor=float(EXTEND), original_max_seq_len=L))
@@ -168,7 +168,7 @@ def _extends(evals: dict[str, dict[str, Any]], variant: str) -> bool | None:
 
 def _run(ctx: Context) -> Outcome:
     import archlab
-    from archlab.model_config import ROPE_SCALINGS
+    from archlab.model_config import FIXED_ROPE_SCALINGS as ROPE_SCALINGS  # the kinds _scalings measures
 
     L = ctx.pick(64, 128, 256)
     # default: 5 runs of 350 x 16 x 128 tokens (717K each) at ~12K tokens/s on 2 CPU cores, ~6 min in all
