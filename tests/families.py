@@ -178,8 +178,8 @@ def _bloom_expect(ours):
 
 
 register("bloom", "bloom-6heads", bloom_config, seed=0, presets=("bloom-176b",), expect=_bloom_expect, base_model=True,
-         bad_fields=(({"apply_residual_connection_post_layernorm": True}, "apply_residual_connection_post_layernorm"),
-                     ({"n_head": 5}, "n_head")))
+         bad_fields=(({"apply_residual_connection_post_layernorm": "yes"}, "apply_residual_connection_post_layernorm"),
+                     ({"pretraining_tp": 0}, "pretraining_tp"), ({"n_head": 5}, "n_head")))
 # an untied random model generates less repetitively than a tied one: a sharper greedy check
 register("bloom", "bloom-4heads-untied", lambda: bloom_config(n_head=4, tie_word_embeddings=False), seed=2,
          shapes=((2, 9),), expect=_untied)
@@ -404,6 +404,15 @@ register("gemma3", "gemma3-27b-like", lambda: transformers.Gemma3TextConfig(
     sliding_window=6, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
     rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 100000.0},
                      "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}}), seed=19, presets=GEMMA3_PRESETS)
+# google/gemma-3-27b-pt's config.json: the text_config names only what differs from
+# Gemma3TextConfig's defaults; rope_scaling has no original_max_position_embeddings
+hub_config("gemma-3-27b", {
+    "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "mm_tokens_per_image": 256,
+    "text_config": {"head_dim": 128, "hidden_size": 5376, "intermediate_size": 21504, "model_type": "gemma3_text",
+                    "num_attention_heads": 32, "num_hidden_layers": 62, "num_key_value_heads": 16,
+                    "query_pre_attn_scalar": 168, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}})
 # Gemma 2-style softcapping set to numbers, attention biases, untied head. HF's Gemma3Attention
 # ignores attn_logit_softcapping and so do we, saying so with a warning.
 register("gemma3", "gemma3-softcaps-bias-untied", lambda: transformers.Gemma3TextConfig(
@@ -635,6 +644,19 @@ def _qwen3_next_variants_expect(ours):
     assert c.ffn_types == ("moe", "dense", "moe") and c.moe.n_shared == 2 and c.tie_embeddings
 
 
+# Qwen/Qwen3-Next-80B-A3B-Instruct's config.json (v4 field names)
+hub_config(QWEN3_NEXT_PRESET, {
+    "architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next", "attention_bias": False,
+    "attention_dropout": 0.0, "bos_token_id": 151643, "decoder_sparse_step": 1, "eos_token_id": 151645,
+    "full_attention_interval": 4, "head_dim": 256, "hidden_act": "silu", "hidden_size": 2048,
+    "initializer_range": 0.02, "intermediate_size": 5120, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128,
+    "linear_num_key_heads": 16, "linear_num_value_heads": 32, "linear_value_head_dim": 128,
+    "max_position_embeddings": 262144, "mlp_only_layers": [], "moe_intermediate_size": 512, "norm_topk_prob": True,
+    "num_attention_heads": 16, "num_experts": 512, "num_experts_per_tok": 10, "num_hidden_layers": 48,
+    "num_key_value_heads": 2, "output_router_logits": False, "partial_rotary_factor": 0.25, "rms_norm_eps": 1e-06,
+    "rope_scaling": None, "rope_theta": 10000000, "router_aux_loss_coef": 0.001,
+    "shared_expert_intermediate_size": 512, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "use_cache": True, "use_sliding_window": False, "vocab_size": 151936})
 register("qwen3_next", "qwen3next-published", qwen3_next_published_shape, seed=0, presets=(QWEN3_NEXT_PRESET,),
          fused_experts=True)
 register("qwen3_next", "qwen3next-variants", qwen3_next_variants, seed=1, expect=_qwen3_next_variants_expect)

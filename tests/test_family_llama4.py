@@ -62,3 +62,19 @@ def test_multimodal_config_without_text_config_is_refused(hf_pair, tmp_path):
     (tmp_path / "model.safetensors").write_bytes((hf_pair.path("scout-plan-bias") / "model.safetensors").read_bytes())
     with pytest.raises(archlab.CheckpointError, match="text_config"):
         archlab.load(tmp_path)
+
+
+def test_qk_norm_after_yarn_rotation_equals_hf(tmp_path):
+    """Llama4TextAttention normalises q and k after apply_rotary_emb, whose freqs_cis carry
+    YaRN's attention factor: the norm cancels it. Normalising before the rotation kept it
+    (max |logit difference| ~0.8 before the fix)."""
+    from hf_reference import load_pair, max_logit_diff
+
+    yarn = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 16.0, "original_max_position_embeddings": 16}
+    hf = transformers.Llama4TextConfig(**{**LLAMA4_BASE, "num_hidden_layers": 2, "no_rope_layer_interval": 2,
+                                          "use_qk_norm": True, "rope_parameters": yarn})
+    ref, ours = load_pair(hf, tmp_path, seed=0)
+    d = max_logit_diff(ref, ours, hf.vocab_size, shapes=((2, 21),))
+    assert d < ATOL, f"max |logit difference| {d:.2e}"
+    a, s = ours.config.attention, ours.config.rope.scaling
+    assert a.qk_norm_after_rope and s.kind == "yarn" and s.cos_sin_factor() > 1.2

@@ -50,3 +50,19 @@ def test_bad_no_rope_layers_is_a_clear_error():
 
 def test_tiny_preset_keeps_nope_layers():
     assert any(s.rope is None for s in archlab.tiny("smollm3-3b").layers)
+
+
+def test_listed_sliding_layers_slide_without_use_sliding_window(tmp_path):
+    """layer_types naming sliding layers with use_sliding_window false: HF's mask for those
+    layers still comes from create_sliding_window_causal_mask(config.sliding_window)."""
+    from hf_reference import ATOL, assert_cached_decoding_equals_full_forward, load_pair, max_logit_diff
+
+    hf = case("smollm3-list-bias-sliding").hf_config()
+    hf.use_sliding_window = False
+    ref, ours = load_pair(hf, tmp_path, seed=17)
+    d = max_logit_diff(ref, ours, hf.vocab_size, shapes=((2, 13),))
+    assert d < ATOL, f"max |logit difference| {d:.2e}"
+    assert ours.config.layer_types[0] == "sliding" and ours.config.attention.window == 5
+    assert_cached_decoding_equals_full_forward(ours, hf.vocab_size)
+    with pytest.raises(CheckpointError, match="sliding_window"):
+        FAMILIES["smollm3"].read_config({**hf.to_dict(), "sliding_window": None})

@@ -49,7 +49,7 @@ def dtype_bytes(dtype: str) -> int:
 
 
 # Norms per block by residual layout (nn/block.py): sandwich normalises both sides of each sublayer.
-_BLOCK_NORMS = {"pre": 2, "post": 2, "output": 2, "parallel": 2, "sandwich": 4}
+_BLOCK_NORMS = {"pre": 2, "post": 2, "output": 2, "parallel": 2, "sandwich": 4, "normed_residual": 2}
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,7 @@ _PLACEMENT = {
     "sandwich": "sandwich",  # x + norm(f(norm(x)))
     "output": "output-norm",  # x + norm(f(x))
     "parallel": "parallel",  # x + attn(norm(x)) + ffn(norm'(x))
+    "normed_residual": "pre-norm, normalised residual",  # norm(x) + f(norm(x))
 }
 
 
@@ -345,7 +346,8 @@ def describe_norm(cfg: ModelConfig) -> Part:
         if not a.qk_norm_in_nope_layers and _has_nope(cfg):
             name += " (RoPE layers)"
         text += f", {name}"
-        qk = {**_norm_data(q), "scope": a.qk_norm_scope, "in_nope_layers": a.qk_norm_in_nope_layers}
+        qk = {**_norm_data(q), "scope": a.qk_norm_scope, "in_nope_layers": a.qk_norm_in_nope_layers,
+              "after_rope": a.qk_norm_after_rope}
     if cfg.embed_norm:
         text += ", embedding norm"
     return Part(text, {**_norm_data(cfg.norm), "placement": cfg.block, "qk_norm": qk, "embed_norm": cfg.embed_norm})

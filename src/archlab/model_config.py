@@ -58,8 +58,12 @@ def _require(ok: bool, where: str, msg: str) -> None:
 
 NORM_KINDS = ("layernorm", "rmsnorm", "l2norm")
 POSITION_KINDS = ("learned", "rope", "alibi", "none")
-ROPE_SCALINGS = ("linear", "llama3", "yarn")
-ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu")
+# Scalings whose frequencies are fixed, and those whose frequencies follow the length of the
+# sequence in each forward pass (HF modeling_rope_utils.py's dynamic_rope_update).
+FIXED_ROPE_SCALINGS = ("linear", "llama3", "yarn")
+ROPE_SCALINGS = FIXED_ROPE_SCALINGS + ("dynamic", "longrope")
+# quick_gelu: x * sigmoid(1.702 x) (HF activations.py QuickGELUActivation; CLIP, some GPT-2 configs)
+ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu", "quick_gelu")
 FFN_KINDS = ("mlp", "glu")
 ROUTER_SCORES = ("softmax", "sigmoid")
 GROUP_SCORES = ("max", "top2_sum")
@@ -71,7 +75,8 @@ QK_NORM_SCOPES = ("head", "all")
 #   sandwich  x + norm(f(norm(x)))              Gemma 2/3, Grok
 #   output    x + norm(f(x))                    OLMo 2
 #   parallel  x + attn(norm(x)) + ffn(norm'(x)) GPT-J, GPT-NeoX, PaLM
-BLOCK_KINDS = ("pre", "post", "sandwich", "output", "parallel")
+#   normed_residual  norm(x) + f(norm(x))       BLOOM's apply_residual_connection_post_layernorm
+BLOCK_KINDS = ("pre", "post", "sandwich", "output", "parallel", "normed_residual")
 # Per-layer mixer kinds. A "global" layer attends to every earlier token, "sliding" to the
 # last attention.window, "chunked" to the earlier tokens of its attention.chunk-sized block;
 # "linear" is a linear-attention layer (ModelConfig.linear_attention). Which attention module
@@ -108,6 +113,16 @@ class RopeScaling:
     (low/high_freq_factor).  yarn: NTK-by-parts ramp between beta_fast and beta_slow,
     with an attention temperature (mscale) on cos/sin and, for DeepSeek, on the
     softmax scale (mscale_all_dim).
+
+    Two kinds depend on the length L = (largest position in the forward pass) + 1, as HF's
+    dynamic_rope_update recomputes them in every forward (modeling_rope_utils.py); in cached
+    decoding each step's queries and keys rotate with that step's frequencies, and the cached
+    keys keep theirs, as in HF's generate:
+    dynamic: NTK-aware theta growth once L passes original_max_seq_len (HF's
+        max_position_embeddings): theta * (factor L / original - (factor - 1)) ** (d / (d - 2)).
+    longrope: Phi-3's per-frequency divisors, short_factor while L <= original_max_seq_len and
+        long_factor beyond, and cos/sin times attention_factor (default sqrt(1 + ln(factor) /
+        ln(original_max_seq_len))) at every length.
     """
 
     kind: str
@@ -121,11 +136,32 @@ class RopeScaling:
     mscale_all_dim: float | None = None
     attention_factor: float | None = None
     truncate: bool = True
+    short_factor: tuple[float, ...] | None = None
+    long_factor: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         _require(self.kind in ROPE_SCALINGS, "rope.scaling.kind", f"expected one of {ROPE_SCALINGS}, got {self.kind!r}")
         _require(self.factor > 0, "rope.scaling.factor", f"must be > 0, got {self.factor}")
         _require(self.original_max_seq_len > 0, "rope.scaling.original_max_seq_len", "must be > 0")
+        for k in ("short_factor", "long_factor"):
+            v = getattr(self, k)
+            if isinstance(v, list):
+                object.__setattr__(self, k, tuple(v))  # the same value, made hashable
+                v = getattr(self, k)
+            if self.kind == "longrope":
+                _require(
+                    isinstance(v, tuple) and len(v) > 0 and all(isinstance(x, (int, float)) and x > 0 for x in v),
+                    f"rope.scaling.{k}",
+                    f"longrope needs a list of positive numbers, one per rotated frequency; got {v!r}",
+                )
+            else:
+                _require(v is None, f"rope.scaling.{k}", f"only longrope reads it; kind is {self.kind!r}")
+        if self.kind == "longrope":
+            _require(
+                len(self.short_factor) == len(self.long_factor),
+                "rope.scaling.long_factor",
+                f"has {len(self.long_factor)} entries, short_factor {len(self.short_factor)}; one per rotated frequency each",
+            )
         if self.kind == "llama3":
             _require(
                 self.high_freq_factor >= self.low_freq_factor,
@@ -138,7 +174,14 @@ class RopeScaling:
         return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
 
     def cos_sin_factor(self) -> float:
-        """The multiplier YaRN puts on cos/sin (1.0 for the other kinds)."""
+        """The multiplier YaRN and LongRoPE put on cos/sin (1.0 for the other kinds)."""
+        if self.kind == "longrope":
+            # HF _compute_longrope_parameters: the paper's default unless config.json gives one
+            if self.attention_factor is not None:
+                return self.attention_factor
+            if self.factor <= 1.0:
+                return 1.0
+            return math.sqrt(1 + math.log(self.factor) / math.log(self.original_max_seq_len))
         if self.kind != "yarn":
             return 1.0
         if self.attention_factor is not None:
@@ -204,6 +247,9 @@ class AttentionConfig:
     out_bias: bool = False
     # Softmax scale; None means 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar ** -0.5).
     scale: float | None = None
+    # Layer i's softmax scale further divided by i + 1 (GPT-2's scale_attn_by_inverse_layer_idx,
+    # modeling_gpt2.py: `self.scaling /= float(self.layer_idx + 1)`).
+    scale_by_inverse_layer: bool = False
     # Tokens a "sliding" layer sees, itself included (Mistral, Gemma, GPT-OSS).
     window: int | None = None
     # Block size of "chunked" layers: a token sees the earlier tokens of its own block (Llama 4).
@@ -214,6 +260,11 @@ class AttentionConfig:
     qk_norm_scope: str = "head"
     # Llama 4 normalises queries and keys only in its RoPE layers; its NoPE layers skip it.
     qk_norm_in_nope_layers: bool = True
+    # Normalise (per head) after the rotation instead of before (Llama 4: modeling_llama4.py's
+    # Llama4TextAttention applies qk_norm after apply_rotary_emb). A rotation keeps the norm, so
+    # the order matters only where RoPE scales cos/sin (YaRN's attention factor): normalising
+    # afterwards cancels that factor.
+    qk_norm_after_rope: bool = False
     # A learned logit per head that joins every softmax as an extra key with no value (GPT-OSS).
     sinks: bool = False
     # Attention logits squashed to softcap * tanh(logits / softcap) (Gemma 2, Grok).
@@ -241,6 +292,11 @@ class MLAConfig:
     q_lora_rank: int | None = None
     # DeepSeek's `attention_bias`: biases on the down projections and the output.
     bias: bool = False
+    # Epsilon of the RMSNorms on the query and key/value latents (q_a_layernorm, kv_a_layernorm).
+    # Both references build them with RMSNorm's default 1e-6 whatever rms_norm_eps says
+    # (HF modeling_deepseek_v2/v3.py: DeepseekV3RMSNorm(config.kv_lora_rank); DeepSeek-V3's
+    # inference/model.py: RMSNorm(self.kv_lora_rank)); the block norms take `norm.eps`.
+    latent_norm_eps: float = 1e-6
 
     @property
     def kind(self) -> str:
@@ -410,6 +466,16 @@ class MoEConfig:
                 "moe.activation",
                 f"{self.activation!r} would be ignored: swiglu_limit ({self.swiglu_limit}) selects GPT-OSS's clamped SwiGLU",
             )
+
+
+def _check_longrope(rope: RopeConfig, rotary_dim: int, where: str) -> None:
+    s = rope.scaling
+    if s is not None and s.kind == "longrope":
+        _require(
+            len(s.short_factor) == rotary_dim // 2,
+            f"{where}.scaling.short_factor",
+            f"has {len(s.short_factor)} entries; RoPE of {rotary_dim} dimensions has {rotary_dim // 2} frequencies",
+        )
 
 
 def _is_count(v: Any) -> bool:
@@ -640,6 +706,13 @@ class ModelConfig:
         if a.qk_norm is None:
             _require(a.qk_norm_scope == "head", "attention.qk_norm_scope", "is set, but there is no qk_norm")
             _require(a.qk_norm_in_nope_layers, "attention.qk_norm_in_nope_layers", "is set, but there is no qk_norm")
+            _require(not a.qk_norm_after_rope, "attention.qk_norm_after_rope", "is set, but there is no qk_norm")
+        else:
+            _require(
+                not (a.qk_norm_after_rope and a.qk_norm_scope != "head"),
+                "attention.qk_norm_after_rope",
+                f"normalises each head after its rotation; qk_norm_scope={a.qk_norm_scope!r} normalises before heads are split",
+            )
 
     @cached_property
     def resolved_attention(self) -> Attention:
@@ -651,6 +724,8 @@ class ModelConfig:
                 _require(_is_count(v), f"attention.{k}", f"must be a positive integer, got {v!r}")
             _require(a.q_lora_rank is None or _is_count(a.q_lora_rank), "attention.q_lora_rank", "must be None or a positive integer")
             _require(a.qk_rope_head_dim % 2 == 0, "attention.qk_rope_head_dim", f"must be even for RoPE, got {a.qk_rope_head_dim}")
+            _check_longrope(self.rope, a.qk_rope_head_dim, "position")
+            _require(a.latent_norm_eps > 0, "attention.latent_norm_eps", f"must be > 0, got {a.latent_norm_eps}")
             return a
         _require(_is_count(a.n_heads), "attention.n_heads", f"must be a positive integer, got {a.n_heads!r}")
         kv = a.n_kv_heads if a.n_kv_heads is not None else a.n_heads
@@ -677,6 +752,7 @@ class ModelConfig:
                     f"{where}.partial",
                     f"rotates {rd} of head_dim {hd} dimensions; RoPE needs an even, positive number",
                 )
+                _check_longrope(rope, rd, where)
         for k in ("window", "chunk", "softcap", "scale"):
             v = getattr(a, k)
             _require(v is None or v > 0, f"attention.{k}", f"must be None or > 0, got {v!r}")

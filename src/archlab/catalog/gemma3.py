@@ -101,12 +101,13 @@ def gemma_3_1b() -> ModelConfig:
     "1,416M embedding figure is 6.2M larger, the size of the 1152 x 5376 projection from the vision encoder "
     "into the embedding space, which is not part of this decoder"))
 def gemma_3_27b() -> ModelConfig:
-    # text_config: rope_scaling {rope_type linear, factor 8.0}. HF's linear RoPE only divides the
-    # frequencies by the factor; original_max_seq_len is not read by it (32K is the report's
-    # pre-training length before the 128K extension).
+    # text_config: rope_scaling {rope_type linear, factor 8.0}, and no original_max_position_embeddings.
+    # HF's linear RoPE only divides the frequencies by the factor and never reads it; where config.json
+    # names none, the reader (as HF's rope utilities) takes max_position_embeddings (131072, the
+    # Gemma3TextConfig default the text_config leaves in place), so the preset says the same.
     return gemma3_config(
         "gemma-3-27b", "huggingface.co/google/gemma-3-27b-pt/blob/main/config.json (text_config)",
         vocab_size=262208, d_model=5376, n_layers=62, n_heads=32, n_kv_heads=16, head_dim=128,
         ffn_hidden=21504, window=1024, query_pre_attn_scalar=168, max_seq_len=131072,
-        scaling=RopeScaling("linear", factor=8.0, original_max_seq_len=32768),
+        scaling=RopeScaling("linear", factor=8.0, original_max_seq_len=131072),
     )

@@ -3,7 +3,7 @@ groups of four. Three of each four use RoPE and attend only within their 8192-to
 (attention_chunk_size); the fourth is a global NoPE layer (no rotation at all) whose queries
 are sharpened with position by attention temperature tuning, 1 + 0.1 log(1 + floor((p + 1) /
 8192)). Scout L2-normalises queries and keys in its RoPE layers (a weightless RMS norm,
-use_qk_norm; HF applies it after the rotation, which commutes with it); Maverick does not.
+use_qk_norm; HF applies it after the rotation, qk_norm_after_rope); Maverick does not.
 
 The MoE is top-1 with a shared expert: the chosen expert's sigmoid score scales the token
 before it enters the expert (weights on the input), and the shared expert (same width as
@@ -77,6 +77,7 @@ def llama4_config(
             # (modeling_llama4.py: `if config.use_qk_norm and self.use_rope`).
             qk_norm=NormConfig("l2norm", eps=eps) if use_qk_norm else None,
             qk_norm_in_nope_layers=not use_qk_norm,  # a setting of the QK-norm, so only where there is one
+            qk_norm_after_rope=use_qk_norm,  # Llama4TextAttention: apply_rotary_emb, then qk_norm
             temperature=AttnTemperature(floor_scale=8192.0, scale=0.1),  # attn_temperature_tuning, NoPE layers only
         ),
         # intermediate_size_mlp, the dense layers (Scout has none: every layer is MoE)

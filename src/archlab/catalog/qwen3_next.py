@@ -3,7 +3,7 @@ ultra-sparse MoE. Three of every four layers are Gated DeltaNet linear attention
 fixed-size per-head state updated by the gated delta rule, after a short causal
 convolution; 16 key heads and 32 value heads of 128 dims); every fourth layer is gated
 full attention: grouped-query attention (16 query heads, 2 key/value heads, 256-dim heads)
-with a per-head QK-norm, RoPE on only the first quarter of each head (theta 5M), and the
+with a per-head QK-norm, RoPE on only the first quarter of each head (rope_theta 1e7), and the
 output multiplied by sigmoid of a second query-sized projection (output_gate).
 
 Every RMSNorm (block, final and QK norms) is zero-centred: the scale is (1 + w) with w
@@ -56,7 +56,7 @@ def qwen3_next_80b_a3b() -> ModelConfig:
         n_layers=n_layers,
         max_seq_len=262144,
         norm=norm,
-        position=RopeConfig(theta=5000000.0, partial=0.25),
+        position=RopeConfig(theta=10000000.0, partial=0.25),  # config.json: rope_theta 10000000, partial_rotary_factor 0.25
         attention=AttentionConfig(
             n_heads=16, n_kv_heads=2, head_dim=256, qk_norm=norm, qk_norm_scope="head", output_gate=True,
         ),

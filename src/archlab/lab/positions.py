@@ -60,13 +60,13 @@ def _configs(ctx: Context, L: int) -> dict[str, Any]:
 
 
 def _scalings(rope, L: int, head_dim: int) -> dict[str, Any]:
-    """The trained RoPE, extended to EXTEND x L by each scaling archlab supports."""
+    """The trained RoPE, extended to EXTEND x L by each fixed-frequency scaling archlab supports."""
     from dataclasses import replace
 
-    from ..model_config import ROPE_SCALINGS, RopeScaling
+    from ..model_config import FIXED_ROPE_SCALINGS, RopeScaling
 
     out = {}
-    for kind in ROPE_SCALINGS:
+    for kind in FIXED_ROPE_SCALINGS:  # dynamic and longrope are not measured here
         # linear: Chen et al. 2023 (position interpolation); yarn: Peng et al. 2023, its defaults
         # beta_fast 32, beta_slow 1; llama3: Meta's Llama 3.1 config, low/high_freq_factor 1 and 4
         out[f"rope {kind} x{EXTEND}"] = replace(rope, scaling=RopeScaling(kind, factor=float(EXTEND), original_max_seq_len=L))
@@ -168,7 +168,7 @@ def _extends(evals: dict[str, dict[str, Any]], variant: str) -> bool | None:
 
 def _run(ctx: Context) -> Outcome:
     import archlab
-    from archlab.model_config import ROPE_SCALINGS
+    from archlab.model_config import FIXED_ROPE_SCALINGS  # the kinds _scalings measures
 
     L = ctx.pick(64, 128, 256)
     # default: 5 runs of 350 x 16 x 128 tokens (717K each) at ~12K tokens/s on 2 CPU cores, ~6 min in all
@@ -252,7 +252,7 @@ def _run(ctx: Context) -> Outcome:
                   "n_heads": configs["rope"].attention.n_heads, "head_dim": head_dim, "rope_theta": configs["rope"].rope.theta},
         "training": train_info, "loss": evals, "scaled_rope_loss": scaled,
         "scaled_rope_configs": {k: repr(v) for k, v in _scalings(rope_model.config.rope, L, head_dim).items()},
-        "rope_scaling_kinds": list(ROPE_SCALINGS) + ["ntk (theta)"],
+        "rope_scaling_kinds": list(FIXED_ROPE_SCALINGS) + ["ntk (theta)"],
         "helps_at_4L": helps, "scaling_extends_to_4L": extends, "help_margin": HELP_MARGIN, "tolerance": TOLERANCE, "learned_bar": LEARNED_BAR, **why,
         "fine_tune": {"steps": ft_steps, "batch": ft_batch, "seq_len": EXTEND * L, "lr": ft_lr,
                       "tokens": ft_steps * ft_batch * EXTEND * L, "from": "the RoPE run's final weights",

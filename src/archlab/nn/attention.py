@@ -107,6 +107,8 @@ class Attention(nn.Module):
         self.rope = spec.rope
         # YaRN's softmax factor (mscale_all_dim) is DeepSeek's, applied in MLA only, as its reference does
         self.scale = a.scale if a.scale is not None else self.head_dim**-0.5
+        if a.scale_by_inverse_layer:
+            self.scale /= spec.index + 1
         self.softcap = a.softcap
         self.alibi = cfg.position == "alibi"
         # Llama 4 tunes the temperature of its NoPE layers only; Grok's applies everywhere
@@ -120,6 +122,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(d, self.n_kv_heads * hd, bias=a.qkv_bias)
         self.wo = nn.Linear(self.n_heads * hd, d, bias=a.out_bias)
         self.qk_norm_scope = None
+        self.qk_norm_after_rope = a.qk_norm_after_rope
         if a.qk_norm is not None and (spec.rope is not None or a.qk_norm_in_nope_layers):
             self.qk_norm_scope = a.qk_norm_scope
             per_head = a.qk_norm_scope == "head"
@@ -158,13 +161,15 @@ class Attention(nn.Module):
             q, k = self.q_norm(q.reshape(B, T, H * hd)), self.k_norm(k)
         q = q.reshape(B, T, H, hd)
         k = k.view(B, T, KV, hd)
-        if self.qk_norm_scope == "head":
+        if self.qk_norm_scope == "head" and not self.qk_norm_after_rope:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, hd), (B, KV, T, hd)
         v = v.view(B, T, KV, hd).transpose(1, 2)  # (B, KV, T, hd)
         if self.rope is not None:
             cos, sin = ctx.rope[self.rope]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.qk_norm_scope == "head" and self.qk_norm_after_rope:  # Llama 4: cancels YaRN's cos/sin factor
+            q, k = self.q_norm(q), self.k_norm(k)
         after_softcap = None
         if isinstance(self.temperature, LengthTemperature):
             # SGLang's attention kernels multiply by xai_temperature after the logit softcap

@@ -111,10 +111,30 @@ class ParallelBlock(_Block):
         return x + self.attn(self.attn_norm(x), ctx, cache) + self.ffn(self.ffn_norm(x))
 
 
+class NormedResidualBlock(_Block):
+    """BLOOM with apply_residual_connection_post_layernorm (modeling_bloom.py, BloomBlock):
+    as pre-norm, but the residual each sublayer adds to is its normalised input, so the raw
+    stream does not pass through.
+
+    x ─ attn_norm ─┬─ attn ─(+)─ ffn_norm ─┬─ ffn ─(+)─>
+                   └────────┘              └───────┘
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: LayerSpec):
+        super().__init__(cfg, spec, ("attn_norm", "ffn_norm"))
+
+    def forward(self, x: torch.Tensor, ctx: Context, cache=None) -> torch.Tensor:
+        x = self.attn_norm(x)
+        x = x + self.attn(x, ctx, cache)
+        x = self.ffn_norm(x)
+        return x + self.ffn(x)
+
+
 BLOCKS: dict[str, type[nn.Module]] = {
     "pre": PreNormBlock,
     "post": PostNormBlock,
     "sandwich": SandwichBlock,
     "output": OutputNormBlock,
     "parallel": ParallelBlock,
+    "normed_residual": NormedResidualBlock,
 }

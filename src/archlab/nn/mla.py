@@ -20,6 +20,8 @@ Two equal ways to compute it (as in DeepSeek-V3's inference/model.py):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -46,14 +48,15 @@ class MLA(nn.Module):
         # None: naive for a first prefill, absorbed once a cache holds earlier tokens. Tests force either.
         self.absorb: bool | None = None
         d, H = cfg.d_model, a.n_heads
+        latent_norm = replace(cfg.norm, eps=a.latent_norm_eps)  # not the block norms' eps (MLAConfig)
         if a.q_lora_rank is None:
             self.wq = nn.Linear(d, H * a.qk_head_dim, bias=False)
         else:
             self.wq_a = nn.Linear(d, a.q_lora_rank, bias=a.bias)
-            self.q_norm = make_norm(cfg.norm, a.q_lora_rank)
+            self.q_norm = make_norm(latent_norm, a.q_lora_rank)
             self.wq_b = nn.Linear(a.q_lora_rank, H * a.qk_head_dim, bias=False)
         self.wkv_a = nn.Linear(d, a.kv_lora_rank + a.qk_rope_head_dim, bias=a.bias)
-        self.kv_norm = make_norm(cfg.norm, a.kv_lora_rank)
+        self.kv_norm = make_norm(latent_norm, a.kv_lora_rank)
         self.wkv_b = nn.Linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim), bias=False)
         self.wo = nn.Linear(H * a.v_head_dim, d, bias=a.bias)
 

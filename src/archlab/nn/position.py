@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import torch
 
-from ..model_config import RopeConfig, RopeScaling
+from ..model_config import FIXED_ROPE_SCALINGS, RopeConfig, RopeScaling
 
 
 def _llama3(inv_freq: torch.Tensor, s: RopeScaling) -> torch.Tensor:
@@ -51,8 +51,10 @@ def _yarn(dim: int, theta: float, s: RopeScaling) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def rope_frequencies(rope: RopeConfig, dim: int) -> tuple[torch.Tensor, float]:
-    """Inverse frequencies (dim/2,) on the CPU in float32, and the factor on cos/sin."""
+def rope_frequencies(rope: RopeConfig, dim: int, long: bool = False) -> tuple[torch.Tensor, float]:
+    """Inverse frequencies (dim/2,) on the CPU in float32, and the factor on cos/sin. For the
+    kinds that follow the sequence length: those of a sequence within original_max_seq_len
+    (dynamic: unscaled; longrope: short_factor), or with long=True longrope's long_factor."""
     s = rope.scaling
     if s is not None and s.kind == "yarn":
         return _yarn(dim, rope.theta, s), s.cos_sin_factor()
@@ -61,21 +63,52 @@ def rope_frequencies(rope: RopeConfig, dim: int) -> tuple[torch.Tensor, float]:
         inv_freq = inv_freq / s.factor
     elif s is not None and s.kind == "llama3":
         inv_freq = _llama3(inv_freq, s)
-    return inv_freq, 1.0
+    elif s is not None and s.kind == "longrope":
+        # HF _compute_longrope_parameters: 1 / (ext_factors * theta ** (2i / dim))
+        ext = torch.tensor(s.long_factor if long else s.short_factor, dtype=torch.float32)
+        inv_freq = 1.0 / (ext * rope.theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    return inv_freq, s.cos_sin_factor() if s is not None else 1.0
+
+
+def _length_dependent(rope: RopeConfig, dim: int, positions: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Frequencies of dynamic NTK and LongRoPE for this forward pass: L = largest position + 1
+    over the whole batch, as HF's dynamic_rope_update takes torch.max(position_ids) + 1. Tensor
+    ops only (no host sync), so a compiled decode step stays one graph.
+
+    HF's dynamic NTK also keeps state between calls: it regrows only when L passes the longest
+    L seen so far and resets only when L falls back within the original length; so a call whose
+    L lies between the original length and an earlier, longer call's reuses the longer call's
+    frequencies. We compute each call from its own L: the same as HF for a freshly loaded model
+    and through any generation whose prompt fits the original length (generate's prefill resets
+    HF's state there, and decoding only grows L)."""
+    s = rope.scaling
+    short, factor = _frequencies_on(rope, dim, positions.device)
+    L = positions.max() + 1  # 0-dim int64 tensor
+    orig = s.original_max_seq_len
+    if s.kind == "longrope":
+        long, _ = _frequencies_on(rope, dim, positions.device, True)
+        return torch.where(L > orig, long, short), factor
+    # dynamic: HF _compute_dynamic_ntk_parameters, in float32 as it computes it for a tensor L
+    base = rope.theta * ((s.factor * L / orig) - (s.factor - 1)) ** (dim / (dim - 2))
+    grown = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64, device=positions.device).float() / dim))
+    return torch.where(L > orig, grown, short), factor
 
 
 @lru_cache(maxsize=64)
-def _frequencies_on(rope: RopeConfig, dim: int, device: torch.device) -> tuple[torch.Tensor, float]:
+def _frequencies_on(rope: RopeConfig, dim: int, device: torch.device, long: bool = False) -> tuple[torch.Tensor, float]:
     # A blocking host-to-device copy waits for the device's queue to drain: copied once per
     # device, not on every forward. Computed on the CPU either way, so values do not depend on
     # the device's pow/exp.
-    inv_freq, factor = rope_frequencies(rope, dim)
+    inv_freq, factor = rope_frequencies(rope, dim, long)
     return inv_freq.to(device), factor
 
 
 def rope_cos_sin(rope: RopeConfig, dim: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of shape (B, T, dim) for integer positions (B, T)."""
-    inv_freq, factor = _frequencies_on(rope, dim, positions.device)
+    if rope.scaling is not None and rope.scaling.kind not in FIXED_ROPE_SCALINGS:
+        inv_freq, factor = _length_dependent(rope, dim, positions)
+    else:
+        inv_freq, factor = _frequencies_on(rope, dim, positions.device)
     angles = positions[..., None].float() * inv_freq  # (B, T, dim/2)
     angles = torch.cat((angles, angles), dim=-1)  # (B, T, dim)
     return (angles.cos() * factor).to(dtype), (angles.sin() * factor).to(dtype)

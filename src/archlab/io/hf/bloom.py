@@ -6,13 +6,26 @@ the same per-head layout as GPT-NeoX. BLOOM adds slope_h * (key position) to the
 positions counted from each row's first real token (build_alibi_tensor); ours adds
 -slope_h * (query - key), which differs by a constant per query row, to which softmax is blind.
 bloom_gelu_forward is GELU's tanh approximation; every linear and norm has a bias.
+
+apply_residual_connection_post_layernorm: BloomBlock adds each sublayer's output to its
+normalised input instead of the raw stream (block="normed_residual").
+
+pretraining_tp > 1 with slow_but_exact: BloomAttention and BloomMLP compute self_attention.dense
+and mlp.dense_4h_to_h as a sum of pretraining_tp F.linear slices of the weight *without the
+bias*, so HF's slow path leaves those two biases out (the fast path, and slow_but_exact=false,
+adds them). We compute what HF computes: those biases load as zeros, with a warning. The
+slicing itself changes only the order of the sums.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+
+import torch
 
 from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
-from ..mapping import Rule, rename
+from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, base_model_alternatives, get_field, register
 from .gpt_neox import megatron_layer_rules
 
@@ -30,11 +43,28 @@ def _first(hf: dict, *keys: str, default=None):
     return default
 
 
+def _flag(hf: dict, key: str) -> bool:
+    v = hf.get(key, False)
+    if not isinstance(v, bool):
+        raise CheckpointError(f"config.json: {key}={v!r} (expected true or false)")
+    return v
+
+
+def drops_output_biases(hf: dict) -> bool:
+    """HF's slow_but_exact path (pretraining_tp > 1) computes the two output projections without their biases."""
+    tp = hf.get("pretraining_tp", 1)
+    if not isinstance(tp, int) or isinstance(tp, bool) or tp < 1:
+        raise CheckpointError(f"config.json: pretraining_tp={tp!r} (expected a positive integer)")
+    return tp > 1 and _flag(hf, "slow_but_exact")
+
+
 def _bloom_config(hf: dict) -> ModelConfig:
-    if hf.get("apply_residual_connection_post_layernorm"):
-        # the residual would be the normalised stream: no block kind of ours computes that
-        raise CheckpointError("config.json: apply_residual_connection_post_layernorm=true is not supported (expected false)")
-    # pretraining_tp / slow_but_exact only split the output matmuls into slices: the same function
+    if drops_output_biases(hf):
+        warnings.warn(
+            f"bloom: pretraining_tp={hf['pretraining_tp']} with slow_but_exact=true: HF's BLOOM leaves out the biases of "
+            "self_attention.dense and mlp.dense_4h_to_h on that path; they are loaded as zeros to compute what HF computes",
+            stacklevel=2,
+        )
     d = _first(hf, "hidden_size", "n_embed")
     n_heads = _first(hf, "n_head", "num_attention_heads")
     if d % n_heads:
@@ -48,6 +78,7 @@ def _bloom_config(hf: dict) -> ModelConfig:
         n_layers=_first(hf, "n_layer", "num_hidden_layers"),
         max_seq_len=_first(hf, "seq_length", "max_position_embeddings", default=BLOOM_TRAINED_CONTEXT),
         position="alibi",
+        block="normed_residual" if _flag(hf, "apply_residual_connection_post_layernorm") else "pre",
         norm=NormConfig("layernorm", eps=eps, bias=True),
         embed_norm=True,
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=True, out_bias=True),
@@ -64,7 +95,15 @@ def _bloom_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     for ours, theirs in (("embed_norm", "transformer.word_embeddings_layernorm"), ("norm", "transformer.ln_f")):
         for w in ("weight", "bias"):
             rules.append(rename(f"{ours}.{w}", f"{theirs}.{w}"))
-    return base_model_alternatives(rules + megatron_layer_rules("transformer.h.{i}.", "self_attention"))
+    layer = megatron_layer_rules("transformer.h.{i}.", "self_attention")
+    if drops_output_biases(hf):
+        dropped = ("layers.{i}.attn.wo.bias", "layers.{i}.ffn.down.bias")
+        layer = [replace(r, load=_zeros) if r.ours[0] in dropped else r for r in layer]
+    return base_model_alternatives(rules + layer)
+
+
+def _zeros(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    return [torch.zeros_like(t) for t in ts]
 
 
 register(HFFamily(("bloom",), _bloom_config, _bloom_rules))

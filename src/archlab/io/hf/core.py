@@ -87,6 +87,7 @@ ACTIVATIONS_IN = {
     "silu": "silu",
     "swish": "silu",
     "relu": "relu",
+    "quick_gelu": "quick_gelu",
 }
 
 
@@ -99,6 +100,13 @@ def activation(hf: dict, key: str) -> str:
 
 def read_rope(hf: dict) -> RopeConfig:
     """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters."""
+    try:
+        return _read_rope(hf)
+    except ConfigError as e:
+        raise CheckpointError(f"config.json: rope: {e}") from None
+
+
+def _read_rope(hf: dict) -> RopeConfig:
     legacy = hf.get("rope_scaling") or {}
     params = {**legacy, **(hf.get("rope_parameters") or {})}
     theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
@@ -131,15 +139,46 @@ def read_rope(hf: dict) -> RopeConfig:
             attention_factor=params.get("attention_factor"),
             truncate=bool(params.get("truncate", True)),
         )
+    elif kind == "dynamic":
+        # HF's dynamic NTK grows theta past max_position_embeddings itself (_compute_dynamic_ntk_parameters,
+        # dynamic_rope_update's original_max_seq_len), whatever original_max_position_embeddings says
+        scaling = RopeScaling("dynamic", factor=float(_number(params, "factor")), original_max_seq_len=int(max_pos))
+    elif kind == "longrope":
+        # HF _compute_longrope_parameters: factor unset is max_position_embeddings / original
+        factor = params.get("factor") or max_pos / original
+        scaling = RopeScaling(
+            "longrope",
+            factor=float(factor),
+            original_max_seq_len=int(original),
+            attention_factor=params.get("attention_factor"),
+            short_factor=_factors(params, "short_factor"),
+            long_factor=_factors(params, "long_factor"),
+        )
     else:
-        raise CheckpointError(f"config.json: rope type {kind!r} is not supported (supported: default, linear, llama3, yarn)")
+        raise CheckpointError(
+            f"config.json: rope type {kind!r} is not supported (supported: default, linear, llama3, yarn, dynamic, longrope)"
+        )
     return RopeConfig(theta=theta, partial=partial, scaling=scaling)
+
+
+def _number(params: dict, key: str) -> float:
+    v = params.get(key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise CheckpointError(f"config.json: rope {params.get('rope_type') or params.get('type')} needs a number {key}, got {v!r}")
+    return v
+
+
+def _factors(params: dict, key: str) -> tuple[float, ...]:
+    v = params.get(key)
+    if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        raise CheckpointError(f"config.json: rope longrope needs {key} as a list of numbers, got {v!r}")
+    return tuple(float(x) for x in v)
 
 
 # ---- writing config.json: the inverse of the readers --------------------------------------
 
 # our activation -> the HF name that computes exactly it (gelu_pytorch_tanh is F.gelu(approximate="tanh"))
-HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu"}
+HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
 
 
 def rope_json(cfg: ModelConfig) -> dict[str, Any]:
@@ -151,6 +190,10 @@ def rope_json(cfg: ModelConfig) -> dict[str, Any]:
         params["factor"] = s.factor
         if s.kind == "llama3":
             params.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor)
+        if s.kind == "longrope":
+            params.update(short_factor=list(s.short_factor), long_factor=list(s.long_factor))
+            if s.attention_factor is not None:
+                params["attention_factor"] = s.attention_factor
         if s.kind == "yarn":
             params.update(beta_fast=s.beta_fast, beta_slow=s.beta_slow)
             for key in ("mscale", "mscale_all_dim", "attention_factor"):
@@ -160,7 +203,7 @@ def rope_json(cfg: ModelConfig) -> dict[str, Any]:
                 params["truncate"] = False
         # llama3 and yarn need it; linear ignores it, but a value other than the reader's
         # default (max_seq_len) is written so that the config reads back equal
-        if s.kind != "linear" or s.original_max_seq_len != cfg.max_seq_len:
+        if s.kind not in ("linear", "dynamic") or s.original_max_seq_len != cfg.max_seq_len:
             params["original_max_position_embeddings"] = s.original_max_seq_len
     legacy = None
     if s is not None:

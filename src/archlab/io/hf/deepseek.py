@@ -3,6 +3,7 @@ Saving's side (exactness, config.json) is deepseek_save.py."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -14,6 +15,23 @@ from .core import CheckpointError, HFFamily, activation, get_field, register
 from .deepseek_save import deepseek_json, deepseek_problems, zero_score_bias
 from .llama_like import llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
+
+
+def _v2_renormalises(hf: dict) -> bool:
+    """DeepSeek-V2's own MoEGate (modeling_deepseek.py in deepseek-ai/DeepSeek-V2 on the hub):
+    `if self.top_k > 1 and self.norm_topk_prob:` divide the top-k weights by their sum, `else:`
+    multiply them by routed_scaling_factor. We follow the authors' code. HF's port
+    (modeling_deepseek_v2.py, DeepseekV2TopkRouter) ignores norm_topk_prob and always scales;
+    both published V2 configs say false, where the two agree, and otherwise we say so."""
+    if not hf.get("norm_topk_prob") or int(hf.get("num_experts_per_tok") or 1) <= 1:
+        return False
+    warnings.warn(
+        "deepseek_v2: norm_topk_prob=true: archlab renormalises the top-k expert weights to sum to 1 (and then, "
+        "as DeepSeek-V2's own code, does not apply routed_scaling_factor); HF transformers' DeepseekV2 ignores "
+        "norm_topk_prob and scales the unnormalised weights by routed_scaling_factor, so the logits differ from HF's",
+        stacklevel=3,
+    )
+    return True
 
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
@@ -41,12 +59,12 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             if method not in ("greedy", "group_limited_greedy"):
                 raise CheckpointError(f"config.json: topk_method={method!r} is not supported for deepseek_v2")
             grouped = method == "group_limited_greedy"
+            renorm = _v2_renormalises(hf)
             router = RouterConfig(
                 score="softmax",
-                # DeepSeek-V2's own code honours norm_topk_prob (HF's port ignores it; both
-                # published V2 configs set it false, where the two agree).
-                norm_topk=bool(hf.get("norm_topk_prob", False)),
-                scale=float(hf.get("routed_scaling_factor", 1.0)),
+                norm_topk=renorm,
+                # DeepSeek-V2's MoEGate either renormalises or scales, never both
+                scale=1.0 if renorm else float(hf.get("routed_scaling_factor", 1.0)),
                 n_groups=int(hf.get("n_group") or 1) if grouped else 1,
                 topk_groups=int(hf.get("topk_group") or 1) if grouped else 1,
                 group_score="max",

@@ -22,6 +22,8 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     f, m = cfg.resolved_ffn, cfg.moe
     if cfg.norm.kind != "rmsnorm":
         p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
+    if cfg.resolved_attention.latent_norm_eps != 1e-6:
+        p.append(f"attention.latent_norm_eps={cfg.resolved_attention.latent_norm_eps} (HF's DeepSeek fixes the latent norms' eps at 1e-6)")
     if f is not None and (f.kind != "glu" or f.bias):
         p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
     if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:

@@ -12,13 +12,22 @@ from .core import (
 from .gpt_like import block_rules, gpt_like_config
 
 
+def _flag(hf: dict, key: str, default: bool) -> bool:
+    v = hf.get(key, default)
+    if not isinstance(v, bool):
+        raise CheckpointError(f"config.json: {key}={v!r} (expected true or false)")
+    return v
+
+
 def _gpt2_config(hf: dict) -> ModelConfig:
-    if hf.get("scale_attn_by_inverse_layer_idx"):
-        raise CheckpointError("config.json: scale_attn_by_inverse_layer_idx=true is not supported")
+    # reorder_and_upcast_attn only computes the same scores in float32 (GPT2Attention's
+    # _upcast_and_reordered_attn, eager attention only): the same function, read and not used
+    _flag(hf, "reorder_and_upcast_attn", False)
     return gpt_like_config(
         hf, family="gpt2", activation=activation(hf, "activation_function"),
         hidden=get_field(hf, "n_inner", 4 * get_field(hf, "n_embd")),
-        attention={"scale": None if hf.get("scale_attn_weights", True) else 1.0},
+        attention={"scale": None if _flag(hf, "scale_attn_weights", True) else 1.0,
+                   "scale_by_inverse_layer": _flag(hf, "scale_attn_by_inverse_layer_idx", False)},
     )
 
 
@@ -57,7 +66,7 @@ def _gpt2_json(cfg: ModelConfig) -> dict[str, Any]:
         "activation_function": HF_ACTIVATION[cfg.resolved_ffn.activation],
         "layer_norm_epsilon": cfg.norm.eps,
         "scale_attn_weights": cfg.resolved_attention.scale is None,
-        "scale_attn_by_inverse_layer_idx": False,
+        "scale_attn_by_inverse_layer_idx": cfg.resolved_attention.scale_by_inverse_layer,
         "reorder_and_upcast_attn": False,
         # our model has no dropout; the file should not claim any
         "resid_pdrop": 0.0,

@@ -12,7 +12,9 @@ weights live under language_model.*; the vision encoder and projector are ignore
   (attn_temperature_tuning); HF counts p from the cache length, we from each row's first
   real token: the same without left padding.
 - use_qk_norm: a weightless L2 norm (Llama4TextL2Norm) on q and k, RoPE layers only, after
-  the rotation (it commutes with it; we apply it before, as every other family does).
+  the rotation (qk_norm_after_rope). A rotation keeps the norm, but the rotation of a scaled
+  RoPE also multiplies by its attention factor (YaRN's mscale on freqs_cis), which the norm
+  then cancels: before the rotation, it would not.
 - Llama4TextMoe in the moe_layers (range(step - 1, n, step) from interleave_moe_layer_step):
   the router's top-k logits go through a sigmoid and scale the token *before* its expert
   (weights on the input), and a shared expert as wide as a routed one always runs; the other
@@ -121,6 +123,7 @@ def _llama4_config(hf: dict) -> ModelConfig:
             # Llama4TextAttention builds qk_norm only `if config.use_qk_norm and self.use_rope`; a
             # setting of the QK-norm, so only where there is one
             "qk_norm_in_nope_layers": not flag(hf, "use_qk_norm"),
+            "qk_norm_after_rope": flag(hf, "use_qk_norm"),
             "temperature": temperature,
         },
         layer_types=tuple(_LAYER_TYPES[t] for t in types),

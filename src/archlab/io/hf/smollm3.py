@@ -5,7 +5,8 @@
   has no list, SmolLM3Config builds it as int((i + 1) % no_rope_layer_interval != 0), so
   every 4th layer is NoPE by default (SmolLM3-3B: layers 3, 7, ..., 35).
 - With use_sliding_window and a sliding_window, the NoPE layers (and only they) slide, unless
-  config.json gives `layer_types` itself.
+  config.json gives `layer_types` itself; layers it names sliding slide whatever
+  use_sliding_window says (their mask is built from sliding_window).
 - The head is tied to the embedding unless config.json says otherwise (SmolLM3Config's
   default is true), and RoPE theta defaults to 2e6.
 """
@@ -13,7 +14,7 @@
 from __future__ import annotations
 
 from ...model_config import ModelConfig
-from .core import CheckpointError, HFFamily, register
+from .core import HFFamily, register
 from .llama_like import layer_types, llama_like_config, positive_int, rope_layers, sliding_window, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
@@ -29,11 +30,11 @@ def _smollm3_config(hf: dict) -> ModelConfig:
     rotates = rope_layers(hf, n_layers)
     slides = bool(hf.get("use_sliding_window")) and hf.get("sliding_window") is not None
     types = layer_types(hf, n_layers, ["sliding_attention" if slides and not r else "full_attention" for r in rotates])
-    if "sliding" in types and not slides:
-        # SmolLM3Attention keeps its window only with use_sliding_window; eager and flash would disagree
-        raise CheckpointError(
-            "config.json: layer_types has sliding_attention layers, but use_sliding_window is false or sliding_window null"
-        )
+    # Sliding layers listed in layer_types slide by sliding_window even with use_sliding_window
+    # false: SmolLM3Model builds their mask with create_sliding_window_causal_mask from
+    # config.sliding_window, which eager and SDPA attention apply (only SmolLM3Attention's own
+    # `sliding_window`, passed to flash attention, depends on use_sliding_window). A null
+    # sliding_window makes HF raise there; sliding_window() refuses it by name.
     return llama_like_config(
         hf, family="smollm", theta=2e6, n_layers=n_layers, layer_types=types, rope_layers=rotates,
         attention={"window": sliding_window(hf, types)}, ffn={"bias": bool(hf.get("mlp_bias"))},
