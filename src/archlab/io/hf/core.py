@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
+from ...model_config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
 from ...model import build
 from ..atomic import atomic_directory, fsync_path
 from ..mapping import listing, load_state, save_plan, saved_tensors
@@ -142,11 +142,12 @@ def read_rope(hf: dict) -> RopeConfig:
 HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu"}
 
 
-def rope_json(cfg: ModelConfig) -> dict[str, Any]:
-    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling.
-    v5 lets rope_scaling replace rope_parameters, so the two must say the same thing."""
-    rope, s = cfg.rope, cfg.rope.scaling
+def rope_parameters(rope: RopeConfig, max_seq_len: int) -> dict[str, Any]:
+    """v5's rope_parameters of one RoPE (read_rope's inverse)."""
+    s = rope.scaling
     params: dict[str, Any] = {"rope_type": "default" if s is None else s.kind, "rope_theta": rope.theta}
+    if rope.partial != 1.0:
+        params["partial_rotary_factor"] = rope.partial
     if s is not None:
         params["factor"] = s.factor
         if s.kind == "llama3":
@@ -160,12 +161,25 @@ def rope_json(cfg: ModelConfig) -> dict[str, Any]:
                 params["truncate"] = False
         # llama3 and yarn need it; linear ignores it, but a value other than the reader's
         # default (max_seq_len) is written so that the config reads back equal
-        if s.kind != "linear" or s.original_max_seq_len != cfg.max_seq_len:
+        if s.kind != "linear" or s.original_max_seq_len != max_seq_len:
             params["original_max_position_embeddings"] = s.original_max_seq_len
+    return params
+
+
+def rope_json(cfg: ModelConfig) -> dict[str, Any]:
+    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling
+    (and partial_rotary_factor where part of each head turns). v5 lets rope_scaling replace
+    rope_parameters, so the two must say the same thing."""
+    rope, s = cfg.rope, cfg.rope.scaling
+    params = rope_parameters(rope, cfg.max_seq_len)
     legacy = None
     if s is not None:
-        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in ("rope_type", "rope_theta")}}
-    return {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
+        skip = ("rope_type", "rope_theta", "partial_rotary_factor")
+        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in skip}}
+    out = {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
+    if rope.partial != 1.0:
+        out["partial_rotary_factor"] = rope.partial
+    return out
 
 
 def common_problems(cfg: ModelConfig) -> list[str]:
@@ -190,6 +204,21 @@ def register(f: HFFamily) -> HFFamily:
         FAMILIES[t] = f
     if f.write_config is not None:
         SAVE_ORDER.append(f)
+    return f
+
+
+def enable_saving(model_type: str, *, architecture: str, write_config: Callable[[ModelConfig], dict[str, Any]],
+                  problems: Callable[[ModelConfig], list[str]] = lambda cfg: [], **parts: Any) -> HFFamily:
+    """Give the registered reader of `model_type` its saving side, kept in a module of its own
+    (the readers and the writers change for different reasons). Families are tried for saving
+    in the order this is called, after those registered with a write_config."""
+    f = FAMILIES[model_type]
+    if f.write_config is not None or f.model_types[0] != model_type:
+        raise RuntimeError(f"HF model_type {model_type!r}: saving enabled twice, or not its family's first name")
+    f.architecture, f.write_config, f.problems = architecture, write_config, problems
+    for k, v in parts.items():
+        setattr(f, k, v)
+    SAVE_ORDER.append(f)
     return f
 
 
@@ -297,22 +326,25 @@ DEFAULT_MAX_SHARD_BYTES = 2 * 10**9
 
 def choose_family(cfg: ModelConfig) -> HFFamily:
     """The HF model_type that expresses `cfg` exactly, decided from its parts (the free-text
-    `family` field is not trusted). Raises ConfigError listing, for each HF family with
-    the same kind of attention, what it cannot express."""
+    `family` field is not trusted): the first in SAVE_ORDER whose `problems` are empty and
+    whose config.json reads back as `cfg`. Raises ConfigError listing, for each HF family with
+    the same kind of attention, what it cannot express (the read-back's differences, field by
+    field, where its `problems` named none)."""
     candidates = [f for f in SAVE_ORDER if f.mixer == cfg.resolved_attention.kind]
     if not candidates:
         raise ConfigError(
             f"cannot save {cfg.name!r} in HF format: attention kind {cfg.resolved_attention.kind!r} has no HF equivalent "
             f"(supported: {sorted({f.mixer for f in SAVE_ORDER})})"
         )
-    found = [(f, f.problems(cfg)) for f in candidates]
+    found = [(f, f.problems(cfg) or _readback_problems(cfg, f)) for f in candidates]
     for family, problems in found:
         if not problems:
             return family
     found.sort(key=lambda fp: len(fp[1]))
     closest = len(found[0][1])
+    # every candidate with what blocks it; the far ones with their first few blockers only
     lines = "\n  ".join(
-        f"{f.model_types[0]}: " + ("; ".join(p) if len(p) <= closest + 1 else f"differs in {len(p)} parts")
+        f"{f.model_types[0]}: " + "; ".join(p[: closest + 1]) + (f"; and {len(p) - closest - 1} more" if len(p) > closest + 1 else "")
         for f, p in found
     )
     raise ConfigError(
@@ -327,25 +359,63 @@ def _comparable(cfg: ModelConfig) -> ModelConfig:
     state a Pattern or leave head_dim to the width), and a missing selection bias (written
     as zeros). Knobs nothing reads are rejected when a config is made, so none remain here."""
     cfg = cfg.resolved().replace(name="", source="", family="")
+    a = cfg.attention
+    if isinstance(a, AttentionConfig) and a.scale is not None and a.scale == a.head_dim**-0.5:
+        cfg = cfg.replace(attention=replace(a, scale=None))  # the scale attention uses when given none
     if cfg.moe is not None and cfg.moe.router.score == "sigmoid":
         cfg = cfg.replace(moe=replace(cfg.moe, router=replace(cfg.moe.router, score_bias=True)))
     return cfg
 
 
-def _check_reads_back(cfg: ModelConfig, family: HFFamily, hf: dict) -> None:
-    """The config.json we are about to write must read back as the model we have: the last
-    guard against writing a checkpoint HF (and we) would load as something else."""
+def _differences(want: Any, got: Any, path: str) -> list[str]:
+    """Where two configs differ, field by field down to the innermost dataclass that differs."""
+    if want == got:
+        return []
+    if type(want) is type(got) and hasattr(want, "__dataclass_fields__"):
+        return [d for f in fields(want) for d in _differences(getattr(want, f.name), getattr(got, f.name), f"{path}.{f.name}")]
+    return [f"{path.lstrip('.')}={want!r} would read back as {got!r}"]
+
+
+def _readback_diffs(cfg: ModelConfig, family: HFFamily, hf: dict) -> list[str]:
     try:
         got = family.read_config(hf)
     except (ConfigError, CheckpointError) as e:
-        raise ConfigError(f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would not read back ({e})") from None
-    want, got = _comparable(cfg), _comparable(got)
-    if got != want:
-        diffs = [
-            f"{f.name}: {getattr(want, f.name)!r} would read back as {getattr(got, f.name)!r}"
-            for f in fields(ModelConfig)
-            if getattr(want, f.name) != getattr(got, f.name)
-        ]
+        return [f"its config.json would not read back ({e})"]
+    return _differences(_comparable(cfg), _comparable(got), "")
+
+
+def _json(cfg: ModelConfig, family: HFFamily, dtype: torch.dtype) -> dict[str, Any]:
+    return {
+        "architectures": [family.architecture],
+        "model_type": family.model_types[0],
+        "dtype": _DTYPE_NAMES[dtype],
+        "torch_dtype": _DTYPE_NAMES[dtype],  # the name before transformers v5
+        **family.write_config(cfg),
+        "tie_word_embeddings": cfg.tie_embeddings,
+        # a ModelConfig knows no special tokens; unset beats HF's defaults, which may lie outside the vocabulary
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "pad_token_id": None,
+    }
+
+
+def _readback_problems(cfg: ModelConfig, family: HFFamily) -> list[str]:
+    """What a family's own `problems` missed: its config.json read back by its reader (proven
+    equal to HF by the family tests) differs from `cfg`, field by field. A family is chosen
+    only when its config.json reads back as the model, so a check its `problems` lacks
+    refuses it rather than writing a different model."""
+    try:
+        hf = _json(cfg, family, torch.float32)
+    except (ConfigError, CheckpointError, ValueError, TypeError, AttributeError, KeyError) as e:
+        return [f"its config.json cannot be written ({type(e).__name__}: {e})"]
+    return _readback_diffs(cfg, family, hf)
+
+
+def _check_reads_back(cfg: ModelConfig, family: HFFamily, hf: dict) -> None:
+    """The config.json we are about to write must read back as the model we have: the last
+    guard against writing a checkpoint HF (and we) would load as something else."""
+    diffs = _readback_diffs(cfg, family, hf)
+    if diffs:
         raise ConfigError(
             f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would describe a different model:\n  "
             + "\n  ".join(diffs)
@@ -357,17 +427,7 @@ def hf_config_json(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> tupl
     family = choose_family(cfg)
     if dtype not in _DTYPE_NAMES:
         raise ConfigError(f"cannot save {cfg.name!r} in HF format: dtype {dtype} (expected one of {sorted(_DTYPE_NAMES.values())})")
-    hf = {
-        "architectures": [family.architecture],
-        "model_type": family.model_types[0],
-        "dtype": _DTYPE_NAMES[dtype],
-        "torch_dtype": _DTYPE_NAMES[dtype],  # the name before transformers v5
-        **family.write_config(cfg),
-        "tie_word_embeddings": cfg.tie_embeddings,
-        # a ModelConfig knows no special tokens; unset beats HF's defaults, which may lie outside the vocabulary
-        "bos_token_id": None,
-        "eos_token_id": None,
-    }
+    hf = _json(cfg, family, dtype)
     _check_reads_back(cfg, family, hf)
     return family, hf
 
