@@ -68,6 +68,11 @@ def _tiny(preset: str, attention: dict, **fields):
     return cfg.replace(attention=replace(cfg.attention, **attention), **fields)
 
 
+def _half_rope(preset: str):
+    cfg = archlab.tiny(preset)
+    return cfg.replace(position=replace(cfg.rope, partial=0.5))
+
+
 # Models no preset or HF case has, each written as a family other than its own, or by a path
 # through a writer the presets miss; HF must load each as the same function.
 UNCOMMON = {
@@ -84,6 +89,9 @@ UNCOMMON = {
     # Qwen3-Next's DeltaNet layers over dense FFNs: num_experts 0
     "qwen3-next-dense": (lambda: archlab.tiny("qwen3-next-80b-a3b").replace(
         moe=None, ffn_types=None, ffn=FFNConfig(hidden=96)), "qwen3_next"),
+    # half of each head rotated: of the Llama-shaped families only GLM-4.5 (and Qwen3-Next)
+    # honour partial_rotary_factor, so a Llama with it is a GLM-4.5 without experts
+    "llama-half-rope": (lambda: _half_rope("llama-3-8b"), "glm4_moe"),
     # one window in every layer, with experts: Qwen3-MoE slides in all layers or none
     "qwen3-moe-sliding": (lambda: _tiny("qwen3-30b-a3b", {"window": 8}, layer_types=("sliding",) * 2), "qwen3_moe"),
 }
@@ -124,3 +132,18 @@ def test_refusal_names_the_field(case, tmp_path):
     with pytest.raises(ConfigError, match=r"no HF model_type expresses this config exactly(.|\n)*" + message):
         archlab.save(model, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+# HF's attention in these families rotates the whole head whatever partial_rotary_factor says
+# (measured: a tiny Qwen3 / Mistral / Mixtral / OLMo 2 / SmolLM3 / Llama 4 / Qwen3-MoE saved with
+# partial_rotary_factor 0.5 gave logits 3 to 4 apart from ours), so the field blocks each.
+HALF_ROPE_REFUSED = {"mistral-7b": "mistral: rope.partial=0.5 (Mistral rotates the whole head)",
+                     "gemma-3-1b": "gemma3_text: rope.partial=0.5 (Gemma 3 rotates the whole head)",
+                     "gpt-oss-20b": "gpt_oss: rope.partial=0.5 (GPT-OSS rotates the whole head)",
+                     "llama-4-maverick": "llama4_text: rope.partial=0.5 (Llama 4 rotates the whole head)"}
+
+
+@pytest.mark.parametrize("preset", list(HALF_ROPE_REFUSED))
+def test_partial_rope_blocks_families_that_rotate_whole_heads(preset, tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(HALF_ROPE_REFUSED[preset])):
+        archlab.save(archlab.build(_half_rope(preset)), tmp_path / "m")

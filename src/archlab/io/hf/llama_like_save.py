@@ -57,10 +57,11 @@ def base_json(cfg: ModelConfig, act_key: str = "hidden_act") -> dict[str, Any]:
 
 def llama_shape_problems(cfg: ModelConfig, name: str, *, block: str = "pre", unit_offset: bool = False,
                          layer_kinds: tuple[str, ...] = ("global",), moe: bool | None = False,
-                         mlp_bias: bool = False) -> list[str]:
+                         mlp_bias: bool = False, partial_rope: bool = False) -> list[str]:
     """What no Llama-shaped family can express but the ones that say so: `block`, the RMSNorm's
     offset, the layer kinds allowed, whether it has experts (True: only, None: either), and
-    whether its dense MLP may have biases (`mlp_bias`)."""
+    whether its dense MLP may have biases (`mlp_bias`) and its RoPE turn part of each head
+    (`partial_rope`)."""
     p = []
     a, f = cfg.resolved_attention, cfg.resolved_ffn
     if cfg.block != block:
@@ -69,6 +70,10 @@ def llama_shape_problems(cfg: ModelConfig, name: str, *, block: str = "pre", uni
         p.append(f"norm={cfg.norm} ({name} uses RMSNorm{' scaled by (1 + w)' if unit_offset else ''})")
     if cfg.position_kind != "rope":
         p.append(f"position={cfg.position!r} ({name} has rotary positions)")
+    elif not partial_rope and (cfg.rope.partial != 1.0 or (cfg.rope_local is not None and cfg.rope_local.partial != 1.0)):
+        # its HF attention rotates the whole head whatever partial_rotary_factor says (a
+        # written 0.5 reads back as 0.5 in our reader, but HF's logits differ: measured)
+        p.append(f"rope.partial={cfg.rope.partial} ({name} rotates the whole head)")
     bad = sorted(set(kinds(cfg)) - set(layer_kinds))
     if bad:
         p.append(f"layer_types has {bad} layers ({name} has only {list(layer_kinds)})")

@@ -20,7 +20,7 @@ def _first_moe(cfg: ModelConfig) -> int:
 # ---- glm4_moe (configuration_glm4_moe.py) -----------------------------------------------------
 
 def _glm4_moe_problems(cfg: ModelConfig) -> list[str]:
-    p = llama_shape_problems(cfg, "GLM-4.5", moe=None)
+    p = llama_shape_problems(cfg, "GLM-4.5", moe=None, partial_rope=True)
     k = _first_moe(cfg)
     if [s.ffn for s in cfg.layers] != ["dense"] * k + ["moe"] * (cfg.n_layers - k):
         p.append(f"ffn_types={[s.ffn for s in cfg.layers]} (GLM-4.5's MoE layers are all layers from first_k_dense_replace on)")
@@ -127,7 +127,8 @@ def _qwen3_next_json(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _qwen3_next_problems(cfg: ModelConfig) -> list[str]:
-    p = llama_shape_problems(cfg, "Qwen3-Next", unit_offset=True, layer_kinds=("global", "linear"), moe=None)
+    p = llama_shape_problems(cfg, "Qwen3-Next", unit_offset=True, layer_kinds=("global", "linear"), moe=None,
+                             partial_rope=True)
     m = cfg.moe
     if m is not None and (m.n_shared == 0 or not m.shared_gate):
         p.append(f"moe.n_shared={m.n_shared} shared_gate={m.shared_gate} (Qwen3-Next's MoE layers have a gated shared expert)")
