@@ -110,14 +110,17 @@ def test_uncommon_models_export(case, tmp_path):
         assert _comparable(read_config(out)[2]) == _comparable(cfg)
 
 
-# Refusals only the read-back check finds: each family's `problems` pass, but its config.json
-# would read back as a different model, and the message names the field.
+# Refusals, each naming the field: the first two only the read-back check finds (every
+# family's `problems` pass, but its config.json would read back as a different model).
 READ_BACK_REFUSALS = {
     # no model_type caps attention logits (Gemma 3's HF code ignores attn_logit_softcapping)
     "attention-softcap": (lambda: _tiny("llama-3-8b", {"softcap": 30.0}), r"llama: attention\.softcap=30\.0 would read back as None"),
     # ALiBi without BLOOM's LayerNorm after the embedding
     "alibi-without-embed-norm": (lambda: archlab.tiny("gpt2").replace(position="alibi"),
                                  r"bloom: embed_norm=False would read back as True"),
+    # Gemma3TextConfig types query_pre_attn_scalar as int; 0.3 ** -2 = 11.1 cannot be written
+    "gemma3-fractional-scalar": (lambda: _tiny("gemma-3-1b", {"scale": 0.3}),
+                                 r"gemma3_text: attention\.scale=0\.3 \(Gemma 3 scales by query_pre_attn_scalar \*\* -0\.5, a whole number\)"),
     # experts in a model with a window on some layers only
     "moe-with-mixed-windows": (lambda: _tiny("llama-3-8b", {"window": 16},
         layer_types=("sliding", "global"), moe=MoEConfig(n_experts=4, top_k=2, hidden=32), ffn=None),

@@ -184,6 +184,10 @@ def _gemma3_problems(cfg: ModelConfig) -> list[str]:
     p = llama_shape_problems(cfg, "Gemma 3", block="sandwich", unit_offset=True, layer_kinds=("global", "sliding"))
     if cfg.embed_scale != SQRT_D_MODEL and cfg.resolved().embed_scale != cfg.d_model**0.5:
         p.append(f"embed_scale={cfg.embed_scale!r} (Gemma 3 scales its embeddings by sqrt(d_model))")
+    a = cfg.resolved_attention
+    if a.kind == "attention" and a.scale is not None and not isinstance(_pre_attn_scalar(a.scale), int):
+        # Gemma3TextConfig.query_pre_attn_scalar is typed int: HF refuses to load 11.11
+        p.append(f"attention.scale={a.scale} (Gemma 3 scales by query_pre_attn_scalar ** -0.5, a whole number)")
     return p
 
 
@@ -191,7 +195,7 @@ def _pre_attn_scalar(scale: float) -> float | int:
     """Gemma3Attention scales by query_pre_attn_scalar ** -0.5; published values are whole
     numbers (head_dim, or 168 for Gemma-3-27B), kept whole so that the scale reads back exactly."""
     q = scale**-2
-    return round(q) if abs(q - round(q)) < 1e-6 * q else q
+    return round(q) if abs(q - round(q)) < 1e-9 * q else q
 
 
 def _gemma3_json(cfg: ModelConfig) -> dict[str, Any]:
