@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 import archlab
-from archlab import ConfigError, FFNConfig, MoEConfig, RopeConfig
+from archlab import ConfigError, FFNConfig, MoEConfig, RopeConfig, RopeScaling
 from archlab.io.hf import choose_family, read_config, save_hf
 from archlab.io.hf.core import SAVE_ORDER
 from hf_reference import transformers
@@ -121,6 +121,10 @@ READ_BACK_REFUSALS = {
     # Gemma3TextConfig types query_pre_attn_scalar as int; 0.3 ** -2 = 11.1 cannot be written
     "gemma3-fractional-scalar": (lambda: _tiny("gemma-3-1b", {"scale": 0.3}),
                                  r"gemma3_text: attention\.scale=0\.3 \(Gemma 3 scales by query_pre_attn_scalar \*\* -0\.5, a whole number\)"),
+    # HF's Llama 4 L2-normalises after the rotation, undoing YaRN's attention factor
+    "llama4-qknorm-yarn": (lambda: archlab.tiny("llama-4-scout").replace(position=RopeConfig(
+        theta=500000.0, scaling=RopeScaling("yarn", factor=4.0, original_max_seq_len=32))),
+        r"llama4_text: rope\.scaling\.kind='yarn' with attention\.qk_norm"),
     # experts in a model with a window on some layers only
     "moe-with-mixed-windows": (lambda: _tiny("llama-3-8b", {"window": 16},
         layer_types=("sliding", "global"), moe=MoEConfig(n_experts=4, top_k=2, hidden=32), ffn=None),

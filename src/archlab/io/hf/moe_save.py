@@ -99,7 +99,13 @@ def _llama4_json(cfg: ModelConfig) -> dict[str, Any]:
 
 def _llama4_problems(cfg: ModelConfig) -> list[str]:
     p = llama_shape_problems(cfg, "Llama 4", layer_kinds=("global", "chunked"), moe=None)
-    m, f = cfg.moe, cfg.resolved_ffn
+    m, f, a = cfg.moe, cfg.resolved_ffn, cfg.resolved_attention
+    s = cfg.rope.scaling if cfg.position_kind == "rope" else None
+    if a.kind == "attention" and a.qk_norm is not None and s is not None and s.kind == "yarn":
+        # HF's Llama 4 L2-normalises q and k *after* the rotation, which YaRN's cos/sin scale by
+        # its attention factor; the norm undoes that scaling, ours (before the rotation) keeps
+        # it: measured 1.9 apart in the logits
+        p.append("rope.scaling.kind='yarn' with attention.qk_norm (HF's Llama 4 normalises after the rotation, undoing YaRN's scale)")
     if m is not None and m.n_shared != 1:
         p.append(f"moe.n_shared={m.n_shared} (Llama 4's MoE layers have one shared expert)")
     if m is not None and f is not None and m.activation != f.activation:
