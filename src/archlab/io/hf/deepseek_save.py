@@ -12,6 +12,12 @@ from ...model_config import ModelConfig
 from .core import HF_ACTIVATION, common_problems, rope_json
 
 
+# modeling_deepseek_v2.py / _v3.py: q_a_layernorm and kv_a_layernorm are built without an eps, so
+# DeepseekV2RMSNorm's default 1e-6 (as in DeepSeek's own inference/model.py RMSNorm); our MLA
+# uses the model's norm for them. Measured: rms_norm_eps 1e-3 put HF's logits 1.2e-2 apart.
+_LATENT_EPS = 1e-6
+
+
 def _first_moe(cfg: ModelConfig) -> int:
     """first_k_dense_replace: the index of the first MoE layer (n_layers when there is none)."""
     return next((s.index for s in cfg.layers if s.ffn == "moe"), cfg.n_layers)
@@ -22,6 +28,9 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     f, m = cfg.resolved_ffn, cfg.moe
     if cfg.norm.kind != "rmsnorm":
         p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
+    elif cfg.norm.eps != _LATENT_EPS:
+        p.append(f"norm.eps={cfg.norm.eps} (HF's DeepSeek normalises the MLA latents with eps {_LATENT_EPS} whatever "
+                 "rms_norm_eps says, and ours with norm.eps)")
     if f is not None and (f.kind != "glu" or f.bias):
         p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
     if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
