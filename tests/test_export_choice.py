@@ -1,7 +1,7 @@
 """Which HF model_type archlab.save writes a model as, and what it says when none fits.
 
 A family is chosen when its `problems` name nothing and the config.json it writes reads back
-as the model (core.choose_family); HF's from_pretrained on the files is the proof that the
+as the model (save.choose_family); HF's from_pretrained on the files is the proof that the
 choice was right (tests/test_export.py for every family and preset, here for the parts that
 no preset or HF test case has)."""
 

@@ -14,18 +14,8 @@ as the model's own config, and the directory appears complete or not at all.
 """
 
 from ..mapping import Rule, rename
-from .core import (
-    DEFAULT_MAX_SHARD_BYTES,
-    FAMILIES,
-    HFFamily,
-    choose_family,
-    convert_state,
-    hf_config_json,
-    load_hf,
-    read_config,
-    register,
-    save_hf,
-)
+from .core import FAMILIES, HFFamily, convert_state, load_hf, read_config, register
+from .save import DEFAULT_MAX_SHARD_BYTES, choose_family, hf_config_json, save_hf
 
 # Importing a family module registers it; the save order is this order.
 from . import gpt2, llama, deepseek  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """Saving as the pre-Llama HF families besides gpt2: gpt_neox, bloom and openai-gpt (each
 config.json the inverse of its reader), with what a config must hold to be that family. As
-for the others, core.choose_family's read-back check catches what a `problems` list misses."""
+for the others, save.choose_family's read-back check catches what a `problems` list misses."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 qwen3_moe, olmo2, gemma3_text, smollm3): each family's config.json, the inverse of its reader,
 and what a config must hold to be that family (`problems`: the parts its model class has no
 field for, each named). Whatever a `problems` list misses, the read-back check of
-core.choose_family still catches, field by field: a family is chosen only when the config.json
+save.choose_family still catches, field by field: a family is chosen only when the config.json
 written here reads back as the model. The families with experts or mixers of their own
 (glm4_moe, gpt_oss, llama4_text, qwen3_next) are in moe_save.py."""
 

@@ -1,6 +1,6 @@
 """Saving as the HF families with experts or mixers of their own: glm4_moe, gpt_oss, llama4_text
 and qwen3_next (each config.json the inverse of its reader), with what a config must hold to be
-that family. As in llama_like_save.py, core.choose_family's read-back check catches what a
+that family. As in llama_like_save.py, save.choose_family's read-back check catches what a
 `problems` list misses."""
 
 from __future__ import annotations
