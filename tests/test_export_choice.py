@@ -17,7 +17,8 @@ import archlab
 from archlab import ConfigError, FFNConfig, MoEConfig, RopeConfig, RopeScaling
 from archlab.io.hf import choose_family, read_config, save_hf
 from archlab.io.hf.core import SAVE_ORDER
-from hf_reference import transformers
+from families import LLAMA4_BASE, LLAMA4_LLAMA3_ROPE, case
+from hf_reference import make_hf, transformers
 from marks import slow_except
 from test_export import ATOL, _comparable, _hf_load, _random_model, _with_router, _worst_diff
 
@@ -154,3 +155,34 @@ HALF_ROPE_REFUSED = {"mistral-7b": "mistral: rope.partial=0.5 (Mistral rotates t
 def test_partial_rope_blocks_families_that_rotate_whole_heads(preset, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(HALF_ROPE_REFUSED[preset])):
         archlab.save(archlab.build(_half_rope(preset)), tmp_path / "m")
+
+
+def _gemma3_multimodal():
+    text = case("gemma3-1b-like").hf_config()
+    vision = transformers.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, image_size=28, patch_size=14)
+    return transformers.Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
+
+
+def _llama4_multimodal():
+    return transformers.Llama4Config(
+        text_config={**LLAMA4_BASE, "num_hidden_layers": 2, "no_rope_layer_interval": 2, "rope_parameters": LLAMA4_LLAMA3_ROPE},
+        vision_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+                       "image_size": 28, "patch_size": 14, "vision_output_dim": 32, "projector_input_dim": 32,
+                       "projector_output_dim": 32},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make,model_type", [(_gemma3_multimodal, "gemma3_text"), (_llama4_multimodal, "llama4_text")],
+                         ids=["gemma3", "llama4"])
+def test_multimodal_checkpoint_saves_its_text_model(make, model_type, tmp_path):
+    """archlab loads the text decoder of a multimodal checkpoint; it saves as the text-only
+    model_type, which computes the multimodal model's logits on text."""
+    ref = make_hf(make(), seed=5)
+    ref.save_pretrained(tmp_path / "hf")
+    out = archlab.save(archlab.load(tmp_path / "hf"), tmp_path / "ours")
+    assert json.loads((out / "config.json").read_text())["model_type"] == model_type
+    back = _hf_load(out)
+    vocab = back.config.vocab_size
+    assert _worst_diff(lambda ids: ref(input_ids=ids).logits, lambda ids: back(ids).logits, vocab) < ATOL
