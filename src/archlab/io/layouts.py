@@ -24,6 +24,17 @@ def rope_pairs_to_halves(n_heads: Callable[[ModelConfig], int]) -> Callable[[Ten
     return load
 
 
+def rope_halves_to_pairs(n_heads: Callable[[ModelConfig], int]) -> Callable[[Tensors, ModelConfig], Tensors]:
+    """rope_pairs_to_halves' inverse: our rotate-half rows -> adjacent-pair rows (saving)."""
+
+    def save(ts: Tensors, cfg: ModelConfig) -> Tensors:
+        w, hd = ts[0], cfg.resolved_attention.head_dim
+        perm = interleaved_to_halves(hd).argsort()
+        return [w.reshape(n_heads(cfg), hd, *w.shape[1:])[:, perm].reshape(w.shape).contiguous()]
+
+    return save
+
+
 def transpose_experts(ts: Tensors, cfg: ModelConfig) -> Tensors:
     """Stacked expert matrices stored (E, in, out), applied as x @ w[e], <-> ours (E, out, in)."""
     return [ts[0].transpose(1, 2).contiguous()]

@@ -14,24 +14,16 @@ as the model's own config, and the directory appears complete or not at all.
 """
 
 from ..mapping import Rule, rename
-from .core import (
-    DEFAULT_MAX_SHARD_BYTES,
-    FAMILIES,
-    HFFamily,
-    choose_family,
-    convert_state,
-    hf_config_json,
-    load_hf,
-    read_config,
-    register,
-    save_hf,
-)
+from .core import FAMILIES, HFFamily, convert_state, load_hf, read_config, register
+from .save import DEFAULT_MAX_SHARD_BYTES, choose_family, hf_config_json, save_hf
 
 # Importing a family module registers it; the save order is this order.
 from . import gpt2, llama, deepseek  # noqa: E402,F401
 from . import mistral, qwen3, olmo2, gemma3, smollm3, gpt_oss, glm4_moe, llama4, qwen3_next  # noqa: E402,F401
 from . import bloom, gpt_neox, openai_gpt  # noqa: E402,F401
 from . import qwen2  # noqa: E402,F401
+# their saving sides; the save order continues in the order these enable it
+from . import llama_like_save, moe_save, gpt_like_save  # noqa: E402,F401
 
 __all__ = [
     "DEFAULT_MAX_SHARD_BYTES", "FAMILIES", "HFFamily", "Rule", "choose_family", "convert_state",

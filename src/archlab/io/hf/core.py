@@ -1,12 +1,13 @@
 """The machinery shared by every HF family: the HFFamily registry, config.json reading
-helpers, and loading and saving through the mapping engine (io/mapping.py), which pairs our
-tensor names with a checkpoint's and checks the whole checkpoint. Each family lives in a
-module of its own (gpt2.py, llama.py, ...) and registers an HFFamily."""
+helpers, their inverses for writing it, and loading through the mapping engine (io/mapping.py),
+which pairs our tensor names with a checkpoint's and checks the whole checkpoint. Each family
+lives in a module of its own (gpt2.py, llama.py, ...) and registers an HFFamily; saving is
+save.py's."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,9 +15,8 @@ import torch
 
 from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
 from ...model import build
-from ..atomic import atomic_directory, fsync_path
-from ..mapping import listing, load_state, save_plan, saved_tensors
-from ..safetensors_dir import CheckpointError, TensorSource, write_safetensors
+from ..mapping import load_state
+from ..safetensors_dir import CheckpointError, TensorSource
 
 def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> list[Rule]:
     """Many hub checkpoints were saved from the bare base model (GPT2Model, BloomModel,
@@ -181,11 +181,12 @@ def _factors(params: dict, key: str) -> tuple[float, ...]:
 HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
 
 
-def rope_json(cfg: ModelConfig) -> dict[str, Any]:
-    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling.
-    v5 lets rope_scaling replace rope_parameters, so the two must say the same thing."""
-    rope, s = cfg.rope, cfg.rope.scaling
+def rope_parameters(rope: RopeConfig, max_seq_len: int) -> dict[str, Any]:
+    """v5's rope_parameters of one RoPE (read_rope's inverse)."""
+    s = rope.scaling
     params: dict[str, Any] = {"rope_type": "default" if s is None else s.kind, "rope_theta": rope.theta}
+    if rope.partial != 1.0:
+        params["partial_rotary_factor"] = rope.partial
     if s is not None:
         params["factor"] = s.factor
         if s.kind == "llama3":
@@ -203,12 +204,25 @@ def rope_json(cfg: ModelConfig) -> dict[str, Any]:
                 params["truncate"] = False
         # llama3 and yarn need it; linear ignores it, but a value other than the reader's
         # default (max_seq_len) is written so that the config reads back equal
-        if s.kind not in ("linear", "dynamic") or s.original_max_seq_len != cfg.max_seq_len:
+        if s.kind not in ("linear", "dynamic") or s.original_max_seq_len != max_seq_len:
             params["original_max_position_embeddings"] = s.original_max_seq_len
+    return params
+
+
+def rope_json(cfg: ModelConfig) -> dict[str, Any]:
+    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling
+    (and partial_rotary_factor where part of each head turns). v5 lets rope_scaling replace
+    rope_parameters, so the two must say the same thing."""
+    rope, s = cfg.rope, cfg.rope.scaling
+    params = rope_parameters(rope, cfg.max_seq_len)
     legacy = None
     if s is not None:
-        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in ("rope_type", "rope_theta")}}
-    return {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
+        skip = ("rope_type", "rope_theta", "partial_rotary_factor")
+        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in skip}}
+    out = {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
+    if rope.partial != 1.0:
+        out["partial_rotary_factor"] = rope.partial
+    return out
 
 
 def common_problems(cfg: ModelConfig) -> list[str]:
@@ -233,6 +247,21 @@ def register(f: HFFamily) -> HFFamily:
         FAMILIES[t] = f
     if f.write_config is not None:
         SAVE_ORDER.append(f)
+    return f
+
+
+def enable_saving(model_type: str, *, architecture: str, write_config: Callable[[ModelConfig], dict[str, Any]],
+                  problems: Callable[[ModelConfig], list[str]] = lambda cfg: [], **parts: Any) -> HFFamily:
+    """Give the registered reader of `model_type` its saving side, kept in a module of its own
+    (the readers and the writers change for different reasons). Families are tried for saving
+    in the order this is called, after those registered with a write_config."""
+    f = FAMILIES[model_type]
+    if f.write_config is not None or f.model_types[0] != model_type:
+        raise RuntimeError(f"HF model_type {model_type!r}: saving enabled twice, or not its family's first name")
+    f.architecture, f.write_config, f.problems = architecture, write_config, problems
+    for k, v in parts.items():
+        setattr(f, k, v)
+    SAVE_ORDER.append(f)
     return f
 
 
@@ -330,127 +359,3 @@ def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: s
     state = convert_state(src, family, cfg, hf, expected, dtype, tuple(extra))
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device) if device is not None else model
-
-
-# ---- saving ---------------------------------------------------------------------------------
-
-_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
-DEFAULT_MAX_SHARD_BYTES = 2 * 10**9
-
-
-def choose_family(cfg: ModelConfig) -> HFFamily:
-    """The HF model_type that expresses `cfg` exactly, decided from its parts (the free-text
-    `family` field is not trusted). Raises ConfigError listing, for each HF family with
-    the same kind of attention, what it cannot express."""
-    candidates = [f for f in SAVE_ORDER if f.mixer == cfg.resolved_attention.kind]
-    if not candidates:
-        raise ConfigError(
-            f"cannot save {cfg.name!r} in HF format: attention kind {cfg.resolved_attention.kind!r} has no HF equivalent "
-            f"(supported: {sorted({f.mixer for f in SAVE_ORDER})})"
-        )
-    found = [(f, f.problems(cfg)) for f in candidates]
-    for family, problems in found:
-        if not problems:
-            return family
-    found.sort(key=lambda fp: len(fp[1]))
-    closest = len(found[0][1])
-    lines = "\n  ".join(
-        f"{f.model_types[0]}: " + ("; ".join(p) if len(p) <= closest + 1 else f"differs in {len(p)} parts")
-        for f, p in found
-    )
-    raise ConfigError(
-        f"cannot save {cfg.name!r} in HF format: no HF model_type expresses this config exactly, and writing "
-        f"one that HF would load as a different model is refused. What each lacks:\n  {lines}"
-    )
-
-
-def _comparable(cfg: ModelConfig) -> ModelConfig:
-    """`cfg` with what does not change the computed function made uniform: labels, the
-    resolved form of what was given as a rule (config.json lists every layer; a preset may
-    state a Pattern or leave head_dim to the width), and a missing selection bias (written
-    as zeros). Knobs nothing reads are rejected when a config is made, so none remain here."""
-    cfg = cfg.resolved().replace(name="", source="", family="")
-    if cfg.moe is not None and cfg.moe.router.score == "sigmoid":
-        cfg = cfg.replace(moe=replace(cfg.moe, router=replace(cfg.moe.router, score_bias=True)))
-    return cfg
-
-
-def _check_reads_back(cfg: ModelConfig, family: HFFamily, hf: dict) -> None:
-    """The config.json we are about to write must read back as the model we have: the last
-    guard against writing a checkpoint HF (and we) would load as something else."""
-    try:
-        got = family.read_config(hf)
-    except (ConfigError, CheckpointError) as e:
-        raise ConfigError(f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would not read back ({e})") from None
-    want, got = _comparable(cfg), _comparable(got)
-    if got != want:
-        diffs = [
-            f"{f.name}: {getattr(want, f.name)!r} would read back as {getattr(got, f.name)!r}"
-            for f in fields(ModelConfig)
-            if getattr(want, f.name) != getattr(got, f.name)
-        ]
-        raise ConfigError(
-            f"cannot save {cfg.name!r} as {family.model_types[0]}: its config.json would describe a different model:\n  "
-            + "\n  ".join(diffs)
-        )
-
-
-def hf_config_json(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> tuple[HFFamily, dict[str, Any]]:
-    """The HF family for `cfg` and the config.json that describes it."""
-    family = choose_family(cfg)
-    if dtype not in _DTYPE_NAMES:
-        raise ConfigError(f"cannot save {cfg.name!r} in HF format: dtype {dtype} (expected one of {sorted(_DTYPE_NAMES.values())})")
-    hf = {
-        "architectures": [family.architecture],
-        "model_type": family.model_types[0],
-        "dtype": _DTYPE_NAMES[dtype],
-        "torch_dtype": _DTYPE_NAMES[dtype],  # the name before transformers v5
-        **family.write_config(cfg),
-        "tie_word_embeddings": cfg.tie_embeddings,
-        # a ModelConfig knows no special tokens; unset beats HF's defaults, which may lie outside the vocabulary
-        "bos_token_id": None,
-        "eos_token_id": None,
-    }
-    _check_reads_back(cfg, family, hf)
-    return family, hf
-
-
-def _hf_tensors(state: dict[str, torch.Tensor], family: HFFamily, cfg: ModelConfig, hf: dict):
-    """Our state dict -> (checkpoint name, tensor) in our module order, through the rules'
-    `save` transforms. Every tensor of ours must be claimed by a rule, or nothing is written."""
-    state = family.prepare_state(state, cfg)
-    steps, unclaimed = save_plan(family.rules(cfg, hf), state)
-    if unclaimed:
-        raise ConfigError(
-            f"cannot save {cfg.name!r} as {family.model_types[0]}: these tensors have no place in its checkpoint: {listing(unclaimed)}"
-        )
-    return saved_tensors(steps, state, cfg)
-
-
-def save_hf(
-    model,
-    directory: str | Path,
-    *,
-    overwrite: bool = False,
-    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-) -> Path:
-    """Write `model` as an HF transformers checkpoint (config.json + safetensors) of the
-    model_type that expresses its config exactly; HF's from_pretrained loads it as the same
-    function. Everything is written into a temporary directory beside `directory` and renamed
-    into place, so `directory` is either complete or as it was before."""
-    cfg = getattr(model, "config", None)
-    if not isinstance(cfg, ModelConfig):
-        raise TypeError(f"expected an archlab Transformer (with a ModelConfig), got {type(model).__name__}")
-    if not isinstance(max_shard_bytes, int) or max_shard_bytes <= 0:
-        raise ValueError(f"max_shard_bytes: expected a positive number of bytes, got {max_shard_bytes!r}")
-    state = model.state_dict()
-    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
-    family, hf = hf_config_json(cfg, dtype)
-    tensors = _hf_tensors(state, family, cfg, hf)  # checks every tensor has a place; writes nothing yet
-    with atomic_directory(directory, overwrite=overwrite) as tmp:
-        files = write_safetensors(tmp, tensors, max_shard_bytes)
-        config_path = tmp / "config.json"
-        config_path.write_text(json.dumps(hf, indent=2) + "\n")
-        for f in (*files, config_path):
-            fsync_path(f)
-    return Path(directory).absolute()

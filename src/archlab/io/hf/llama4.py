@@ -25,9 +25,10 @@ weights live under language_model.*; the vision encoder and projector are ignore
 
 from __future__ import annotations
 
+import torch
 
 from ...model_config import AttnTemperature, ConfigError, ModelConfig, MoEConfig, NormConfig, RouterConfig
-from ..layouts import rope_pairs_to_halves, transpose_experts
+from ..layouts import rope_halves_to_pairs, rope_pairs_to_halves, transpose_experts
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import flag, llama_like_config, positive_int, with_defaults
@@ -138,6 +139,10 @@ def _split_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
     return [gate.transpose(1, 2).contiguous(), up.transpose(1, 2).contiguous()]  # (E, F, D) each
 
 
+def _join_gate_up(ts: Tensors, cfg: ModelConfig) -> Tensors:
+    return [torch.cat([t.transpose(1, 2) for t in ts], dim=-1).contiguous()]  # (E, F, D) x 2 -> (E, D, 2F)
+
+
 def _llama4_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
     multimodal = hf.get("model_type") == "llama4"
     model = "language_model.model." if multimodal else "model."
@@ -147,11 +152,13 @@ def _llama4_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
         # complex-form RoPE (view_as_complex pairs adjacent features): q/k rows to rotate-half
         load={"wq": rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads),
               "wk": rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads)},
+        save={"wq": rope_halves_to_pairs(lambda c: c.resolved_attention.n_heads),
+              "wk": rope_halves_to_pairs(lambda c: c.resolved_attention.n_kv_heads)},
     )
     return rules + shared_expert_rules(f + "shared_expert.") + [
         rename("layers.{i}.ffn.router.weight", f + "router.weight"),
-        Rule(("layers.{i}.ffn.experts.gate", "layers.{i}.ffn.experts.up"), (f + "experts.gate_up_proj",), _split_gate_up),
-        rename("layers.{i}.ffn.experts.down", f + "experts.down_proj", transpose_experts),  # (E, F, D) -> (E, D, F)
+        Rule(("layers.{i}.ffn.experts.gate", "layers.{i}.ffn.experts.up"), (f + "experts.gate_up_proj",), _split_gate_up, _join_gate_up),
+        rename("layers.{i}.ffn.experts.down", f + "experts.down_proj", transpose_experts, transpose_experts),  # (E, F, D) -> (E, D, F)
     ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...model_config import ModelConfig
-from ..mapping import Rule, Tensors, rename
+from ..mapping import Rule, Tensors, rename, same
 
 ATTN = [(f"{o}.{w}", f"{t}.{w}") for o, t in (("wq", "q_proj"), ("wk", "k_proj"), ("wv", "v_proj"), ("wo", "o_proj"))
         for w in ("weight", "bias")] + [("q_norm.weight", "q_norm.weight"), ("k_norm.weight", "k_norm.weight")]
@@ -33,13 +33,14 @@ def decoder_rules(
     attn: list[tuple[str, str]] = ATTN,
     mlp: str = "mlp",
     load: dict[str, Callable[[Tensors, ModelConfig], Tensors]] | None = None,
+    save: dict[str, Callable[[Tensors, ModelConfig], Tensors]] | None = None,
 ) -> list[Rule]:
     """Embedding, final norm, head, block norms, attention (`attn`: our names under attn. ->
     theirs under self_attn.; by default q/k/v/o with biases and QK-norm) and the dense GLU
     (under `mlp`), all under `model` (Gemma 3's multimodal checkpoints nest it as
     language_model.model.). `load`: a layout change on load for some attention projections,
-    by our name (Llama 4's complex-form RoPE rows of wq and wk)."""
-    p, load = model + "layers.{i}.", load or {}
+    by our name (Llama 4's complex-form RoPE rows of wq and wk), and `save` its inverse."""
+    p, load, save = model + "layers.{i}.", load or {}, save or {}
     rules = [
         rename("tok_emb.weight", model + "embed_tokens.weight"),
         rename("norm.weight", model + "norm.weight"),
@@ -47,8 +48,8 @@ def decoder_rules(
     ]
     rules += [rename(f"layers.{{i}}.{ours}.weight", f"{p}{theirs}.weight") for ours, theirs in norms.items()]
     for ours, theirs in attn:
-        transform = load.get(ours.split(".")[0])
-        rules.append(rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}", *([transform] if transform else [])))
+        name = ours.split(".")[0]
+        rules.append(rename(f"layers.{{i}}.attn.{ours}", f"{p}self_attn.{theirs}", load.get(name, same), save.get(name, same)))
     rules += [rename(f"layers.{{i}}.ffn.{ours}.{w}", f"{p}{mlp}.{theirs}.{w}") for ours, theirs in GLU for w in ("weight", "bias")]
     return rules
 
