@@ -560,7 +560,7 @@ def _gpt_oss_expect(ours):
 
 
 register("gpt_oss", "20b-shape", gpt_oss_config, seed=0, presets=GPT_OSS_PRESETS, expect=_gpt_oss_expect,
-         bad_fields=(({"swiglu_alpha": 1.0}, "swiglu_alpha"), ({"swiglu_limit": -1}, "swiglu_limit"),
+         bad_fields=(({"swiglu_alpha": "1.0"}, "swiglu_alpha"), ({"swiglu_limit": -1}, "swiglu_limit"),
                      ({"sliding_window": None}, "sliding_window"),
                      ({"layer_types": ["sliding_attention", "chunked_attention"]}, "layer_types"),
                      ({"layer_types": ["sliding_attention"]}, "layer_types"),
@@ -638,3 +638,43 @@ def _qwen3_next_variants_expect(ours):
 register("qwen3_next", "qwen3next-published", qwen3_next_published_shape, seed=0, presets=(QWEN3_NEXT_PRESET,),
          fused_experts=True)
 register("qwen3_next", "qwen3next-variants", qwen3_next_variants, seed=1, expect=_qwen3_next_variants_expect)
+
+
+# ---- MoE configs the published models do not use, which HF accepts and runs (issue 11, part B) ----
+
+# no shared expert: HF still builds DeepseekV3MLP / Glm4MoeMLP of width 0 and saves its empty tensors
+register("deepseek_v3", "dsv3-no-shared", _deepseek(
+    "DeepseekV3Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, n_group=1, topk_group=1,
+    n_shared_experts=0))
+register("deepseek_v2", "dsv2-no-shared", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=0))
+register("glm4_moe", "glm-no-shared", lambda: glm_config(n_shared_experts=0), seed=0)
+# mlp_bias: biases on the dense MLP's and the shared expert's projections (DeepseekV2MLP), none on
+# the routed experts (DeepseekV2Experts)
+register("deepseek_v2", "dsv2-mlp-bias", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=2, mlp_bias=True))
+# top-k larger than the experts of the kept groups: 1 group of 2 kept, top-3. V3 masks the
+# dropped groups to -inf and weighs by the unmasked scores; V2 masks them to 0.0
+register("deepseek_v3", "dsv3-topk-beyond-groups", _deepseek(
+    "DeepseekV3Config", q_lora_rank=None, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=1,
+    n_shared_experts=1, norm_topk_prob=True))
+register("deepseek_v2", "dsv2-topk-beyond-groups", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=1,
+    topk_method="group_limited_greedy", n_shared_experts=1))
+register("glm4_moe", "glm-topk-beyond-groups", lambda: glm_config(n_group=4, topk_group=1, num_experts_per_tok=3),
+         seed=0)
+# moe_layer_freq: HF's DeepseekV2DecoderLayer ignores it (MoE where layer >= first_k_dense_replace)
+register("deepseek_v2", "dsv2-moe-layer-freq", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=1, moe_layer_freq=2, num_hidden_layers=4), ignore_warnings="moe_layer_freq")
+# a shared expert not a whole number of routed experts wide
+register("qwen3_next", "qwen3next-odd-shared", lambda: transformers.Qwen3NextConfig(
+    **{**qwen3_next_published_shape().to_dict(), "shared_expert_intermediate_size": 40}), seed=0)
+# swiglu_alpha other than GPT-OSS's 1.702
+register("gpt_oss", "gpt-oss-alpha", lambda: gpt_oss_config(swiglu_alpha=1.2, swiglu_limit=0.5), seed=0)
+
+MOE_EDGE_CASES = ("dsv3-no-shared", "dsv2-no-shared", "glm-no-shared", "dsv2-mlp-bias", "dsv3-topk-beyond-groups",
+                  "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "qwen3next-odd-shared",
+                  "gpt-oss-alpha")

@@ -3,6 +3,7 @@ Saving's side (exactness, config.json) is deepseek_save.py."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -12,13 +13,19 @@ from ...nn.position import interleaved_to_halves
 from ..mapping import Rule, Tensors, rename, same
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .deepseek_save import deepseek_json, deepseek_problems, zero_score_bias
-from .llama_like import llama_like_config, positive_int, with_defaults
-from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
+from .llama_like import flag, llama_like_config, positive_int, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
-    if hf.get("mlp_bias"):
-        raise CheckpointError("config.json: mlp_bias=true is not supported for DeepSeek")
+    # mlp_bias: DeepseekV2MLP's gate/up/down biases, in the dense layers and the shared
+    # experts (DeepseekV2Experts has none). DeepseekV3MLP has no bias whatever config.json says.
+    mlp_bias = not v3 and hf.get("mlp_bias") is not None and flag(hf, "mlp_bias")
+    if mlp_bias and hf.get("n_routed_experts") and not hf.get("n_shared_experts"):
+        raise CheckpointError(
+            f"config.json: mlp_bias=true with n_shared_experts={hf.get('n_shared_experts')!r} is not supported: HF's "
+            "zero-width shared expert still adds its down_proj bias to every MoE layer's output"
+        )
     hf = with_defaults(hf, {"rms_norm_eps": 1e-6})
     n_layers = positive_int(hf, "num_hidden_layers")
     n_experts = hf.get("n_routed_experts")
@@ -41,15 +48,23 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             if method not in ("greedy", "group_limited_greedy"):
                 raise CheckpointError(f"config.json: topk_method={method!r} is not supported for deepseek_v2")
             grouped = method == "group_limited_greedy"
+            n_groups = int(hf.get("n_group") or 1) if grouped else 1
+            topk_groups = int(hf.get("topk_group") or 1) if grouped else 1
+            # DeepseekV2TopkRouter zeroes the dropped groups' scores, DeepSeek-V3 excludes them:
+            # the two differ only when top-k needs more experts than the kept groups hold
+            # (RouterConfig.dropped_groups), and only then is it said, so that the published
+            # configs read as the presets do
+            overflow = n_groups > 1 and int(get_field(hf, "num_experts_per_tok")) > topk_groups * int(n_experts) // n_groups
             router = RouterConfig(
                 score="softmax",
                 # DeepSeek-V2's own code honours norm_topk_prob (HF's port ignores it; both
                 # published V2 configs set it false, where the two agree).
                 norm_topk=bool(hf.get("norm_topk_prob", False)),
                 scale=float(hf.get("routed_scaling_factor", 1.0)),
-                n_groups=int(hf.get("n_group") or 1) if grouped else 1,
-                topk_groups=int(hf.get("topk_group") or 1) if grouped else 1,
+                n_groups=n_groups,
+                topk_groups=topk_groups,
                 group_score="max",
+                dropped_groups="zeroed" if overflow else "excluded",
             )
         try:
             moe = MoEConfig(
@@ -57,14 +72,26 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 top_k=get_field(hf, "num_experts_per_tok"),
                 hidden=get_field(hf, "moe_intermediate_size"),
                 n_shared=int(hf.get("n_shared_experts") or 0),
+                shared_bias=mlp_bias,
                 activation=activation(hf, "hidden_act"),
                 router=router,
             )
         except ConfigError as e:
             raise CheckpointError(f"config.json: {e}") from None
         first_dense = int(hf.get("first_k_dense_replace", 0))
-        freq = int(hf.get("moe_layer_freq", 1) or 1)
-        ffn_types = tuple("moe" if i >= first_dense and i % freq == 0 else "dense" for i in range(n_layers))
+        freq = hf.get("moe_layer_freq", 1)
+        if freq not in (1, None):
+            # DeepSeek's own modeling_deepseek.py makes layer i MoE only when i % moe_layer_freq == 0;
+            # HF's DeepseekV2/V3DecoderLayer reads first_k_dense_replace alone. We follow HF, the
+            # reference our parity is proven against and what wrote the checkpoints it loads (every
+            # published DeepSeek config says 1, where the two agree).
+            warnings.warn(
+                f"moe_layer_freq={freq!r} in config.json is ignored, as HF transformers ignores it: every layer from "
+                f"first_k_dense_replace ({first_dense}) on is MoE (DeepSeek's own modeling_deepseek.py would make "
+                f"only the layers i with i % {freq} == 0 MoE)",
+                stacklevel=2,
+            )
+        ffn_types = tuple("moe" if i >= first_dense else "dense" for i in range(n_layers))
     attention = MLAConfig(
         n_heads=get_field(hf, "num_attention_heads"),
         q_lora_rank=hf.get("q_lora_rank"),
@@ -74,7 +101,8 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         v_head_dim=get_field(hf, "v_head_dim"),
         bias=bool(hf.get("attention_bias", False)),
     )
-    return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types)
+    return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types,
+                             ffn={"bias": mlp_bias})
 
 
 def _rope_perm(cfg: ModelConfig, inverse: bool) -> torch.Tensor:
@@ -137,11 +165,12 @@ register(HFFamily(
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=hf.get("rope_interleave", True) is not False), ignore=IGNORE,
     architecture="DeepseekV3ForCausalLM", mixer="mla",
     problems=lambda cfg: deepseek_problems(cfg, v3=True), write_config=lambda cfg: deepseek_json(cfg, v3=True),
-    prepare_state=zero_score_bias, extra_ignore=_mtp_ignore,
+    prepare_state=zero_score_bias, extra_ignore=_mtp_ignore, empty_tensors=no_shared_expert,
 ))
 register(HFFamily(
     ("deepseek_v2",), lambda hf: _deepseek_config(hf, v3=False),
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=True), ignore=IGNORE,
     architecture="DeepseekV2ForCausalLM", mixer="mla",
     problems=lambda cfg: deepseek_problems(cfg, v3=False), write_config=lambda cfg: deepseek_json(cfg, v3=False),
+    empty_tensors=no_shared_expert,
 ))

@@ -34,7 +34,16 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     kinds, k = [s.ffn for s in cfg.layers], _first_moe(cfg)
     if kinds != ["dense"] * k + ["moe"] * (cfg.n_layers - k):
         p.append(f"ffn_types={kinds} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    if m.shared_hidden is not None or m.shared_bias:
+        p.append(f"moe.shared_hidden={m.shared_hidden} shared_bias={m.shared_bias} "
+                 "(DeepSeek's shared experts are n_shared_experts x moe_intermediate_size wide, written without biases)")
     r = m.router
+    if r.n_groups > 1 and m.top_k > r.topk_groups * (m.n_experts // r.n_groups):
+        # top-k reaches into the dropped groups: V3 excludes them, V2 zeroes them (RouterConfig.dropped_groups)
+        want = "excluded" if v3 else "zeroed"
+        if r.dropped_groups != want:
+            p.append(f"moe.router.dropped_groups={r.dropped_groups!r} with top_k={m.top_k} beyond the kept groups' experts "
+                     f"(deepseek_v{3 if v3 else 2} treats the dropped groups as {want!r})")
     if v3:
         if r.score != "sigmoid":
             p.append(f"moe.router.score={r.score!r} (deepseek_v3 scores experts with sigmoids)")

@@ -7,7 +7,8 @@ says, and MoE in every layer.
   logits, softmaxes, and drops it again (AttentionConfig.sinks).
 - GptOssTopKRouter: a linear layer with a bias, softmax over its top-k logits, which is
   softmax over all, top-k, renormalised (RouterConfig.logit_bias, norm_topk).
-- GptOssExperts: a clamped SwiGLU, (up + 1) * gate * sigmoid(swiglu_alpha gate), with biases.
+- GptOssExperts: a clamped SwiGLU, (up + 1) * gate * sigmoid(swiglu_alpha gate), with biases;
+  swiglu_alpha and swiglu_limit from config.json (1.702 and 7.0 in the release).
   Stored fused: gate_up_proj (E, D, 2F) with gate and up *interleaved* along the last axis
   (`gate_up[..., ::2]`, `gate_up[..., 1::2]`), gate_up_proj_bias (E, 2F), and down_proj
   (E, F, D) applied as `x @ down_proj[e]`; ours keep gate / up (E, F, D) and down (E, D, F).
@@ -20,6 +21,8 @@ fp32 layout save_pretrained writes for a dequantized model is read here.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -39,8 +42,6 @@ _DEFAULTS = {
 # GptOssConfig.__post_init__'s RoPE when config.json gives none
 _ROPE = {"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
          "truncate": False, "original_max_position_embeddings": 4096}
-# the sigmoid gain of our clamped_swiglu (nn/moe.py), fixed as in OpenAI's reference
-_ALPHA = 1.702
 
 
 def _gpt_oss_config(hf: dict) -> ModelConfig:
@@ -57,9 +58,9 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
     n_layers = positive_int(hf, "num_hidden_layers")
     # GptOssConfig.__post_init__: sliding at even layers, full at odd ones
     types = layer_types(hf, n_layers, ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n_layers)])
-    alpha = hf["swiglu_alpha"]
-    if not isinstance(alpha, (int, float)) or abs(alpha - _ALPHA) > 1e-9:
-        raise CheckpointError(f"config.json: swiglu_alpha={alpha!r} is not supported (GPT-OSS's experts use {_ALPHA})")
+    alpha = hf["swiglu_alpha"]  # GptOssExperts: sigmoid(gate * swiglu_alpha)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha):
+        raise CheckpointError(f"config.json: swiglu_alpha must be a finite number, got {alpha!r}")
     limit = hf["swiglu_limit"]
     if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit <= 0:
         raise CheckpointError(f"config.json: swiglu_limit must be a positive number, got {limit!r}")
@@ -72,6 +73,7 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
             router=RouterConfig(score="softmax", norm_topk=True, logit_bias=True),
             bias=True,
             swiglu_limit=float(limit),
+            swiglu_alpha=float(alpha),
         )
     except ConfigError as e:
         raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
