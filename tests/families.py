@@ -593,6 +593,11 @@ def gpt_oss_hub_config(n_layers: int, n_experts: int) -> dict:
 
 
 hub_config("gpt-oss-20b", gpt_oss_hub_config(24, 32))
+# as published: the experts in MXFP4 (dequantized on load), the rest unquantized
+hub_config("gpt-oss-20b", {**gpt_oss_hub_config(24, 32), "quantization_config": {
+    "quant_method": "mxfp4",
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}},
+    label="gpt-oss-20b-mxfp4")
 hub_config("gpt-oss-120b", gpt_oss_hub_config(36, 128))
 
 

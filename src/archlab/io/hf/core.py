@@ -246,6 +246,14 @@ class HFCheckpoint(TensorSource):
         scale = name + "_scale_inv"
         return [scale] if scale in self and self.dtype_name(name) in _FP8 else []
 
+    def problems(self, names: list[str]) -> list[str]:
+        # MXFP4's packed codes and exponents (GPT-OSS's release, io/mxfp4.py) are bytes
+        return [
+            f"{n}: MXFP4 {'codes' if n.endswith('_blocks') else 'exponents'} must be stored as U8 (uint8), "
+            f"stored as {self.dtype_name(n)}"
+            for n in names if n.endswith(("_blocks", "_scales")) and self.dtype_name(n) != "U8"
+        ]
+
     def read(self, name: str) -> torch.Tensor:
         t = super().read(name)
         if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
