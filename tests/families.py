@@ -151,7 +151,7 @@ def _neox_expect(block: str, rotary_dims: int):
 register("gpt_neox", "parallel-20b", neox_config, seed=0, presets=("gpt-neox-20b",), expect=_neox_expect("parallel", 4),
          bad_fields=(({"use_parallel_residual": "yes"}, "use_parallel_residual"), ({"hidden_act": "mish"}, "hidden_act"),
                      ({"num_attention_heads": 5}, "num_attention_heads"),
-                     (_rotary(0.2), "partial")))  # 3 of 16 dims: odd
+                     (_rotary(0.05), "partial")))  # 0 of 16 dims
 # Pythia-style variants: sequential residual, exact GELU, half the head rotated, theta changed,
 # no attention biases, tied embeddings
 register("gpt_neox", "sequential-nobias-tied", lambda: neox_config(
@@ -513,7 +513,7 @@ register("glm4_moe", "glm45-shape", glm_config, seed=0, presets=("glm-4.5",), ex
          bad_fields=(({"use_qk_norm": "yes"}, "use_qk_norm"), ({"n_group": 3}, "n_group"),
                      ({"first_k_dense_replace": -1}, "first_k_dense_replace"), ({"hidden_act": "mish"}, "hidden_act"),
                      ({"num_attention_heads": 5}, "num_attention_heads|n_kv_heads"),
-                     (_rotary(0.2), "partial")))  # 3 of 16 dims: odd
+                     (_rotary(0.05), "partial")))  # 0 of 16 dims
 # GLM-4.5-Air-like: no QK-norm; and a quarter of the head rotated, 2 shared experts, no
 # renormalisation, no groups, two dense layers, tied embeddings
 register("glm4_moe", "air-quarter-rope", lambda: glm_config(
@@ -677,9 +677,14 @@ register("deepseek_v2", "dsv2-moe-layer-freq", _deepseek(
 # a shared expert not a whole number of routed experts wide
 register("qwen3_next", "qwen3next-odd-shared", lambda: transformers.Qwen3NextConfig(
     **{**qwen3_next_published_shape().to_dict(), "shared_expert_intermediate_size": 40}), seed=0)
+# head_dim 12 x partial_rotary_factor 0.25 = 3, odd: HF rotates 4 dimensions with 2 frequencies theta**(-2i/3)
+register("qwen3_next", "qwen3next-odd-rotary", lambda: transformers.Qwen3NextConfig(
+    **{**qwen3_next_published_shape().to_dict(), "head_dim": 12}), seed=0)
+register("glm4_moe", "glm-odd-rotary", lambda: glm_config(
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.2}), seed=0)  # 3 of 16
 # swiglu_alpha other than GPT-OSS's 1.702
 register("gpt_oss", "gpt-oss-alpha", lambda: gpt_oss_config(swiglu_alpha=1.2, swiglu_limit=0.5), seed=0)
 
 MOE_EDGE_CASES = ("dsv3-no-shared", "dsv2-no-shared", "glm-no-shared", "dsv2-mlp-bias", "dsv3-topk-beyond-groups",
                   "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "qwen3next-odd-shared",
-                  "gpt-oss-alpha")
+                  "qwen3next-odd-rotary", "glm-odd-rotary", "gpt-oss-alpha")

@@ -51,3 +51,14 @@ def test_non_empty_tensor_of_an_absent_shared_expert_is_named(hf_pair, tmp_path)
     save_file(tensors, str(directory / "model.safetensors"))
     with pytest.raises(archlab.CheckpointError, match=re.escape(f"{name}' has shape (24, 64)")):
         archlab.load(directory)
+
+
+def test_new_moe_fields_refuse_what_nothing_would_read():
+    from archlab.model_config import ConfigError, MoEConfig
+
+    with pytest.raises(ConfigError, match=r"moe\.shared_hidden: is the width of one shared expert, but n_shared is 2"):
+        MoEConfig(n_experts=4, top_k=2, hidden=8, n_shared=2, shared_hidden=12)
+    with pytest.raises(ConfigError, match=r"moe\.swiglu_alpha: 1\.2 would be ignored"):
+        MoEConfig(n_experts=4, top_k=2, hidden=8, swiglu_alpha=1.2)
+    with pytest.raises(ConfigError, match=r"moe\.router\.dropped_groups: expected one of"):
+        MoEConfig(n_experts=4, top_k=2, hidden=8, router=archlab.RouterConfig(dropped_groups="masked"))

@@ -682,10 +682,15 @@ class ModelConfig:
         for rope, where in ((self.rope, "position"), (self.rope_local, "rope_local")):
             if rope is not None:
                 rd = rope.rotary_dim(hd)
+                # An odd rd (head_dim 12 x 0.25 = 3) is what HF runs too: its rope init makes
+                # ceil(rd / 2) frequencies theta**(-2i / rd), and apply_rotary_pos_emb rotates
+                # cos.shape[-1] = rd + 1 dimensions (modeling_qwen3_next.py, _glm4_moe, _gpt_neox);
+                # nn/position.py does the same. It needs that one more dimension in the head.
                 _require(
-                    rd > 0 and rd % 2 == 0,
+                    rd > 0 and rd + rd % 2 <= hd,
                     f"{where}.partial",
-                    f"rotates {rd} of head_dim {hd} dimensions; RoPE needs an even, positive number",
+                    f"rotates {rd} of head_dim {hd} dimensions; RoPE needs a positive number, and an odd one "
+                    "rotates one more (as HF does), which must fit in the head",
                 )
         for k in ("window", "chunk", "softcap", "scale"):
             v = getattr(a, k)
