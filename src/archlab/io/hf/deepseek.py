@@ -12,7 +12,7 @@ from ...model_config import ConfigError, MLAConfig, ModelConfig, MoEConfig, Rout
 from ...nn.position import interleaved_to_halves
 from ..mapping import Rule, Tensors, rename, same
 from .core import CheckpointError, HFFamily, activation, get_field, register
-from .deepseek_save import deepseek_json, deepseek_problems, zero_score_bias
+from .deepseek_save import deepseek_json, deepseek_problems, empty_shared_expert, zero_score_bias
 from .llama_like import flag, llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
@@ -172,5 +172,5 @@ register(HFFamily(
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=True), ignore=IGNORE,
     architecture="DeepseekV2ForCausalLM", mixer="mla",
     problems=lambda cfg: deepseek_problems(cfg, v3=False), write_config=lambda cfg: deepseek_json(cfg, v3=False),
-    empty_tensors=no_shared_expert,
+    prepare_state=empty_shared_expert, empty_tensors=no_shared_expert,
 ))
