@@ -62,3 +62,12 @@ def test_new_moe_fields_refuse_what_nothing_would_read():
         MoEConfig(n_experts=4, top_k=2, hidden=8, swiglu_alpha=1.2)
     with pytest.raises(ConfigError, match=r"moe\.router\.dropped_groups: expected one of"):
         MoEConfig(n_experts=4, top_k=2, hidden=8, router=archlab.RouterConfig(dropped_groups="masked"))
+
+
+def test_deepseek_v2_norm_topk_prob_follows_deepseek_with_a_warning(hf_pair):
+    """HF's DeepseekV2TopkRouter ignores norm_topk_prob; archlab renormalises as DeepSeek's own
+    code does, and says so at load."""
+    hf = json.loads((hf_pair.path("dsv2-mlp-bias") / "config.json").read_text())
+    with pytest.warns(UserWarning, match=r"norm_topk_prob=true .*DeepseekV2TopkRouter ignores"):
+        cfg = FAMILIES["deepseek_v2"].read_config({**hf, "norm_topk_prob": True})
+    assert cfg.moe.router.norm_topk

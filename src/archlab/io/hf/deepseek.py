@@ -55,6 +55,13 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             # (RouterConfig.dropped_groups), and only then is it said, so that the published
             # configs read as the presets do
             overflow = n_groups > 1 and int(get_field(hf, "num_experts_per_tok")) > topk_groups * int(n_experts) // n_groups
+            if hf.get("norm_topk_prob"):
+                warnings.warn(
+                    "norm_topk_prob=true in a deepseek_v2 config.json: the top-k weights are renormalised, as "
+                    "DeepSeek-V2's own modeling_deepseek.py does; HF transformers' DeepseekV2TopkRouter ignores "
+                    "norm_topk_prob, so its logits differ from these",
+                    stacklevel=2,
+                )
             router = RouterConfig(
                 score="softmax",
                 # DeepSeek-V2's own code honours norm_topk_prob (HF's port ignores it; both
