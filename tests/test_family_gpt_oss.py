@@ -69,6 +69,19 @@ def test_mxfp4_checkpoint_loads_as_hf_dequantizes_it(mxfp4_dir):
     assert d < ATOL
 
 
+def test_mxfp4_experts_load_exactly_in_bfloat16(mxfp4_dir):
+    """HF dequantizes straight into bfloat16 parameters; every MXFP4 value is exact there, so
+    ours (dequantized in float32, then cast) are the same numbers."""
+    import transformers
+
+    ref = transformers.AutoModelForCausalLM.from_pretrained(mxfp4_dir, dtype=torch.bfloat16)
+    ours = archlab.load(mxfp4_dir, dtype=torch.bfloat16)
+    hf, ex = ref.model.layers[1].mlp.experts, ours.layers[1].ffn.experts
+    assert ex.gate.dtype == hf.gate_up_proj.dtype == torch.bfloat16
+    torch.testing.assert_close(ex.gate.data, hf.gate_up_proj.data[..., 0::2].transpose(1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(ex.down.data, hf.down_proj.data.transpose(1, 2), rtol=0, atol=0)
+
+
 def test_mxfp4_dequantizes_every_byte_and_exponent_as_hf():
     """Every code byte and every exponent 0..255 against transformers' own converter
     (_convert_moe_packed_tensors: (E, rows, G, 16) -> (E, G * 32, rows))."""
