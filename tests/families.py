@@ -674,6 +674,10 @@ register("glm4_moe", "glm-topk-beyond-groups", lambda: glm_config(n_group=4, top
 register("deepseek_v2", "dsv2-moe-layer-freq", _deepseek(
     "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
     n_shared_experts=1, moe_layer_freq=2, num_hidden_layers=4), ignore_warnings="moe_layer_freq")
+# norm_topk_prob=true: HF's DeepseekV2TopkRouter ignores it (weights: top-k softmax scores x routed_scaling_factor)
+register("deepseek_v2", "dsv2-norm-topk-ignored", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=1.5), ignore_warnings="norm_topk_prob")
 # a shared expert not a whole number of routed experts wide
 register("qwen3_next", "qwen3next-odd-shared", lambda: transformers.Qwen3NextConfig(
     **{**qwen3_next_published_shape().to_dict(), "shared_expert_intermediate_size": 40}), seed=0)
@@ -686,5 +690,5 @@ register("glm4_moe", "glm-odd-rotary", lambda: glm_config(
 register("gpt_oss", "gpt-oss-alpha", lambda: gpt_oss_config(swiglu_alpha=1.2, swiglu_limit=0.5), seed=0)
 
 MOE_EDGE_CASES = ("dsv3-no-shared", "dsv2-no-shared", "glm-no-shared", "dsv2-mlp-bias", "dsv3-topk-beyond-groups",
-                  "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "qwen3next-odd-shared",
+                  "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "dsv2-norm-topk-ignored", "qwen3next-odd-shared",
                   "qwen3next-odd-rotary", "glm-odd-rotary", "gpt-oss-alpha")

@@ -64,10 +64,11 @@ def test_new_moe_fields_refuse_what_nothing_would_read():
         MoEConfig(n_experts=4, top_k=2, hidden=8, router=archlab.RouterConfig(dropped_groups="masked"))
 
 
-def test_deepseek_v2_norm_topk_prob_follows_deepseek_with_a_warning(hf_pair):
-    """HF's DeepseekV2TopkRouter ignores norm_topk_prob; archlab renormalises as DeepSeek's own
-    code does, and says so at load."""
-    hf = json.loads((hf_pair.path("dsv2-mlp-bias") / "config.json").read_text())
-    with pytest.warns(UserWarning, match=r"norm_topk_prob=true .*DeepseekV2TopkRouter ignores"):
-        cfg = FAMILIES["deepseek_v2"].read_config({**hf, "norm_topk_prob": True})
-    assert cfg.moe.router.norm_topk
+def test_deepseek_v2_norm_topk_prob_is_ignored_with_a_warning(hf_pair):
+    """HF's DeepseekV2TopkRouter ignores norm_topk_prob, and so do we (the parity of
+    dsv2-norm-topk-ignored), saying at load that DeepSeek's own code would not."""
+    hf = json.loads((hf_pair.path("dsv2-norm-topk-ignored") / "config.json").read_text())
+    assert hf["norm_topk_prob"] is True
+    with pytest.warns(UserWarning, match=r"norm_topk_prob=true in a deepseek_v2 config.json is ignored"):
+        cfg = FAMILIES["deepseek_v2"].read_config(hf)
+    assert not cfg.moe.router.norm_topk and cfg.moe.router.scale == 1.5

@@ -56,17 +56,21 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             # configs read as the presets do
             overflow = n_groups > 1 and int(get_field(hf, "num_experts_per_tok")) > topk_groups * int(n_experts) // n_groups
             if hf.get("norm_topk_prob"):
+                # DeepSeek-V2's own modeling_deepseek.py (MoEGate) renormalises the top-k weights when
+                # norm_topk_prob and top_k > 1, and then does *not* apply routed_scaling_factor; HF's
+                # DeepseekV2TopkRouter ignores norm_topk_prob and always scales. We follow HF, the
+                # reference our parity is proven against (and what the deepseek_v2 writer assumes);
+                # both published V2 configs say false, where all three agree.
                 warnings.warn(
-                    "norm_topk_prob=true in a deepseek_v2 config.json: the top-k weights are renormalised, as "
-                    "DeepSeek-V2's own modeling_deepseek.py does; HF transformers' DeepseekV2TopkRouter ignores "
-                    "norm_topk_prob, so its logits differ from these",
+                    "norm_topk_prob=true in a deepseek_v2 config.json is ignored, as HF transformers' "
+                    "DeepseekV2TopkRouter ignores it: the weights are the top-k softmax scores times "
+                    "routed_scaling_factor (DeepSeek-V2's own modeling_deepseek.py would renormalise them instead, "
+                    "without routed_scaling_factor)",
                     stacklevel=2,
                 )
             router = RouterConfig(
                 score="softmax",
-                # DeepSeek-V2's own code honours norm_topk_prob (HF's port ignores it; both
-                # published V2 configs set it false, where the two agree).
-                norm_topk=bool(hf.get("norm_topk_prob", False)),
+                norm_topk=False,  # DeepseekV2TopkRouter: never renormalised (see the warning above)
                 scale=float(hf.get("routed_scaling_factor", 1.0)),
                 n_groups=n_groups,
                 topk_groups=topk_groups,
