@@ -151,7 +151,7 @@ def _neox_expect(block: str, rotary_dims: int):
 register("gpt_neox", "parallel-20b", neox_config, seed=0, presets=("gpt-neox-20b",), expect=_neox_expect("parallel", 4),
          bad_fields=(({"use_parallel_residual": "yes"}, "use_parallel_residual"), ({"hidden_act": "mish"}, "hidden_act"),
                      ({"num_attention_heads": 5}, "num_attention_heads"),
-                     (_rotary(0.2), "partial")))  # 3 of 16 dims: odd
+                     (_rotary(0.05), "partial")))  # 0 of 16 dims
 # Pythia-style variants: sequential residual, exact GELU, half the head rotated, theta changed,
 # no attention biases, tied embeddings
 register("gpt_neox", "sequential-nobias-tied", lambda: neox_config(
@@ -520,7 +520,7 @@ register("glm4_moe", "glm45-shape", glm_config, seed=0, presets=("glm-4.5",), ex
          bad_fields=(({"use_qk_norm": "yes"}, "use_qk_norm"), ({"n_group": 3}, "n_group"),
                      ({"first_k_dense_replace": -1}, "first_k_dense_replace"), ({"hidden_act": "mish"}, "hidden_act"),
                      ({"num_attention_heads": 5}, "num_attention_heads|n_kv_heads"),
-                     (_rotary(0.2), "partial")))  # 3 of 16 dims: odd
+                     (_rotary(0.05), "partial")))  # 0 of 16 dims
 # GLM-4.5-Air-like: no QK-norm; and a quarter of the head rotated, 2 shared experts, no
 # renormalisation, no groups, two dense layers, tied embeddings
 register("glm4_moe", "air-quarter-rope", lambda: glm_config(
@@ -567,7 +567,7 @@ def _gpt_oss_expect(ours):
 
 
 register("gpt_oss", "20b-shape", gpt_oss_config, seed=0, presets=GPT_OSS_PRESETS, expect=_gpt_oss_expect,
-         bad_fields=(({"swiglu_alpha": 1.0}, "swiglu_alpha"), ({"swiglu_limit": -1}, "swiglu_limit"),
+         bad_fields=(({"swiglu_alpha": "1.0"}, "swiglu_alpha"), ({"swiglu_limit": -1}, "swiglu_limit"),
                      ({"sliding_window": None}, "sliding_window"),
                      ({"layer_types": ["sliding_attention", "chunked_attention"]}, "layer_types"),
                      ({"layer_types": ["sliding_attention"]}, "layer_types"),
@@ -600,6 +600,11 @@ def gpt_oss_hub_config(n_layers: int, n_experts: int) -> dict:
 
 
 hub_config("gpt-oss-20b", gpt_oss_hub_config(24, 32))
+# as published: the experts in MXFP4 (dequantized on load), the rest unquantized
+hub_config("gpt-oss-20b", {**gpt_oss_hub_config(24, 32), "quantization_config": {
+    "quant_method": "mxfp4",
+    "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}},
+    label="gpt-oss-20b-mxfp4")
 hub_config("gpt-oss-120b", gpt_oss_hub_config(36, 128))
 
 
@@ -659,6 +664,54 @@ register("qwen3_next", "qwen3next-published", qwen3_next_published_shape, seed=0
          fused_experts=True)
 register("qwen3_next", "qwen3next-variants", qwen3_next_variants, seed=1, expect=_qwen3_next_variants_expect)
 
+
+# ---- MoE configs the published models do not use, which HF accepts and runs (issue 11, part B) ----
+
+# no shared expert: HF still builds DeepseekV3MLP / Glm4MoeMLP of width 0 and saves its empty tensors
+register("deepseek_v3", "dsv3-no-shared", _deepseek(
+    "DeepseekV3Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, n_group=1, topk_group=1,
+    n_shared_experts=0))
+register("deepseek_v2", "dsv2-no-shared", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=0))
+register("glm4_moe", "glm-no-shared", lambda: glm_config(n_shared_experts=0), seed=0)
+# mlp_bias: biases on the dense MLP's and the shared expert's projections (DeepseekV2MLP), none on
+# the routed experts (DeepseekV2Experts)
+register("deepseek_v2", "dsv2-mlp-bias", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=2, mlp_bias=True))
+# top-k larger than the experts of the kept groups: 1 group of 2 kept, top-3. V3 masks the
+# dropped groups to -inf and weighs by the unmasked scores; V2 masks them to 0.0
+register("deepseek_v3", "dsv3-topk-beyond-groups", _deepseek(
+    "DeepseekV3Config", q_lora_rank=None, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=1,
+    n_shared_experts=1, norm_topk_prob=True))
+register("deepseek_v2", "dsv2-topk-beyond-groups", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=8, num_experts_per_tok=3, n_group=4, topk_group=1,
+    topk_method="group_limited_greedy", n_shared_experts=1))
+register("glm4_moe", "glm-topk-beyond-groups", lambda: glm_config(n_group=4, topk_group=1, num_experts_per_tok=3),
+         seed=0)
+# moe_layer_freq: HF's DeepseekV2DecoderLayer ignores it (MoE where layer >= first_k_dense_replace)
+register("deepseek_v2", "dsv2-moe-layer-freq", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=1, moe_layer_freq=2, num_hidden_layers=4), ignore_warnings="moe_layer_freq")
+# norm_topk_prob=true: HF's DeepseekV2TopkRouter ignores it (weights: top-k softmax scores x routed_scaling_factor)
+register("deepseek_v2", "dsv2-norm-topk-ignored", _deepseek(
+    "DeepseekV2Config", q_lora_rank=None, n_routed_experts=6, num_experts_per_tok=2, topk_method="greedy",
+    n_shared_experts=1, norm_topk_prob=True, routed_scaling_factor=1.5), ignore_warnings="norm_topk_prob")
+# a shared expert not a whole number of routed experts wide
+register("qwen3_next", "qwen3next-odd-shared", lambda: transformers.Qwen3NextConfig(
+    **{**qwen3_next_published_shape().to_dict(), "shared_expert_intermediate_size": 40}), seed=0)
+# head_dim 12 x partial_rotary_factor 0.25 = 3, odd: HF rotates 4 dimensions with 2 frequencies theta**(-2i/3)
+register("qwen3_next", "qwen3next-odd-rotary", lambda: transformers.Qwen3NextConfig(
+    **{**qwen3_next_published_shape().to_dict(), "head_dim": 12}), seed=0)
+register("glm4_moe", "glm-odd-rotary", lambda: glm_config(
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.2}), seed=0)  # 3 of 16
+# swiglu_alpha other than GPT-OSS's 1.702
+register("gpt_oss", "gpt-oss-alpha", lambda: gpt_oss_config(swiglu_alpha=1.2, swiglu_limit=0.5), seed=0)
+
+MOE_EDGE_CASES = ("dsv3-no-shared", "dsv2-no-shared", "glm-no-shared", "dsv2-mlp-bias", "dsv3-topk-beyond-groups",
+                  "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "dsv2-norm-topk-ignored", "qwen3next-odd-shared",
+                  "qwen3next-odd-rotary", "glm-odd-rotary", "gpt-oss-alpha")
 
 # the families archlab.save writes (tests/test_export.py): every family registered above
 EXPORTABLE_FAMILIES = tuple(dict.fromkeys(c.family for c in CASES.values()))

@@ -118,7 +118,7 @@ def test_out_of_range_ids_under_compile_still_raise():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("variant", ["plain", "gpt-oss", "weights-on-input"])
+@pytest.mark.parametrize("variant", ["plain", "gpt-oss", "gpt-oss-alpha", "weights-on-input"])
 def test_grouped_experts_equal_split_experts(variant, dtype):
     """The sync-free path (torch._grouped_mm) against the per-expert split, outputs and
     gradients, with an expert that gets no token and groups that need padding."""
@@ -126,6 +126,7 @@ def test_grouped_experts_equal_split_experts(variant, dtype):
     kw = {
         "plain": {},
         "gpt-oss": {"bias": True, "swiglu_limit": 7.0},
+        "gpt-oss-alpha": {"bias": True, "swiglu_limit": 7.0, "swiglu_alpha": 1.2},  # both paths read it
         "weights-on-input": {"router": RouterConfig(weights_on="input")},
     }[variant]
     experts = Experts(16, MoEConfig(n_experts=5, top_k=2, hidden=24, **kw))

@@ -67,6 +67,7 @@ ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu", "quick_gelu")
 FFN_KINDS = ("mlp", "glu")
 ROUTER_SCORES = ("softmax", "sigmoid")
 GROUP_SCORES = ("max", "top2_sum")
+GROUP_DROPS = ("excluded", "zeroed")
 ROUTER_WEIGHTS_ON = ("output", "input")
 QK_NORM_SCOPES = ("head", "all")
 # Residual layouts, one Block class each (nn/block.py):
@@ -381,6 +382,12 @@ class RouterConfig:
     logit_softcap: router logits squashed to cap * tanh(logits / cap) before scoring (Grok).
     weights_on: "output" weighs each expert's output (most models); "input" scales the token
         before it enters the expert (Llama 4).
+    dropped_groups: what group-limited routing does with the experts of the groups it drops.
+        It matters only when top_k exceeds the experts of the kept groups, and then the
+        references differ: "excluded" scores them -inf for the choice, so top-k fills up with
+        dropped experts in topk's order of ties, weighed by their real scores (DeepSeek-V3's
+        inference/model.py Gate; HF deepseek_v3 and glm4_moe); "zeroed" sets their scores to
+        0.0, so the ones picked weigh nothing (HF deepseek_v2's group_limited_greedy).
     """
 
     score: str = "softmax"
@@ -393,8 +400,10 @@ class RouterConfig:
     logit_bias: bool = False
     logit_softcap: float | None = None
     weights_on: str = "output"
+    dropped_groups: str = "excluded"
 
     def __post_init__(self) -> None:
+        _require(self.dropped_groups in GROUP_DROPS, "moe.router.dropped_groups", f"expected one of {GROUP_DROPS}, got {self.dropped_groups!r}")
         _require(self.score in ROUTER_SCORES, "moe.router.score", f"expected one of {ROUTER_SCORES}, got {self.score!r}")
         _require(self.weights_on in ROUTER_WEIGHTS_ON, "moe.router.weights_on", f"expected one of {ROUTER_WEIGHTS_ON}, got {self.weights_on!r}")
         _require(self.group_score in GROUP_SCORES, "moe.router.group_score", f"expected one of {GROUP_SCORES}, got {self.group_score!r}")
@@ -414,10 +423,13 @@ class RouterConfig:
 @dataclass(frozen=True)
 class MoEConfig:
     """Routed experts (each a GLU of `hidden`) plus optional always-on shared experts.
-    The shared part is one GLU of n_shared * hidden (how DeepSeek stores it).
+    The shared part is one GLU of n_shared * hidden (how DeepSeek stores it), or of
+    shared_hidden when given (Qwen3-Next's shared_expert_intermediate_size need not be a
+    multiple of the routed experts' width); shared_bias: biases on its projections
+    (HF deepseek_v2's mlp_bias).
 
     bias: biases in every expert's projections (GPT-OSS).  swiglu_limit: GPT-OSS's clamped
-    SwiGLU, (up + 1) * gate * sigmoid(1.702 gate) with gate <= limit and |up| <= limit.
+    SwiGLU, (up + 1) * gate * sigmoid(swiglu_alpha gate) with gate <= limit and |up| <= limit.
     shared_gate: the shared expert's output is scaled by sigmoid(w . x) (Qwen3-Next).
     output_scale: the whole layer's output (routed + shared) is multiplied by this (Grok's
     "residual MoE" averages a dense GeGLU, its shared part, with the experts: 1/sqrt(2))."""
@@ -430,8 +442,16 @@ class MoEConfig:
     router: RouterConfig = field(default_factory=RouterConfig)
     bias: bool = False
     swiglu_limit: float | None = None
+    swiglu_alpha: float = 1.702  # OpenAI's gpt_oss/torch/model.py swiglu(alpha=1.702); HF's GptOssConfig default
     shared_gate: bool = False
     output_scale: float = 1.0
+    shared_hidden: int | None = None
+    shared_bias: bool = False
+
+    @property
+    def shared_width(self) -> int:
+        """The width of the one GLU that holds every shared expert (0: none)."""
+        return self.shared_hidden if self.shared_hidden is not None else self.n_shared * self.hidden
 
     def __post_init__(self) -> None:
         _require(self.n_experts >= 1, "moe.n_experts", f"must be >= 1, got {self.n_experts}")
@@ -450,17 +470,19 @@ class MoEConfig:
             f"must divide n_experts ({self.n_experts}), got {r.n_groups}",
         )
         per_group = self.n_experts // r.n_groups
-        _require(
-            self.top_k <= r.topk_groups * per_group,
-            "moe.top_k",
-            f"{self.top_k} experts cannot be chosen from topk_groups ({r.topk_groups}) groups of {per_group}",
-        )
         if r.group_score == "top2_sum" and r.n_groups > 1:
             _require(per_group >= 2, "moe.router.group_score", "top2_sum needs at least 2 experts per group")
         _require(not (self.shared_gate and not self.n_shared), "moe.shared_gate", "gates a shared expert, but n_shared is 0")
+        _require(not (self.shared_bias and not self.n_shared), "moe.shared_bias", "biases a shared expert, but n_shared is 0")
+        if self.shared_hidden is not None:
+            _require(_is_count(self.shared_hidden), "moe.shared_hidden", f"must be a positive integer, got {self.shared_hidden!r}")
+            _require(self.n_shared == 1, "moe.shared_hidden",
+                     f"is the width of one shared expert, but n_shared is {self.n_shared} (use n_shared alone for multiples of hidden)")
+        _require(self.swiglu_limit is not None or self.swiglu_alpha == 1.702, "moe.swiglu_alpha",
+                 f"{self.swiglu_alpha} would be ignored: only GPT-OSS's clamped SwiGLU (swiglu_limit) reads it")
         if self.swiglu_limit is not None:
             _require(self.swiglu_limit > 0, "moe.swiglu_limit", f"must be > 0, got {self.swiglu_limit}")
-            # GPT-OSS's clamped SwiGLU brings its own sigmoid(1.702 x) gate: another activation would be ignored
+            # GPT-OSS's clamped SwiGLU brings its own sigmoid(alpha x) gate: another activation would be ignored
             _require(
                 self.activation == "silu",
                 "moe.activation",
@@ -747,10 +769,15 @@ class ModelConfig:
         for rope, where in ((self.rope, "position"), (self.rope_local, "rope_local")):
             if rope is not None:
                 rd = rope.rotary_dim(hd)
+                # An odd rd (head_dim 12 x 0.25 = 3) is what HF runs too: its rope init makes
+                # ceil(rd / 2) frequencies theta**(-2i / rd), and apply_rotary_pos_emb rotates
+                # cos.shape[-1] = rd + 1 dimensions (modeling_qwen3_next.py, _glm4_moe, _gpt_neox);
+                # nn/position.py does the same. It needs that one more dimension in the head.
                 _require(
-                    rd > 0 and rd % 2 == 0,
+                    rd > 0 and rd + rd % 2 <= hd,
                     f"{where}.partial",
-                    f"rotates {rd} of head_dim {hd} dimensions; RoPE needs an even, positive number",
+                    f"rotates {rd} of head_dim {hd} dimensions; RoPE needs a positive number, and an odd one "
+                    "rotates one more (as HF does), which must fit in the head",
                 )
                 _check_longrope(rope, rd, where)
         for k in ("window", "chunk", "softcap", "scale"):

@@ -184,7 +184,7 @@ def _shape_problems(step: Step, ckpt: Checkpoint, expected: dict[str, torch.Size
     try:
         made = step.rule.load(step.gather(lambda n: torch.empty(ckpt.shape(n), device="meta")), cfg)
     except CheckpointError:
-        raise  # a format refusing a layout it recognises (GPT-OSS's MXFP4 experts) says why itself
+        raise  # a format refusing a layout it recognises says why itself
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
         return [f"{step.label()} {', '.join(map(str, stored))} (for {', '.join(step.ours)}): cannot be converted ({e})"]
     out = []

@@ -48,6 +48,7 @@ class Router(nn.Module):
             logits_NE = r.logit_softcap * torch.tanh(logits_NE / r.logit_softcap)
         scores_NE = logits_NE.softmax(dim=-1) if r.score == "softmax" else logits_NE.sigmoid()
         choice_NE = scores_NE if self.score_bias is None else scores_NE + self.score_bias.float()
+        weights_NE = scores_NE
         if r.n_groups > 1:
             N, E, G = choice_NE.shape[0], self.n_experts, r.n_groups
             grouped_NGe = choice_NE.view(N, G, E // G)
@@ -58,11 +59,15 @@ class Router(nn.Module):
             best_groups = group_NG.topk(r.topk_groups, dim=-1, sorted=False).indices
             keep_NG = torch.zeros_like(group_NG, dtype=torch.bool).scatter_(1, best_groups, True)
             keep_NE = keep_NG.repeat_interleave(E // G, dim=1)
-            choice_NE = choice_NE.masked_fill(~keep_NE, float("-inf"))
+            if r.dropped_groups == "zeroed":  # HF deepseek_v2: dropped experts may be picked, but weigh 0
+                choice_NE = choice_NE.masked_fill(~keep_NE, 0.0)
+                weights_NE = scores_NE.masked_fill(~keep_NE, 0.0)
+            else:
+                choice_NE = choice_NE.masked_fill(~keep_NE, float("-inf"))
         idx_NK = choice_NE.topk(self.top_k, dim=-1, sorted=False).indices
         if self.track_balance and torch.is_grad_enabled():
             self.balance_loss = balance_loss(scores_NE, idx_NK, self.n_experts)
-        w_NK = scores_NE.gather(1, idx_NK)
+        w_NK = weights_NE.gather(1, idx_NK)
         if r.norm_topk:
             w_NK = w_NK / (w_NK.sum(dim=-1, keepdim=True) + 1e-20)
         return w_NK * r.scale, idx_NK
@@ -83,10 +88,10 @@ def balance_loss(scores_NE: torch.Tensor, idx_NK: torch.Tensor, n_experts: int) 
     return n_experts * (share_E * probs_NE.float().mean(dim=0)).sum()
 
 
-def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: float = 1.702) -> torch.Tensor:
-    """GPT-OSS's expert activation: SwiGLU with sigmoid(alpha x) in place of silu's sigmoid(x),
-    both inputs clamped (gate from above, up both ways) and 1 added to up (OpenAI's reference
-    gpt_oss/torch/model.py: swiglu)."""
+def clamped_swiglu(gate: torch.Tensor, up: torch.Tensor, limit: float, alpha: float) -> torch.Tensor:
+    """GPT-OSS's expert activation: SwiGLU with sigmoid(alpha x) in place of silu's sigmoid(x)
+    (alpha 1.702 in the release), both inputs clamped (gate from above, up both ways) and 1
+    added to up (OpenAI's reference gpt_oss/torch/model.py: swiglu; HF GptOssExperts._apply_gate)."""
     gate = gate.clamp(max=limit)
     up = up.clamp(min=-limit, max=limit)
     return (up + 1) * gate * torch.sigmoid(alpha * gate)
@@ -141,7 +146,7 @@ class Experts(nn.Module):
         super().__init__()
         E, Fh, D = cfg.n_experts, cfg.hidden, d_model
         self.act = ACTIVATIONS[cfg.activation]
-        self.limit = cfg.swiglu_limit
+        self.limit, self.alpha = cfg.swiglu_limit, cfg.swiglu_alpha
         self.weights_on_input = cfg.router.weights_on == "input"
         self.gate = nn.Parameter(torch.empty(E, Fh, D))
         self.up = nn.Parameter(torch.empty(E, Fh, D))
@@ -171,7 +176,7 @@ class Experts(nn.Module):
         g, u = x @ self.gate[e].T, x @ self.up[e].T  # (n_e, F)
         if self.gate_bias is not None:
             g, u = g + self.gate_bias[e], u + self.up_bias[e]
-        h = clamped_swiglu(g, u, self.limit) if self.limit is not None else self.act(g) * u
+        h = clamped_swiglu(g, u, self.limit, self.alpha) if self.limit is not None else self.act(g) * u
         y = h @ self.down[e].T  # (n_e, D)
         return y if self.down_bias is None else y + self.down_bias[e]
 
@@ -207,7 +212,7 @@ class Experts(nn.Module):
         u = torch._grouped_mm(x_RD, self.up.transpose(-2, -1), offs=offs)[row_S]
         if self.gate_bias is not None:
             g, u = _add_bias(g, self.gate_bias, expert_S), _add_bias(u, self.up_bias, expert_S)
-        h = clamped_swiglu(g, u, self.limit) if self.limit is not None else self.act(g) * u
+        h = clamped_swiglu(g, u, self.limit, self.alpha) if self.limit is not None else self.act(g) * u
         y = torch._grouped_mm(spread(h), self.down.transpose(-2, -1), offs=offs)[row_S]  # (S, D)
         return y if self.down_bias is None else _add_bias(y, self.down_bias, expert_S)
 
@@ -247,7 +252,7 @@ class MoE(nn.Module):
         self.router = Router(d_model, cfg)
         self.experts = Experts(d_model, cfg)
         self.shared = (
-            GLU(d_model, FFNConfig(hidden=cfg.hidden * cfg.n_shared, kind="glu", activation=cfg.activation))
+            GLU(d_model, FFNConfig(hidden=cfg.shared_width, kind="glu", activation=cfg.activation, bias=cfg.shared_bias))
             if cfg.n_shared
             else None
         )

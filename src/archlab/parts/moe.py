@@ -18,13 +18,14 @@ class MixtureOfExperts(FFNKind):
         m, d = cfg.moe, cfg.d_model
         always = linear(d, m.n_experts, m.router.logit_bias)  # the router scores every expert
         if m.n_shared:
-            always += 3 * d * m.hidden * m.n_shared + (d if m.shared_gate else 0)
+            always += 2 * linear(d, m.shared_width, m.shared_bias) + linear(m.shared_width, d, m.shared_bias)
+            always += d if m.shared_gate else 0
         per_expert = 2 * linear(d, m.hidden, m.bias) + linear(m.hidden, d, m.bias)
         return always + m.n_experts * per_expert, always + m.top_k * per_expert
 
     def flops(self, cfg: ModelConfig) -> int:
         m, d = cfg.moe, cfg.d_model
-        shared = 3 * d * m.hidden * m.n_shared + (d if m.shared_gate else 0)
+        shared = 3 * d * m.shared_width + (d if m.shared_gate else 0)
         return 2 * (d * m.n_experts + shared + m.top_k * 3 * d * m.hidden)
 
     def describe(self, cfg: ModelConfig) -> Part:
@@ -32,7 +33,8 @@ class MixtureOfExperts(FFNKind):
         r = m.router
         text = f"MoE {m.n_experts} experts of {m.hidden}, top-{m.top_k}"
         if m.n_shared:
-            text += f" + {m.n_shared} shared" + (" (gated)" if m.shared_gate else "")
+            text += f" + {m.n_shared} shared" + (f" of {m.shared_hidden}" if m.shared_hidden else "")
+            text += " (gated)" if m.shared_gate else ""
         text += f", {r.score}"
         if r.n_groups > 1:
             text += f", {r.n_groups} groups (top-{r.topk_groups})"
@@ -43,9 +45,11 @@ class MixtureOfExperts(FFNKind):
         data = {
             "n_experts": m.n_experts, "top_k": m.top_k, "hidden": m.hidden, "n_shared": m.n_shared,
             "activation": m.activation, "shared_gate": m.shared_gate, "bias": m.bias, "swiglu_limit": m.swiglu_limit,
-            "output_scale": m.output_scale,
+            "swiglu_alpha": m.swiglu_alpha, "output_scale": m.output_scale, "shared_hidden": m.shared_hidden,
+            "shared_bias": m.shared_bias,
             "router": {k: getattr(r, k) for k in ("score", "norm_topk", "scale", "n_groups", "topk_groups", "group_score",
-                                                  "score_bias", "logit_bias", "logit_softcap", "weights_on")},
+                                                  "score_bias", "logit_bias", "logit_softcap", "weights_on",
+                                                  "dropped_groups")},
         }
         return Part(text, data, f"MoE {m.top_k}/{m.n_experts}" + (f"+{m.n_shared}" if m.n_shared else ""))
 
@@ -62,9 +66,10 @@ class MixtureOfExperts(FFNKind):
         if n_groups > 1:
             # keep routing group-limited (fewer groups survive than exist) yet able to fill top_k
             topk_groups = max(min(topk_groups, n_groups - 1), -(-top_k // per_group))
+        narrow = lambda w: max(8, int(w * d_model / cfg.d_model) // 8 * 8)  # noqa: E731
         return {"moe": replace(
-            moe, n_experts=n_experts, top_k=top_k,
-            hidden=max(8, int(moe.hidden * d_model / cfg.d_model) // 8 * 8),
+            moe, n_experts=n_experts, top_k=top_k, hidden=narrow(moe.hidden),
+            shared_hidden=None if moe.shared_hidden is None else narrow(moe.shared_hidden),
             router=replace(r, n_groups=n_groups, topk_groups=topk_groups),
         )}
 

@@ -7,6 +7,8 @@ save.py's."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +54,9 @@ class HFFamily:
     prepare_state: Callable[[dict[str, torch.Tensor], ModelConfig], dict[str, torch.Tensor]] = _state_as_is
     # patterns of checkpoint tensors to ignore that depend on the config (DeepSeek-V3's MTP layers)
     extra_ignore: Callable[[dict, ModelConfig], list[str]] = lambda hf, cfg: []
+    # patterns of checkpoint tensors HF's model holds with no elements for this config (the
+    # zero-width shared expert of n_shared_experts=0): skipped once checked to be empty
+    empty_tensors: Callable[[dict, ModelConfig], list[str]] = lambda hf, cfg: []
 
 
 # ---- reading config.json ----------------------------------------------------------------
@@ -313,6 +318,14 @@ class HFCheckpoint(TensorSource):
         scale = name + "_scale_inv"
         return [scale] if scale in self and self.dtype_name(name) in _FP8 else []
 
+    def problems(self, names: list[str]) -> list[str]:
+        # MXFP4's packed codes and exponents (GPT-OSS's release, io/mxfp4.py) are bytes
+        return [
+            f"{n}: MXFP4 {'codes' if n.endswith('_blocks') else 'exponents'} must be stored as U8 (uint8), "
+            f"stored as {self.dtype_name(n)}"
+            for n in names if n.endswith(("_blocks", "_scales")) and self.dtype_name(n) != "U8"
+        ]
+
     def read(self, name: str) -> torch.Tensor:
         t = super().read(name)
         if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
@@ -347,6 +360,18 @@ def convert_state(
     )
 
 
+def _checked_empty(src: HFCheckpoint, patterns: list[str]) -> list[str]:
+    """`patterns`, once every checkpoint tensor they match is found to hold no elements: one
+    that holds some is a weight the model config.json describes has no place for."""
+    for name in src.names():
+        if any(re.search(p, name) for p in patterns) and math.prod(src.shape(name)):
+            raise CheckpointError(
+                f"{src.directory}: tensor {name!r} has shape {tuple(src.shape(name))}, but the model config.json "
+                "describes holds it with no elements (a zero-width module, such as n_shared_experts=0's shared expert)"
+            )
+    return patterns
+
+
 def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
     hf, family, cfg = read_config(directory)
     src = HFCheckpoint(directory, hf)
@@ -356,6 +381,7 @@ def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: s
     if cfg.tie_embeddings:
         extra.append(r"^lm_head\.weight$")  # a tied head stored anyway is the embedding
     extra += family.extra_ignore(hf, cfg)
+    extra += _checked_empty(src, family.empty_tensors(hf, cfg))
     state = convert_state(src, family, cfg, hf, expected, dtype, tuple(extra))
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device) if device is not None else model

@@ -12,31 +12,20 @@ from ...model_config import ConfigError, MLAConfig, ModelConfig, MoEConfig, Rout
 from ...nn.position import interleaved_to_halves
 from ..mapping import Rule, Tensors, rename, same
 from .core import CheckpointError, HFFamily, activation, get_field, register
-from .deepseek_save import deepseek_json, deepseek_problems, zero_score_bias
-from .llama_like import llama_like_config, positive_int, with_defaults
-from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
-
-
-def _v2_renormalises(hf: dict) -> bool:
-    """DeepSeek-V2's own MoEGate (modeling_deepseek.py in deepseek-ai/DeepSeek-V2 on the hub):
-    `if self.top_k > 1 and self.norm_topk_prob:` divide the top-k weights by their sum, `else:`
-    multiply them by routed_scaling_factor. We follow the authors' code. HF's port
-    (modeling_deepseek_v2.py, DeepseekV2TopkRouter) ignores norm_topk_prob and always scales;
-    both published V2 configs say false, where the two agree, and otherwise we say so."""
-    if not hf.get("norm_topk_prob") or int(hf.get("num_experts_per_tok") or 1) <= 1:
-        return False
-    warnings.warn(
-        "deepseek_v2: norm_topk_prob=true: archlab renormalises the top-k expert weights to sum to 1 (and then, "
-        "as DeepSeek-V2's own code, does not apply routed_scaling_factor); HF transformers' DeepseekV2 ignores "
-        "norm_topk_prob and scales the unnormalised weights by routed_scaling_factor, so the logits differ from HF's",
-        stacklevel=3,
-    )
-    return True
+from .deepseek_save import deepseek_json, deepseek_problems, empty_shared_expert, zero_score_bias
+from .llama_like import flag, llama_like_config, positive_int, with_defaults
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
 
 def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
-    if hf.get("mlp_bias"):
-        raise CheckpointError("config.json: mlp_bias=true is not supported for DeepSeek")
+    # mlp_bias: DeepseekV2MLP's gate/up/down biases, in the dense layers and the shared
+    # experts (DeepseekV2Experts has none). DeepseekV3MLP has no bias whatever config.json says.
+    mlp_bias = not v3 and hf.get("mlp_bias") is not None and flag(hf, "mlp_bias")
+    if mlp_bias and hf.get("n_routed_experts") and not hf.get("n_shared_experts"):
+        raise CheckpointError(
+            f"config.json: mlp_bias=true with n_shared_experts={hf.get('n_shared_experts')!r} is not supported: HF's "
+            "zero-width shared expert still adds its down_proj bias to every MoE layer's output"
+        )
     hf = with_defaults(hf, {"rms_norm_eps": 1e-6})
     n_layers = positive_int(hf, "num_hidden_layers")
     n_experts = hf.get("n_routed_experts")
@@ -59,15 +48,34 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             if method not in ("greedy", "group_limited_greedy"):
                 raise CheckpointError(f"config.json: topk_method={method!r} is not supported for deepseek_v2")
             grouped = method == "group_limited_greedy"
-            renorm = _v2_renormalises(hf)
+            n_groups = int(hf.get("n_group") or 1) if grouped else 1
+            topk_groups = int(hf.get("topk_group") or 1) if grouped else 1
+            # DeepseekV2TopkRouter zeroes the dropped groups' scores, DeepSeek-V3 excludes them:
+            # the two differ only when top-k needs more experts than the kept groups hold
+            # (RouterConfig.dropped_groups), and only then is it said, so that the published
+            # configs read as the presets do
+            overflow = n_groups > 1 and int(get_field(hf, "num_experts_per_tok")) > topk_groups * int(n_experts) // n_groups
+            if hf.get("norm_topk_prob"):
+                # DeepSeek-V2's own modeling_deepseek.py (MoEGate) renormalises the top-k weights when
+                # norm_topk_prob and top_k > 1, and then does *not* apply routed_scaling_factor; HF's
+                # DeepseekV2TopkRouter ignores norm_topk_prob and always scales. We follow HF, the
+                # reference our parity is proven against (and what the deepseek_v2 writer assumes);
+                # both published V2 configs say false, where all three agree.
+                warnings.warn(
+                    "norm_topk_prob=true in a deepseek_v2 config.json is ignored, as HF transformers' "
+                    "DeepseekV2TopkRouter ignores it: the weights are the top-k softmax scores times "
+                    "routed_scaling_factor (DeepSeek-V2's own modeling_deepseek.py would renormalise them instead, "
+                    "without routed_scaling_factor)",
+                    stacklevel=2,
+                )
             router = RouterConfig(
                 score="softmax",
-                norm_topk=renorm,
-                # DeepSeek-V2's MoEGate either renormalises or scales, never both
-                scale=1.0 if renorm else float(hf.get("routed_scaling_factor", 1.0)),
-                n_groups=int(hf.get("n_group") or 1) if grouped else 1,
-                topk_groups=int(hf.get("topk_group") or 1) if grouped else 1,
+                norm_topk=False,  # DeepseekV2TopkRouter: never renormalised (see the warning above)
+                scale=float(hf.get("routed_scaling_factor", 1.0)),
+                n_groups=n_groups,
+                topk_groups=topk_groups,
                 group_score="max",
+                dropped_groups="zeroed" if overflow else "excluded",
             )
         try:
             moe = MoEConfig(
@@ -75,14 +83,26 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 top_k=get_field(hf, "num_experts_per_tok"),
                 hidden=get_field(hf, "moe_intermediate_size"),
                 n_shared=int(hf.get("n_shared_experts") or 0),
+                shared_bias=mlp_bias,
                 activation=activation(hf, "hidden_act"),
                 router=router,
             )
         except ConfigError as e:
             raise CheckpointError(f"config.json: {e}") from None
         first_dense = int(hf.get("first_k_dense_replace", 0))
-        freq = int(hf.get("moe_layer_freq", 1) or 1)
-        ffn_types = tuple("moe" if i >= first_dense and i % freq == 0 else "dense" for i in range(n_layers))
+        freq = hf.get("moe_layer_freq", 1)
+        if freq not in (1, None):
+            # DeepSeek's own modeling_deepseek.py makes layer i MoE only when i % moe_layer_freq == 0;
+            # HF's DeepseekV2/V3DecoderLayer reads first_k_dense_replace alone. We follow HF, the
+            # reference our parity is proven against and what wrote the checkpoints it loads (every
+            # published DeepSeek config says 1, where the two agree).
+            warnings.warn(
+                f"moe_layer_freq={freq!r} in config.json is ignored, as HF transformers ignores it: every layer from "
+                f"first_k_dense_replace ({first_dense}) on is MoE (DeepSeek's own modeling_deepseek.py would make "
+                f"only the layers i with i % {freq} == 0 MoE)",
+                stacklevel=2,
+            )
+        ffn_types = tuple("moe" if i >= first_dense else "dense" for i in range(n_layers))
     attention = MLAConfig(
         n_heads=get_field(hf, "num_attention_heads"),
         q_lora_rank=hf.get("q_lora_rank"),
@@ -92,7 +112,8 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         v_head_dim=get_field(hf, "v_head_dim"),
         bias=bool(hf.get("attention_bias", False)),
     )
-    return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types)
+    return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types,
+                             ffn={"bias": mlp_bias})
 
 
 def _rope_perm(cfg: ModelConfig, inverse: bool) -> torch.Tensor:
@@ -155,11 +176,12 @@ register(HFFamily(
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=hf.get("rope_interleave", True) is not False), ignore=IGNORE,
     architecture="DeepseekV3ForCausalLM", mixer="mla",
     problems=lambda cfg: deepseek_problems(cfg, v3=True), write_config=lambda cfg: deepseek_json(cfg, v3=True),
-    prepare_state=zero_score_bias, extra_ignore=_mtp_ignore,
+    prepare_state=zero_score_bias, extra_ignore=_mtp_ignore, empty_tensors=no_shared_expert,
 ))
 register(HFFamily(
     ("deepseek_v2",), lambda hf: _deepseek_config(hf, v3=False),
     lambda cfg, hf: _deepseek_rules(cfg, interleaved=True), ignore=IGNORE,
     architecture="DeepseekV2ForCausalLM", mixer="mla",
     problems=lambda cfg: deepseek_problems(cfg, v3=False), write_config=lambda cfg: deepseek_json(cfg, v3=False),
+    prepare_state=empty_shared_expert, empty_tensors=no_shared_expert,
 ))

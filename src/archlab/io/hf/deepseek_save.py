@@ -24,8 +24,13 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
         p.append(f"norm.kind={cfg.norm.kind!r} (DeepSeek uses RMSNorm)")
     if cfg.resolved_attention.latent_norm_eps != 1e-6:
         p.append(f"attention.latent_norm_eps={cfg.resolved_attention.latent_norm_eps} (HF's DeepSeek fixes the latent norms' eps at 1e-6)")
-    if f is not None and (f.kind != "glu" or f.bias):
-        p.append(f"ffn kind={f.kind!r} bias={f.bias} (DeepSeek's dense FFN is a GLU without biases)")
+    if f is not None and f.kind != "glu":
+        p.append(f"ffn kind={f.kind!r} (DeepSeek's dense FFN is a GLU)")
+    if _mlp_bias(cfg) is None:
+        p.append(f"ffn.bias={f.bias if f else None} moe.shared_bias={m.shared_bias if m else None} moe.n_shared="
+                 f"{m.n_shared if m else None} (DeepSeek-V2's one mlp_bias biases the dense FFN and a shared expert alike)")
+    elif _mlp_bias(cfg) and v3:
+        p.append("ffn.bias / moe.shared_bias (deepseek_v3's MLPs have no biases; deepseek_v2's mlp_bias has them)")
     if not v3 and cfg.d_model % cfg.resolved_attention.n_heads:
         p.append(f"d_model={cfg.d_model} with n_heads={cfg.resolved_attention.n_heads} "
                  "(HF's DeepseekV2Config requires hidden_size divisible by the heads)")
@@ -36,7 +41,15 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
     kinds, k = [s.ffn for s in cfg.layers], _first_moe(cfg)
     if kinds != ["dense"] * k + ["moe"] * (cfg.n_layers - k):
         p.append(f"ffn_types={kinds} (DeepSeek's MoE layers are all layers from first_k_dense_replace on)")
+    if m.shared_hidden is not None:
+        p.append(f"moe.shared_hidden={m.shared_hidden} (DeepSeek's shared experts are n_shared_experts x moe_intermediate_size wide)")
     r = m.router
+    if r.n_groups > 1 and m.top_k > r.topk_groups * (m.n_experts // r.n_groups):
+        # top-k reaches into the dropped groups: V3 excludes them, V2 zeroes them (RouterConfig.dropped_groups)
+        want = "excluded" if v3 else "zeroed"
+        if r.dropped_groups != want:
+            p.append(f"moe.router.dropped_groups={r.dropped_groups!r} with top_k={m.top_k} beyond the kept groups' experts "
+                     f"(deepseek_v{3 if v3 else 2} treats the dropped groups as {want!r})")
     if v3:
         if r.score != "sigmoid":
             p.append(f"moe.router.score={r.score!r} (deepseek_v3 scores experts with sigmoids)")
@@ -54,6 +67,19 @@ def deepseek_problems(cfg: ModelConfig, v3: bool) -> list[str]:
         if r.n_groups > 1 and r.group_score != "max":
             p.append(f"moe.router.group_score={r.group_score!r} (deepseek_v2 ranks groups by their best expert: 'max')")
     return p
+
+
+def _mlp_bias(cfg: ModelConfig) -> bool | None:
+    """config.json's mlp_bias for `cfg`'s dense FFN and shared expert, None where no value says
+    both (HF's DeepseekV2MLP reads the one flag for both; with no shared expert its zero-width
+    one would still add a down_proj bias)."""
+    f, m = cfg.resolved_ffn, cfg.moe
+    said = {f.bias} if f is not None else set()
+    if m is not None:
+        said.add(m.shared_bias)
+        if not m.n_shared and True in said:
+            return None
+    return None if len(said) > 1 else bool(said and said.pop())
 
 
 def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
@@ -77,7 +103,7 @@ def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
         "rms_norm_eps": cfg.norm.eps,
         **rope_json(cfg),
         "attention_bias": a.bias,
-        "mlp_bias": False,
+        "mlp_bias": bool(_mlp_bias(cfg)),
         "attention_dropout": 0.0,
     }
     if v3:
@@ -105,9 +131,25 @@ def deepseek_json(cfg: ModelConfig, v3: bool) -> dict[str, Any]:
     return hf
 
 
+def empty_shared_expert(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """With n_shared_experts=0, HF's DeepseekV2/V3Moe still holds a shared expert of width 0:
+    its (0, D) and (D, 0) weights are written, so that HF finds every tensor it expects."""
+    if cfg.moe is None or cfg.moe.n_shared:
+        return state
+    out = {}
+    for k, v in state.items():
+        out[k] = v
+        if k.endswith(".ffn.router.weight"):
+            shared, D = k.removesuffix("router.weight") + "shared.", v.shape[1]
+            out.update({shared + "gate.weight": v.new_zeros(0, D), shared + "up.weight": v.new_zeros(0, D),
+                        shared + "down.weight": v.new_zeros(D, 0)})
+    return out
+
+
 def zero_score_bias(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """deepseek_v3's router always has a selection bias; a sigmoid router without one is
-    the same router with a zero bias."""
+    the same router with a zero bias. (And the empty shared expert, as for V2.)"""
+    state = empty_shared_expert(state, cfg)
     if cfg.moe is None or cfg.moe.router.score_bias:
         return state
     out = {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import flag, llama_like_config, positive_int, rms_norm, with_defaults
-from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules
+from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
 # Glm4MoeConfig's defaults (configuration_glm4_moe.py) for what config.json may leave out
 _DEFAULTS = {
@@ -95,4 +95,5 @@ def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
     return [rf"^model\.layers\.({layers})\."] if n else []
 
 
-register(HFFamily(("glm4_moe",), _glm4_moe_config, _glm4_moe_rules, ignore=IGNORE, extra_ignore=_mtp_ignore))
+register(HFFamily(("glm4_moe",), _glm4_moe_config, _glm4_moe_rules, ignore=IGNORE, extra_ignore=_mtp_ignore,
+                   empty_tensors=no_shared_expert))

@@ -81,8 +81,10 @@ def expert_rules(block: str = "model.layers.{i}.mlp.", names: tuple[str, str, st
 
 
 def shared_expert_rules(prefix: str) -> list[Rule]:
-    """The always-on shared expert, a bias-free GLU under `prefix` (e.g. model.layers.{i}.mlp.shared_experts.)."""
-    return [rename(f"layers.{{i}}.ffn.shared.{ours}.weight", f"{prefix}{theirs}.weight") for ours, theirs in GLU]
+    """The always-on shared expert, a GLU under `prefix` (e.g. model.layers.{i}.mlp.shared_experts.),
+    with biases where the config gives it some (DeepSeek-V2's mlp_bias)."""
+    return [rename(f"layers.{{i}}.ffn.shared.{ours}.{w}", f"{prefix}{theirs}.{w}") for ours, theirs in GLU
+            for w in ("weight", "bias")]
 
 
 def deepseek_moe_rules() -> list[Rule]:
@@ -97,3 +99,12 @@ def deepseek_moe_rules() -> list[Rule]:
 
 
 IGNORE = (r".*rotary_emb\.inv_freq$",)  # a recomputed buffer older checkpoints carry
+
+
+def no_shared_expert(hf: dict, cfg: ModelConfig) -> list[str]:
+    """With n_shared_experts=0, HF's DeepseekV2/V3Moe and Glm4MoeMoE still build their shared
+    expert, an MLP of width moe_intermediate_size * 0, and save_pretrained writes its (0, D) and
+    (D, 0) weights: ours has no shared expert, and those empty tensors are skipped."""
+    if cfg.moe is None or cfg.moe.n_shared:
+        return []
+    return [r"^model\.layers\.\d+\.mlp\.shared_experts\.(gate|up|down)_proj\.(weight|bias)$"]

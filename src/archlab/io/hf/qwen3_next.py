@@ -52,16 +52,15 @@ LAYER_TYPES = {"linear_attention": "linear", "full_attention": "global"}
 def _moe(hf: dict, act: str) -> MoEConfig:
     hidden = positive_int(hf, "moe_intermediate_size")
     shared = positive_int(hf, "shared_expert_intermediate_size")
-    if shared % hidden:
-        # our schema stores the shared expert as one GLU of n_shared * hidden
-        raise CheckpointError(
-            f"config.json: shared_expert_intermediate_size={shared} must be a multiple of moe_intermediate_size={hidden}"
-        )
+    # one GLU of shared_expert_intermediate_size (Qwen3NextSparseMoeBlock.shared_expert): said as
+    # n_shared routed experts' widths where it is a multiple of theirs, as the preset says it
+    n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
     return MoEConfig(
         n_experts=hf["num_experts"],
         top_k=positive_int(hf, "num_experts_per_tok"),
         hidden=hidden,
-        n_shared=shared // hidden,
+        n_shared=n_shared,
+        shared_hidden=shared_hidden,
         shared_gate=True,
         activation=act,
         router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
