@@ -713,10 +713,10 @@ MOE_EDGE_CASES = ("dsv3-no-shared", "dsv2-no-shared", "glm-no-shared", "dsv2-mlp
                   "dsv2-topk-beyond-groups", "glm-topk-beyond-groups", "dsv2-moe-layer-freq", "dsv2-norm-topk-ignored", "qwen3next-odd-shared",
                   "qwen3next-odd-rotary", "glm-odd-rotary", "gpt-oss-alpha")
 
-# the families archlab.save writes (tests/test_export.py): every family registered above
-EXPORTABLE_FAMILIES = tuple(dict.fromkeys(c.family for c in CASES.values()))
-
-# ---- Qwen2, Qwen2.5, Qwen2-MoE (their own module, registered here; not saved yet) ----------------
+# ---- Qwen2, Qwen2.5, Qwen2-MoE (their own module, registered here) --------------------------------
 
 import families_qwen2  # noqa: E402,F401
 import families_sizes  # noqa: E402,F401
+
+# the families archlab.save writes (tests/test_export.py): every family registered above
+EXPORTABLE_FAMILIES = tuple(dict.fromkeys(c.family for c in CASES.values()))

@@ -38,19 +38,18 @@ PRESET_MODEL_TYPE = {
     "qwen3-next-80b-a3b": "qwen3_next",
     **dict.fromkeys(("qwen3-1.7b", "qwen3-4b", "qwen3-14b", "qwen3-32b"), "qwen3"),
     "mistral-small-3.1-24b": "llama",  # no sliding window: a Llama
-    # q/k/v biases without an o bias: GLM-4.5's attention_bias, until qwen2 has a writer
-    "qwen2.5-7b": "glm4_moe", "qwen2.5-72b": "glm4_moe",
+    # q/k/v biases without an o bias: Qwen2's own attention (GLM-4.5's attention_bias, after it, could too)
+    "qwen2.5-7b": "qwen2", "qwen2.5-72b": "qwen2",
+    # the gated shared expert without QK-norm
+    "qwen2-57b-a14b": "qwen2_moe", "qwen1.5-moe-a2.7b": "qwen2_moe",
 }
 # Grok 2.5: transformers has no Grok model (its numbers come from xai-org's config.json and
 # SGLang's grok.py), and no other model_type has MoE with sandwich norms and capped attention
 REFUSED_PRESETS = {"grok-2.5": ("mixtral: block='sandwich'", "gemma3_text: norm=", "llama4_text: block='sandwich'"),
                    # from the papers: transformers has no PaLM, nor GPT-3's banded sparse layers
-                   "palm-540b": ("llama: block='parallel'",), "gpt-3-175b": ("gpt2: layer_types has 'sliding' layers",),
-                   # the gated shared expert without QK-norm: qwen2_moe, which has no writer yet
-                   "qwen2-57b-a14b": ("qwen3_moe: attention.qk_norm=None",),
-                   "qwen1.5-moe-a2.7b": ("qwen3_moe: attention.qk_norm=None",)}
-# the model type each refused preset's family would be, were it in transformers (None: it is)
-_HF_NAME = {"grok-2.5": "grok", "palm-540b": "palm", "gpt-3-175b": "gpt3", "qwen2-57b-a14b": None, "qwen1.5-moe-a2.7b": None}
+                   "palm-540b": ("llama: block='parallel'",), "gpt-3-175b": ("gpt2: layer_types has 'sliding' layers",)}
+# the model type each refused preset's family would be, were it in transformers
+_HF_NAME = {"grok-2.5": "grok", "palm-540b": "palm", "gpt-3-175b": "gpt3"}
 
 
 def test_every_preset_is_written_as_its_model_type_or_refused():
@@ -61,9 +60,8 @@ def test_every_preset_is_written_as_its_model_type_or_refused():
 
 @pytest.mark.parametrize("preset", list(REFUSED_PRESETS))
 def test_refused_preset_names_what_blocks_each_family(preset, tmp_path):
-    # the refusal is true: HF transformers has no model of this family (or archlab no writer yet)
-    if _HF_NAME[preset]:
-        assert _HF_NAME[preset] not in transformers.models.auto.configuration_auto.CONFIG_MAPPING_NAMES
+    # the refusal is true: HF transformers has no model of this family
+    assert _HF_NAME[preset] not in transformers.models.auto.configuration_auto.CONFIG_MAPPING_NAMES
     with pytest.raises(ConfigError) as e:
         archlab.save(archlab.build(archlab.tiny(preset)), tmp_path / "m")
     message = str(e.value)

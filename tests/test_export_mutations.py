@@ -94,7 +94,7 @@ MUTATIONS = {
 # one preset per HF family that saves
 PRESETS = ("gpt2", "gpt-1", "gpt-neox-20b", "bloom-176b", "llama-3-8b", "mistral-7b", "mixtral-8x7b", "deepseek-v2",
            "deepseek-v3", "olmo-2-7b", "gemma-3-1b", "llama-4-scout", "qwen3-8b", "qwen3-30b-a3b", "smollm3-3b",
-           "glm-4.5", "gpt-oss-20b", "qwen3-next-80b-a3b")
+           "glm-4.5", "gpt-oss-20b", "qwen3-next-80b-a3b", "qwen2.5-7b", "qwen2-57b-a14b")
 
 
 # ModelConfig accepts MLA with a NoPE layer, but nn/mla.py reads spec.rope.scaling and fails to

@@ -23,7 +23,8 @@ from . import mistral, qwen3, olmo2, gemma3, smollm3, gpt_oss, glm4_moe, llama4,
 from . import bloom, gpt_neox, openai_gpt  # noqa: E402,F401
 from . import qwen2  # noqa: E402,F401
 # their saving sides; the save order continues in the order these enable it
-from . import llama_like_save, moe_save, gpt_like_save  # noqa: E402,F401
+# (qwen2 before glm4_moe: both express q/k/v biases without an o bias, and a Qwen2.5 is a qwen2)
+from . import llama_like_save, qwen2_save, moe_save, gpt_like_save  # noqa: E402,F401
 
 __all__ = [
     "DEFAULT_MAX_SHARD_BYTES", "FAMILIES", "HFFamily", "Rule", "choose_family", "convert_state",

@@ -125,7 +125,9 @@ def _mixtral_json(cfg: ModelConfig) -> dict[str, Any]:
 
 # ---- qwen3, qwen3_moe (configuration_qwen3.py, configuration_qwen3_moe.py) --------------------
 
-def _qwen3_window(cfg: ModelConfig) -> dict[str, Any]:
+def qwen_window(cfg: ModelConfig) -> dict[str, Any]:
+    """The sliding-window fields of the Qwen config classes (Qwen2/Qwen3: sliding from
+    max_window_layers on), with the explicit layer_types that v5 reads first."""
     w = window(cfg)
     first = next((s.index for s in cfg.layers if s.kind == "sliding"), cfg.n_layers)
     return {"use_sliding_window": w is not None, "sliding_window": w, "max_window_layers": first,
@@ -149,12 +151,12 @@ def _qwen3_moe_problems(cfg: ModelConfig) -> list[str]:
 
 
 def _qwen3_json(cfg: ModelConfig) -> dict[str, Any]:
-    return {**base_json(cfg), **_qwen3_window(cfg)}
+    return {**base_json(cfg), **qwen_window(cfg)}
 
 
 def _qwen3_moe_json(cfg: ModelConfig) -> dict[str, Any]:
     m = cfg.moe
-    hf = {**base_json(cfg), **_qwen3_window(cfg)}
+    hf = {**base_json(cfg), **qwen_window(cfg)}
     del hf["layer_types"], hf["max_window_layers"]  # Qwen3MoeConfig slides in every layer or none
     return {
         **hf, "num_experts": m.n_experts, "num_experts_per_tok": m.top_k, "moe_intermediate_size": m.hidden,
