@@ -69,7 +69,8 @@ def _comparable(cfg):
 SAVED_AS = {
     "mistral-global-headdim": "llama",  # no window and no experts: a Llama, and llama comes first
 }
-QUICK_CASES = ("gpt2", "llama-gqa-llama3rope", "dsv3-qlora-groups-yarn", "mixtral-sliding-6e-top3", "gemma3-27b-like")
+QUICK_CASES = ("gpt2", "llama-gqa-llama3rope", "dsv3-qlora-groups-yarn", "mixtral-sliding-6e-top3", "gemma3-27b-like",
+               "qwen2-gqa-bias", "qwen2moe-mixed-sliding")
 
 
 @pytest.mark.parametrize("family,name,hf_config", slow_except(CASES, QUICK_CASES, ids=[n for _, n, _ in CASES]))
@@ -300,6 +301,15 @@ INEXPRESSIBLE = {
     "softmax-router-renormalised": (
         lambda: _with_router(archlab.tiny("deepseek-v2"), norm_topk=True),
         r"deepseek_v2: moe\.router\.norm_topk=True \(HF's deepseek_v2 ignores norm_topk_prob",
+    ),
+    # Qwen2-MoE's o_proj never has a bias, and its shared expert is always gated
+    "qwen2-moe-out-bias": (
+        lambda: archlab.tiny("qwen2-57b-a14b").replace(attention=replace(archlab.tiny("qwen2-57b-a14b").attention, out_bias=True)),
+        r"qwen2_moe: attention\.out_bias=True \(Qwen2-MoE's o_proj has no bias\)",
+    ),
+    "qwen2-moe-ungated-shared": (
+        lambda: archlab.tiny("qwen2-57b-a14b").replace(moe=replace(archlab.tiny("qwen2-57b-a14b").moe, shared_gate=False)),
+        r"qwen2_moe: moe\.n_shared=8 shared_gate=False \(Qwen2-MoE's MoE layers have a gated shared expert\)",
     ),
     "moe-every-other-layer": (
         lambda: archlab.tiny("deepseek-v3").replace(ffn_types=("dense", "moe", "dense", "moe")),

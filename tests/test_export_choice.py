@@ -105,10 +105,17 @@ UNCOMMON = {
     "llama-half-rope": (lambda: _half_rope("llama-3-8b"), "glm4_moe"),
     # one window in every layer, with experts: Qwen3-MoE slides in all layers or none
     "qwen3-moe-sliding": (lambda: _tiny("qwen3-30b-a3b", {"window": 8}, layer_types=("sliding",) * 2), "qwen3_moe"),
+    # a Llama with biases on q, k and v only is a Qwen2 (o_proj has none in Qwen2Attention)
+    "llama-qkv-bias": (lambda: _tiny("llama-3-8b", {"qkv_bias": True, "out_bias": False}), "qwen2"),
+    # windows where neither class's own rule puts them (qwen2: from max_window_layers on;
+    # qwen2_moe: even layers below it): only the written layer_types says so
+    "qwen2-sliding-first": (lambda: _tiny("qwen2.5-7b", {"window": 8}, layer_types=("sliding", "global")), "qwen2"),
+    "qwen2-moe-sliding-odd": (lambda: _tiny("qwen2-57b-a14b", {"window": 8}, layer_types=("global", "sliding")), "qwen2_moe"),
 }
 
 
-@pytest.mark.parametrize("case", slow_except(list(UNCOMMON), ("sliding-then-global", "glm-router-without-bias")))
+@pytest.mark.parametrize("case", slow_except(list(UNCOMMON), ("sliding-then-global", "glm-router-without-bias",
+                                                              "llama-qkv-bias", "qwen2-moe-sliding-odd")))
 def test_uncommon_models_export(case, tmp_path):
     make_cfg, model_type = UNCOMMON[case]
     cfg = make_cfg()

@@ -4,6 +4,8 @@ passes run over their cases in test_families.py (cases in families_qwen2.py); he
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from families import case
 from families_qwen2 import QWEN2_BASE
@@ -70,3 +72,31 @@ def test_sliding_layers_without_use_sliding_window_are_refused():
     hf["layer_types"] = ["chunked_attention", "full_attention"]
     with pytest.raises(CheckpointError, match="layer_types"):
         FAMILIES["qwen2"].read_config(hf)
+
+
+_PLANS = {
+    "qwen2": [("global",) * 3, ("global", "sliding", "sliding"), ("sliding",) * 3],
+    "qwen2_moe": [("global",) * 4, ("sliding", "global", "sliding", "global"), ("sliding", "global", "global", "global")],
+}
+
+
+@pytest.mark.parametrize("model_type,cls", [("qwen2", "Qwen2Config"), ("qwen2_moe", "Qwen2MoeConfig")])
+def test_saved_window_fields_follow_each_class_rule(model_type, cls):
+    """The written config.json lists layer_types, which v5 reads first; its use_sliding_window
+    and max_window_layers still say the same by the class's own rule (qwen2: from
+    max_window_layers on, qwen2_moe: the even layers below it) wherever that rule can, so a
+    reader that derives the plan (HF's config class without layer_types) gets the same layers."""
+    import archlab
+    from archlab.io.hf import hf_config_json
+
+    preset = {"qwen2": "qwen2.5-7b", "qwen2_moe": "qwen2-57b-a14b"}[model_type]
+    for plan in _PLANS[model_type]:
+        base = archlab.tiny(preset)
+        cfg = base.replace(n_layers=len(plan), layer_types=plan,
+                           attention=replace(base.attention, window=8 if "sliding" in plan else None))
+        family, hf = hf_config_json(cfg)
+        assert hf["model_type"] == model_type
+        assert hf["layer_types"] == [{v: k for k, v in _KINDS.items()}[t] for t in plan]
+        derived = getattr(transformers, cls)(**{k: v for k, v in hf.items() if k != "layer_types"})
+        assert derived.layer_types == hf["layer_types"], plan
+        assert FAMILIES[model_type].read_config({k: v for k, v in hf.items() if k != "layer_types"}).layer_types == plan
