@@ -128,7 +128,8 @@ def _qwen3_next_json(cfg: ModelConfig) -> dict[str, Any]:
         return {**hf, "num_experts": 0}
     return {
         **hf, "num_experts": m.n_experts, "num_experts_per_tok": m.top_k, "moe_intermediate_size": m.hidden,
-        "shared_expert_intermediate_size": m.n_shared * m.hidden, "norm_topk_prob": m.router.norm_topk,
+        "shared_expert_intermediate_size": m.shared_width,  # shared_hidden where not whole experts (qwen3_next.py)
+        "norm_topk_prob": m.router.norm_topk,
     }
 
 
