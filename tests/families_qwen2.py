@@ -60,8 +60,7 @@ register("qwen2", "qwen2-sliding-headdim-tied", lambda: qwen2_config(
         "rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0, "original_max_position_embeddings": 16}), seed=23, expect=_sliding_yarn(("global", "sliding", "sliding"), 6))
 register("qwen2", "qwen2moe-57b-shape", qwen2_moe_config, seed=23, presets=("qwen2-57b-a14b", "qwen1.5-moe-a2.7b"),
          expect=_moe_expect(2), fused_experts=True,
-         bad_fields=(({"shared_expert_intermediate_size": 24}, "shared_expert_intermediate_size"),
-                     ({"num_experts_per_tok": 9}, "num_experts_per_tok"),
+         bad_fields=(({"num_experts_per_tok": 9}, "num_experts_per_tok"),
                      ({"qkv_bias": "yes"}, "qkv_bias"),
                      ({"norm_topk_prob": None}, "norm_topk_prob"),
                      ({"use_sliding_window": True, "sliding_window": 0,
@@ -75,6 +74,16 @@ register("qwen2", "qwen2moe-mixed-sliding", lambda: qwen2_moe_config(
     sliding_window=7, max_window_layers=3, shared_expert_intermediate_size=16), seed=23,
     expect=_moe_expect(1, ffn_types=("dense", "moe", "dense", "dense"),
                        layer_types=("sliding", "global", "sliding", "global")))
+
+# a shared expert not a whole number of experts wide (24 = 1.5 x 16): HF accepts any width
+def _shared_width(width: int):
+    def check(ours):
+        assert ours.config.moe.shared_width == width and ours.layers[0].ffn.shared.up.weight.shape[0] == width
+    return check
+
+
+register("qwen2", "qwen2moe-odd-shared", lambda: qwen2_moe_config(shared_expert_intermediate_size=24), seed=23,
+         expect=_shared_width(24))
 
 
 def _qwen2_hub(**kw) -> dict:

@@ -69,18 +69,16 @@ def _layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
 def _moe(hf: dict, act: str) -> MoEConfig:
     hidden = positive_int(hf, "moe_intermediate_size")
     shared = positive_int(hf, "shared_expert_intermediate_size")
-    if shared % hidden:
-        # our schema stores the shared expert as one GLU of n_shared * hidden (MoEConfig)
-        raise CheckpointError(
-            f"config.json: shared_expert_intermediate_size={shared} is not a multiple of moe_intermediate_size="
-            f"{hidden}; archlab stores the shared expert as a whole number of expert widths"
-        )
+    # one GLU of shared_expert_intermediate_size (Qwen2MoeSparseMoeBlock.shared_expert): said as
+    # n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
+    n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
     try:
         return MoEConfig(
             n_experts=hf["num_experts"],
             top_k=positive_int(hf, "num_experts_per_tok"),
             hidden=hidden,
-            n_shared=shared // hidden,
+            n_shared=n_shared,
+            shared_hidden=shared_hidden,
             shared_gate=True,
             activation=act,
             router=RouterConfig(score="softmax", norm_topk=flag(hf, "norm_topk_prob")),

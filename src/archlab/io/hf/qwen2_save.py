@@ -54,9 +54,6 @@ def _qwen2_moe_problems(cfg: ModelConfig) -> list[str]:
     if not m.n_shared or not m.shared_gate:
         # Qwen2MoeSparseMoeBlock: shared_expert and shared_expert_gate in every MoE layer
         p.append(f"moe.n_shared={m.n_shared} shared_gate={m.shared_gate} (Qwen2-MoE's MoE layers have a gated shared expert)")
-    if m.shared_hidden is not None:
-        # the reader (qwen2.py _moe) takes shared_expert_intermediate_size as a whole number of experts
-        p.append(f"moe.shared_hidden={m.shared_hidden} (archlab reads Qwen2-MoE's shared expert as n_shared x moe_intermediate_size)")
     if f is not None and m.activation != f.activation:
         p.append(f"moe.activation={m.activation!r} differs from ffn.activation={f.activation!r} (Qwen2-MoE has one hidden_act)")
     return p
@@ -75,7 +72,7 @@ def _qwen2_moe_json(cfg: ModelConfig) -> dict[str, Any]:
               max_window_layers=sliding[-1] + 1 if sliding else cfg.n_layers)
     return {
         **hf, "num_experts": m.n_experts, "num_experts_per_tok": m.top_k, "moe_intermediate_size": m.hidden,
-        "shared_expert_intermediate_size": m.n_shared * m.hidden, "norm_topk_prob": m.router.norm_topk,
+        "shared_expert_intermediate_size": m.shared_width, "norm_topk_prob": m.router.norm_topk,
         "decoder_sparse_step": 1, "mlp_only_layers": [s.index for s in cfg.layers if s.ffn == "dense"],
         "router_aux_loss_coef": 0.0, "output_router_logits": False,
     }
