@@ -100,3 +100,31 @@ def test_saved_window_fields_follow_each_class_rule(model_type, cls):
         derived = getattr(transformers, cls)(**{k: v for k, v in hf.items() if k != "layer_types"})
         assert derived.layer_types == hf["layer_types"], plan
         assert FAMILIES[model_type].read_config({k: v for k, v in hf.items() if k != "layer_types"}).layer_types == plan
+
+
+# what a saved preset's config.json may say differently from the published one, each for a reason
+_NOT_ARCHITECTURE = {
+    "bos_token_id", "eos_token_id", "dtype",  # a ModelConfig knows no tokens; the weights' dtype is the model's
+    "use_mrope",  # a Qwen2 config.json relic that no Qwen2 class reads
+    "router_aux_loss_coef",  # a training loss weight: written as 0.0, as every writer does
+}
+
+
+@pytest.mark.parametrize("preset", ["qwen2.5-7b", "qwen2-57b-a14b"])
+def test_saved_preset_config_is_the_published_one(preset):
+    """HF's config class makes the same config of what archlab.save writes for a preset as of
+    its published config.json (families_qwen2.py), but for fields that are not the model's."""
+    import archlab
+    from archlab.io.hf import hf_config_json
+    from families import HUB_CONFIGS
+
+    published = next(h.config for h in HUB_CONFIGS if h.preset == preset)
+    _, ours = hf_config_json(archlab.config(preset))
+    want = transformers.AutoConfig.for_model(**published).to_dict()
+    got = transformers.AutoConfig.for_model(**ours).to_dict()
+    assert got["head_dim"] == want["hidden_size"] // want["num_attention_heads"]  # written, where they derive it
+    if got["model_type"] == "qwen2_moe" and not got["mlp_only_layers"]:
+        assert got["intermediate_size"] != want["intermediate_size"]  # no dense layer reads it
+        del got["intermediate_size"], want["intermediate_size"]
+    differ = {k for k in set(want) | set(got) if want.get(k) != got.get(k)} - {"head_dim"}
+    assert differ <= _NOT_ARCHITECTURE, {k: (want.get(k), got.get(k)) for k in differ - _NOT_ARCHITECTURE}
