@@ -51,7 +51,7 @@ def _gpt_oss_json(cfg: ModelConfig) -> dict[str, Any]:
     return {
         **hf, "intermediate_size": m.hidden, "layer_types": hf_layer_types(cfg), "sliding_window": window(cfg) or 128,
         "num_local_experts": m.n_experts, "num_experts_per_tok": m.top_k, "swiglu_limit": m.swiglu_limit,
-        "swiglu_alpha": 1.702, "router_aux_loss_coef": 0.0, "output_router_logits": False,
+        "swiglu_alpha": m.swiglu_alpha, "router_aux_loss_coef": 0.0, "output_router_logits": False,
     }
 
 
