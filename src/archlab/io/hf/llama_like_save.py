@@ -4,7 +4,8 @@ and what a config must hold to be that family (`problems`: the parts its model c
 field for, each named). Whatever a `problems` list misses, the read-back check of
 save.choose_family still catches, field by field: a family is chosen only when the config.json
 written here reads back as the model. The families with experts or mixers of their own
-(glm4_moe, gpt_oss, llama4_text, qwen3_next) are in moe_save.py."""
+(glm4_moe, gpt_oss, llama4_text, qwen3_next) are in moe_save.py, qwen2 and qwen2_moe in
+qwen2_save.py."""
 
 from __future__ import annotations
 
