@@ -1,0 +1,135 @@
+"""The GGUF metadata of the architectures read through an HF family (hf_backed.py), written back
+as the config.json fields llama.cpp's converter read (convert_hf_to_gguf.py,
+set_gguf_parameters of each model class), with what llama.cpp's runtime assumes where the file
+is silent (src/llama-model.cpp, load_hparams) made explicit. HF's own GGUF loader
+(transformers/integrations/ggml.py GGUF_CONFIG_MAPPING) reads the same keys."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ...errors import CheckpointError
+from .hf_backed import SANDWICH, HFBacked, LAYER, Names
+from .metadata import int_value, rope, vocab_size
+from .reader import GGUFFile
+
+__all__ = ["HF_BACKED"]
+
+
+def _rope_json(g: GGUFFile, head_dim: int, ctx: int) -> dict[str, Any]:
+    r = rope(g, head_dim, ctx)
+    params: dict[str, Any] = {"rope_type": "default", "rope_theta": r.theta, "partial_rotary_factor": r.partial}
+    s = r.scaling
+    if s is not None:
+        params.update(rope_type=s.kind, factor=s.factor, original_max_position_embeddings=s.original_max_seq_len)
+        if s.kind == "yarn":
+            params.update(beta_fast=s.beta_fast, beta_slow=s.beta_slow)
+            if s.attention_factor is not None:
+                params["attention_factor"] = float(s.attention_factor)
+    return params
+
+
+def llama_like_json(g: GGUFFile, model_type: str) -> dict[str, Any]:
+    """The fields every llama-shaped architecture writes (TextModel.set_gguf_parameters)."""
+    d = int_value(g, "embedding_length")
+    n_heads = int_value(g, "attention.head_count")
+    # llama.cpp: n_embd_head_k = key_length, else n_embd / n_head (HF's per-family head_dim
+    # defaults, e.g. Qwen3Config's 128, do not apply to a GGUF file)
+    head_dim = int_value(g, "attention.key_length", None) or d // n_heads
+    value_dim = int_value(g, "attention.value_length", head_dim)
+    if value_dim != head_dim:
+        raise CheckpointError(f"{g.path}: {g.architecture}.attention.value_length={value_dim} differs from key_length={head_dim}; not supported")
+    ctx = int_value(g, "context_length")
+    return {
+        "model_type": model_type,
+        "vocab_size": vocab_size(g),
+        "hidden_size": d,
+        "num_hidden_layers": int_value(g, "block_count"),
+        "intermediate_size": int_value(g, "feed_forward_length"),
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": int_value(g, "attention.head_count_kv", n_heads),
+        "head_dim": head_dim,
+        "max_position_embeddings": ctx,
+        "rms_norm_eps": float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5)),
+        # llama.cpp's graphs take the optional biases when the tensors are present
+        "attention_bias": "blk.0.attn_q.bias" in g,
+        "hidden_act": "silu",
+        # llama.cpp reuses token_embd for the output when the file has no output.weight
+        "tie_word_embeddings": "output.weight" not in g,
+        "rope_parameters": _rope_json(g, head_dim, ctx),
+    }
+
+
+def _qwen3_json(g: GGUFFile) -> dict[str, Any]:
+    return llama_like_json(g, "qwen3")
+
+
+def _qwen3_moe_json(g: GGUFFile) -> dict[str, Any]:
+    hf = llama_like_json(g, "qwen3_moe")
+    hf.update(
+        num_experts=int_value(g, "expert_count"),
+        num_experts_per_tok=int_value(g, "expert_used_count"),
+        moe_intermediate_size=int_value(g, "expert_feed_forward_length"),
+        # llama.cpp's qwen3moe graph always renormalises the top-k weights (src/models/qwen3moe.cpp,
+        # build_moe_ffn(..., norm_w=true)); HF's GGUF loader sets the same default
+        # (integrations/ggml.py GGUF_CONFIG_DEFAULTS_MAPPING["qwen3_moe"])
+        norm_topk_prob=True,
+        # every layer is MoE in llama.cpp's qwen3moe (no dense layers are read)
+        decoder_sparse_step=1, mlp_only_layers=[],
+    )
+    return hf
+
+
+def _olmo2_json(g: GGUFFile) -> dict[str, Any]:
+    return llama_like_json(g, "olmo2")
+
+
+# llama.cpp's Gemma 3 (src/llama-model.cpp, LLM_ARCH_GEMMA3): every 6th layer global, the
+# sliding layers rotating with base 10000 and no scaling, whatever the file says
+_GEMMA3_PATTERN = 6
+_GEMMA3_LOCAL_THETA = 10_000.0
+# ... and the softmax scale 1/sqrt(head_dim), except for the 62-layer 27B model, which
+# llama.cpp recognises by its layer count and gives 1/sqrt(n_embd / n_head) (gemma_pytorch
+# config.py: query_pre_attn_scalar = hidden_size // num_heads for 27B)
+_GEMMA3_27B_LAYERS = 62
+# what HF's GGUF loader uses for every file (Gemma3TextConfig's default; GGUF_CONFIG_MAPPING
+# maps no key to query_pre_attn_scalar)
+_HF_GEMMA3_SCALAR = 256
+
+
+def _gemma3_json(g: GGUFFile) -> dict[str, Any]:
+    hf = llama_like_json(g, "gemma3_text")
+    full = hf.pop("rope_parameters")
+    # Gemma3Model.set_gguf_parameters: the linear scaling is for the global layers only
+    sliding = {"rope_type": "default", "rope_theta": _GEMMA3_LOCAL_THETA, "partial_rotary_factor": full["partial_rotary_factor"]}
+    scalar = hf["head_dim"]
+    if hf["num_hidden_layers"] == _GEMMA3_27B_LAYERS:
+        scalar = hf["hidden_size"] // hf["num_attention_heads"]
+    if scalar != _HF_GEMMA3_SCALAR:
+        warnings.warn(
+            f"{g.path}: gemma3 attention scale 1/sqrt({scalar}), as llama.cpp computes it for this file "
+            f"(1/sqrt(head_dim), or 1/sqrt(hidden_size / heads) for its 62-layer 27B); archlab follows llama.cpp. "
+            f"HF's GGUF loader uses Gemma3TextConfig's default query_pre_attn_scalar={_HF_GEMMA3_SCALAR} instead, "
+            "so its logits differ for this file",
+            stacklevel=2,
+        )
+    hf.update(
+        hidden_activation="gelu_pytorch_tanh",  # llama.cpp's ggml_gelu: the tanh approximation
+        rms_norm_eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-6)),
+        sliding_window=int_value(g, "attention.sliding_window"),
+        sliding_window_pattern=_GEMMA3_PATTERN,
+        query_pre_attn_scalar=scalar,
+        final_logit_softcapping=g.arch_value("final_logit_softcapping", None),
+        rope_parameters={"full_attention": full, "sliding_attention": sliding},
+    )
+    hf.pop("hidden_act")
+    return hf
+
+
+HF_BACKED: dict[str, HFBacked] = {
+    "qwen3": HFBacked("qwen3", _qwen3_json),
+    "qwen3moe": HFBacked("qwen3_moe", _qwen3_moe_json),
+    "gemma3": HFBacked("gemma3_text", _gemma3_json, Names({**LAYER, **SANDWICH}, norm_shift=1.0)),
+    "olmo2": HFBacked("olmo2", _olmo2_json, Names({**LAYER, **SANDWICH})),
+}

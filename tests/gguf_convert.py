@@ -1,0 +1,88 @@
+"""Tiny GGUF files written from random HF models the way llama.cpp's convert_hf_to_gguf.py writes
+them, for the architectures archlab reads through its HF families: tensor names from gguf-py's
+own TensorNameMap (not from archlab's tables), metadata with the GGUFWriter calls each model
+class's set_gguf_parameters makes, and the converter's layout changes (experts stacked per
+projection, Gemma's norms stored as 1 + w, no Q/K permutation outside LlamaModel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+Q = gguf.GGMLQuantizationType
+
+ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
+        "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2}
+
+
+def _metadata(w, arch: str, c) -> None:
+    # TextModel.set_gguf_parameters (convert_hf_to_gguf.py), and the per-class additions below
+    w.add_vocab_size(c.vocab_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    rope = c.rope_parameters.get("full_attention", c.rope_parameters)
+    w.add_rope_freq_base(rope["rope_theta"])
+    head_dim = getattr(c, "head_dim", None)
+    if head_dim is not None:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
+        w.add_expert_count(c.num_experts)
+        w.add_expert_used_count(c.num_experts_per_tok)
+        w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    if arch == "gemma3":  # Gemma3Model.set_gguf_parameters
+        w.add_sliding_window(c.sliding_window)
+        if rope.get("rope_type", "default") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(rope["factor"])
+
+
+def _tensors(arch: str, model) -> dict[str, np.ndarray]:
+    """GGUF name -> array (torch order) of every tensor the converter writes."""
+    c = model.config
+    names = gguf.get_tensor_name_map(ARCH[arch], c.num_hidden_layers)
+    out = {}
+    for hf_name, t in model.state_dict().items():
+        if hf_name == "lm_head.weight" and c.tie_word_embeddings:
+            continue
+        a = t.detach().float().numpy()
+        stem, _, kind = hf_name.rpartition(".")
+        if stem.endswith("mlp.experts") and kind == "gate_up_proj":  # HF v5 fused: (E, 2F, D), gate first
+            i = stem.split(".")[2]
+            half = a.shape[1] // 2
+            out[f"blk.{i}.ffn_gate_exps.weight"], out[f"blk.{i}.ffn_up_exps.weight"] = a[:, :half], a[:, half:]
+            continue
+        if stem.endswith("mlp.experts"):  # down_proj (E, D, F)
+            stem, kind = f"{stem}.{kind}", "weight"
+        gguf_name = names.get_name(stem)
+        assert gguf_name is not None, f"gguf-py has no name for {hf_name}"
+        if arch == "gemma3" and hf_name.endswith("norm.weight"):
+            a = a + 1.0  # Gemma3Model.modify_tensors: norm_shift
+        out[f"{gguf_name}.{kind}"] = a
+    return out
+
+
+def write_gguf(path, arch: str, model, types=None):
+    """`model` as llama.cpp's converter writes it; `types(gguf_name)` picks each matrix's
+    quantization (norms and biases stay F32, as the converter keeps 1-D tensors)."""
+    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH[arch]])
+    _metadata(w, arch, model.config)
+    for name, a in _tensors(arch, model).items():
+        qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
+        if qtype == Q.F32:
+            w.add_tensor(name, np.ascontiguousarray(a))
+        elif qtype == Q.F16:
+            w.add_tensor(name, a.astype(np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(np.ascontiguousarray(a), qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

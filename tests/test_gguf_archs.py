@@ -1,0 +1,145 @@
+"""archlab.load of GGUF files of every architecture besides llama that archlab reads: tiny
+files written from random HF models the way llama.cpp's converter writes them (gguf_convert.py).
+F32 files must give back the HF model they were written from; quantized ones must compute what
+HF transformers' own GGUF loader computes from the same file, where HF reads the architecture."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import archlab
+from archlab.io.gguf import read_gguf_config
+from gguf_convert import Q, write_gguf
+from hf_reference import make_hf
+
+transformers = pytest.importorskip("transformers")
+
+_SMALL = dict(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=128, bos_token_id=0, eos_token_id=1, pad_token_id=None)
+
+
+def _qwen2(**kw):
+    return transformers.Qwen2Config(**{**_SMALL, "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}, **kw})
+
+
+def _qwen3(**kw):
+    return transformers.Qwen3Config(**{**_SMALL, "head_dim": 16, **kw})
+
+
+def _qwen3moe(**kw):
+    return transformers.Qwen3MoeConfig(**{**_SMALL, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2,
+                                          "moe_intermediate_size": 32, "norm_topk_prob": True, **kw})
+
+
+def _gemma3(**kw):
+    # 7 layers: the 6th is global (sliding_window_pattern 6), the others slide
+    return transformers.Gemma3TextConfig(**{**_SMALL, "num_hidden_layers": 7, "head_dim": 32, "query_pre_attn_scalar": 32,
+                                            "sliding_window": 8, **kw})
+
+
+def _olmo2(**kw):
+    return transformers.Olmo2Config(**{**_SMALL, **kw})
+
+
+# arch -> (tiny HF config, whether HF's GGUF loader reads the architecture)
+CASES = {
+    "qwen2": (_qwen2, True),
+    "qwen2-tied": (lambda **kw: _qwen2(tie_word_embeddings=True, **kw), True),
+    "qwen3": (_qwen3, True),
+    "qwen3-tied": (lambda **kw: _qwen3(tie_word_embeddings=True, **kw), True),
+    "qwen3moe": (_qwen3moe, True),
+    "gemma3": (lambda **kw: _gemma3(**{"head_dim": 256, "query_pre_attn_scalar": 256, **kw}), True),
+    "gemma3-headdim32": (_gemma3, False),
+    "gemma3-linear-rope": (lambda **kw: _gemma3(**kw, rope_parameters={
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}), False),
+    "olmo2": (_olmo2, False),
+}
+
+
+def _arch(case: str) -> str:
+    return case.split("-")[0]
+
+
+def _ids(vocab: int, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, vocab, shape, generator=g) for shape in ((1, 1), (2, 9), (2, 23))]
+
+
+def _worst(ours, ref, vocab: int) -> float:
+    worst = 0.0
+    with torch.no_grad():
+        for ids in _ids(vocab):
+            expected = ref(ids).logits
+            assert expected.std() > 0.1
+            worst = max(worst, (ours(ids) - expected).abs().max().item())
+    return worst
+
+
+@pytest.mark.filterwarnings("ignore:.*gemma3 attention scale")  # test_gemma3_attention_scale_follows_llama_cpp
+@pytest.mark.parametrize("case", list(CASES))
+def test_f32_gguf_equals_source_hf_model(tmp_path, case, parity_report):
+    config, _ = CASES[case]
+    ref = make_hf(config(), seed=len(case))
+    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), ref)
+    ours = archlab.load(path).eval()
+    assert read_gguf_config(path) == ours.config
+    assert ours.config.tie_embeddings is ref.config.tie_word_embeddings
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    worst = _worst(ours, ref, ref.config.vocab_size)
+    parity_report("gguf", f"{case}-f32-vs-source", worst)
+    assert worst < 1e-4, f"max |logit difference| {worst:.2e}"
+
+
+def _quant_types(name: str):
+    # a mix the reader dequantizes: Q8_0 attention, Q4_1 MLP/experts, F16 elsewhere
+    if ".attn_" in name:
+        return Q.Q8_0
+    if ".ffn_" in name and "inp" not in name:
+        return Q.Q4_1
+    return Q.F16
+
+
+# HF's GGUF loader reads a few fields from its config classes' defaults, not from the file; the
+# tiny models keep those fields where HF and llama.cpp agree: Qwen3Config's head_dim 128 (HF
+# ignores qwen3.attention.key_length), Qwen3MoeConfig's moe_intermediate_size 768 (it ignores
+# expert_feed_forward_length), Gemma3TextConfig's query_pre_attn_scalar 256, which llama.cpp's
+# 1/sqrt(head_dim) equals for head_dim 256 (every Gemma 3 but 27B)
+_HF_GGUF_CONFIG = {"qwen3": {"head_dim": 128}, "qwen3-tied": {"head_dim": 128}, "qwen3moe": {"moe_intermediate_size": 768},
+                   }
+
+
+@pytest.mark.parametrize("case", [c for c, (_, hf_reads) in CASES.items() if hf_reads])
+def test_quantized_gguf_equals_hf_gguf_loader(tmp_path, case, parity_report):
+    config, _ = CASES[case]
+    src = make_hf(config(**_HF_GGUF_CONFIG.get(case, {})), seed=len(case))
+    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), src, types=_quant_types)
+    ours = archlab.load(path).eval()
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
+    worst = _worst(ours, ref, src.config.vocab_size)
+    parity_report("gguf", f"{case}-quant-vs-hf-gguf", worst)
+    assert worst < 1e-4, f"max |logit difference| {worst:.2e}"
+    with torch.no_grad():  # the quantization really changed the weights
+        ids = _ids(src.config.vocab_size)[1]
+        assert (ours(ids) - src(ids).logits).abs().max() > 1e-3
+
+
+def test_gemma3_attention_scale_follows_llama_cpp(tmp_path):
+    """llama.cpp scales Gemma 3's attention by 1/sqrt(head_dim), and the 62-layer 27B's by
+    1/sqrt(hidden_size / heads) (src/llama-model.cpp, LLM_ARCH_GEMMA3); HF's GGUF loader always by
+    1/sqrt(256). Where they differ, archlab follows llama.cpp and says so."""
+    for layers, scalar in ((7, 32), (62, 64 // 4)):
+        src = make_hf(_gemma3(num_hidden_layers=layers, query_pre_attn_scalar=scalar), seed=2)
+        path = write_gguf(tmp_path / f"g{layers}.gguf", "gemma3", src)
+        with pytest.warns(UserWarning, match=rf"gemma3 attention scale 1/sqrt\({scalar}\).*archlab follows llama\.cpp"):
+            cfg = read_gguf_config(path)
+        assert cfg.attention.scale == pytest.approx(scalar**-0.5)
+    src = make_hf(_gemma3(head_dim=256, query_pre_attn_scalar=256), seed=2)
+    path = write_gguf(tmp_path / "g256.gguf", "gemma3", src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_gguf_config(path).attention.scale == pytest.approx(256**-0.5)
