@@ -29,6 +29,7 @@ from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, proc
 from tokenizers import Tokenizer as _Backend
 
 from .io import CheckpointError
+from .sentencepiece_gguf import sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
@@ -297,10 +298,15 @@ def _gguf_byte_level_bpe(
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, ty in zip(tokens, types) if ty == _CONTROL])
     backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, ty in zip(tokens, types) if ty == _USER_DEFINED])
-    pieces = [bos] * (add_bos and bos is not None) + ["$A"] + [eos] * (add_eos and eos is not None)
-    special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
-    backend.post_processor = processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
+    backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if add_eos else None)
     return backend
+
+
+def _bos_eos_processor(backend: _Backend, bos: str | None, eos: str | None):
+    """What encode(add_special_tokens=True) adds: `bos` in front, `eos` behind (None: nothing)."""
+    pieces = [bos] * (bos is not None) + ["$A"] + [eos] * (eos is not None)
+    special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
+    return processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
 
 
 def _from_gguf(path: Path) -> Tokenizer:
@@ -331,8 +337,18 @@ def _from_gguf(path: Path) -> Tokenizer:
             g.value("tokenizer.ggml.add_bos_token", None), bool(g.value("tokenizer.ggml.add_eos_token", False)),
             bos, eos,
         )
+    elif kind == "llama":
+        backend = sentencepiece_backend(
+            path, g.architecture, tokens, types, g.value("tokenizer.ggml.scores", None), g.value("tokenizer.ggml.merges", None),
+            [t for t in (bos, eos, token("unknown_token_id"), token("padding_token_id")) if t is not None],
+        )
+        # llama.cpp and HF's GGUF loader add BOS to a SentencePiece vocabulary that does not say otherwise
+        add_bos = g.value("tokenizer.ggml.add_bos_token", True)
+        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if g.value("tokenizer.ggml.add_eos_token", False) else None)
     else:
-        raise CheckpointError(f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE)")
+        raise CheckpointError(
+            f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE), llama (SentencePiece)"
+        )
     stops = {int(i) for key in ("eot_token_id", "eom_token_id") if (i := g.value(f"tokenizer.ggml.{key}", None)) is not None}
     return Tokenizer(
         backend, bos_token=bos, eos_token=eos, unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
