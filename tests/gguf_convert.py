@@ -68,11 +68,14 @@ def _tensors(arch: str, model) -> dict[str, np.ndarray]:
     return out
 
 
-def write_gguf(path, arch: str, model, types=None):
+def write_gguf(path, arch: str, model, types=None, vocab=None):
     """`model` as llama.cpp's converter writes it; `types(gguf_name)` picks each matrix's
-    quantization (norms and biases stay F32, as the converter keeps 1-D tensors)."""
+    quantization (norms and biases stay F32, as the converter keeps 1-D tensors); `vocab(writer)`
+    adds a vocabulary's metadata."""
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH[arch]])
     _metadata(w, arch, model.config)
+    if vocab is not None:
+        vocab(w)
     for name, a in _tensors(arch, model).items():
         qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
         if qtype == Q.F32:

@@ -39,6 +39,17 @@ def _trained_pieces(n: int) -> list[str]:
 def write_spm_vocab(path, arch: str = "llama", add_bos: bool | None = None, add_eos: bool = False):
     """A GGUF holding a SentencePiece vocabulary as llama.cpp's converter writes one
     (convert_hf_to_gguf.py, _create_vocab_sentencepiece / Gemma3Model.set_vocab)."""
+    w = gguf.GGUFWriter(str(path), arch)
+    add_spm_vocab(w, arch, add_bos, add_eos)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def add_spm_vocab(w, arch: str = "llama", add_bos: bool | None = None, add_eos: bool = False) -> int:
+    """Writes the vocabulary's metadata with GGUFWriter `w`; returns the number of tokens."""
     pieces = _trained_pieces(300)
     bytes_ = [f"<0x{b:02X}>" for b in range(256)]
     if arch == "gemma3":
@@ -55,7 +66,6 @@ def write_spm_vocab(path, arch: str = "llama", add_bos: bool | None = None, add_
         # SentencePiece BPE scores: 0 for special and byte pieces, then minus the merge rank
         scores = [0.0] * (len(head) + 256) + [-float(i) for i in range(len(pieces))]
         ids = {"bos": 1, "eos": 2, "unk": 0}
-    w = gguf.GGUFWriter(str(path), arch)
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list([t for t, _ in entries])
@@ -69,11 +79,9 @@ def write_spm_vocab(path, arch: str = "llama", add_bos: bool | None = None, add_
     if add_bos is not None:
         w.add_add_bos_token(add_bos)
     w.add_add_eos_token(add_eos)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    w.add_chat_template("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}"
+                        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+    return len(entries)
 
 
 @pytest.mark.parametrize("arch,add_bos,add_eos", [("llama", None, False), ("llama", False, True), ("gemma3", True, False)])

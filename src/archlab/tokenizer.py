@@ -93,6 +93,29 @@ class Tokenizer:
             raise TypeError(f"encode: expected a str, got {type(text).__name__}")
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
 
+    @property
+    def adds_bos(self) -> bool:
+        """Whether encode(add_special_tokens=True) puts BOS in front, as the tokenizer's config
+        says (GGUF tokenizer.ggml.add_bos_token, or tokenizer.json's post-processor)."""
+        if self.bos_id is None:
+            return False
+        ids = self.backend.encode("a", add_special_tokens=True).ids
+        return len(ids) > len(self.backend.encode("a", add_special_tokens=False).ids) and ids[0] == self.bos_id
+
+    def encode_prompt(self, text: str, templated: bool = False) -> list[int]:
+        """The ids a model is prompted with. Plain text gets the special tokens the tokenizer adds
+        around a sequence (BOS for Llama 2, Gemma ...), as HF's tokenizer(text) and llama.cpp
+        (common_tokenize with add_special) give them. A chat template's output (`templated`) is
+        encoded as HF's apply_chat_template does, without them, since templates write their own
+        BOS; where a template writes none and the tokenizer adds one, it is put in front, so the
+        model sees BOS exactly once either way."""
+        if not templated:
+            return self.encode(text, add_special_tokens=True)
+        ids = self.encode(text)
+        if self.adds_bos and ids[:1] != [self.bos_id]:
+            ids = [self.bos_id, *ids]
+        return ids
+
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
@@ -304,6 +327,8 @@ def _gguf_byte_level_bpe(
 
 def _bos_eos_processor(backend: _Backend, bos: str | None, eos: str | None):
     """What encode(add_special_tokens=True) adds: `bos` in front, `eos` behind (None: nothing)."""
+    # a token outside the vocabulary is left out here; Tokenizer() then refuses it by name
+    bos, eos = (t if t is not None and backend.token_to_id(t) is not None else None for t in (bos, eos))
     pieces = [bos] * (bos is not None) + ["$A"] + [eos] * (eos is not None)
     special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
     return processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
@@ -400,6 +425,8 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
     if (directory / "generation_config.json").is_file():
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")
         stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+    # add_bos_token / add_eos_token of tokenizer_config.json are not read: HF (5.x) keeps the
+    # post-processor of tokenizer.json, which says what encode adds (test_prompt_bos.py pins it)
     size = config.get(_VOCAB_SIZE_KEY)
     return Tokenizer(
         backend,
