@@ -13,10 +13,45 @@ gguf = pytest.importorskip("gguf")
 Q = gguf.GGMLQuantizationType
 
 ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
-        "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2}
+        "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
+        "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX}
+# LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
+PERMUTED = {"smollm3"}
+
+
+def _gpt_metadata(w, arch: str, c) -> None:
+    """GPT2Model / BloomModel / GPTNeoXModel.set_gguf_parameters."""
+    w.add_vocab_size(c.vocab_size)
+    if arch == "gpt2":
+        w.add_block_count(c.n_layer)
+        w.add_context_length(c.n_ctx if hasattr(c, "n_ctx") else c.n_positions)
+        w.add_embedding_length(c.n_embd)
+        w.add_feed_forward_length(4 * c.n_embd)
+        w.add_head_count(c.n_head)
+        w.add_layer_norm_eps(c.layer_norm_epsilon)
+    elif arch == "bloom":
+        w.add_context_length(getattr(c, "seq_length", c.hidden_size))
+        w.add_embedding_length(c.hidden_size)
+        w.add_feed_forward_length(4 * c.hidden_size)
+        w.add_block_count(c.n_layer)
+        w.add_head_count(c.n_head)
+        w.add_head_count_kv(c.n_head)
+        w.add_layer_norm_eps(c.layer_norm_epsilon)
+    else:
+        w.add_context_length(c.max_position_embeddings)
+        w.add_embedding_length(c.hidden_size)
+        w.add_block_count(c.num_hidden_layers)
+        w.add_feed_forward_length(c.intermediate_size)
+        rotary_pct = c.rope_parameters.get("partial_rotary_factor", getattr(c, "rotary_pct", 0.25))
+        w.add_rope_dimension_count(int(rotary_pct * (c.hidden_size // c.num_attention_heads)))
+        w.add_head_count(c.num_attention_heads)
+        w.add_parallel_residual(c.use_parallel_residual)
+        w.add_layer_norm_eps(c.layer_norm_eps)
 
 
 def _metadata(w, arch: str, c) -> None:
+    if arch in ("gpt2", "bloom", "gptneox"):
+        return _gpt_metadata(w, arch, c)
     # TextModel.set_gguf_parameters (convert_hf_to_gguf.py), and the per-class additions below
     w.add_vocab_size(c.vocab_size)
     w.add_block_count(c.num_hidden_layers)
@@ -49,9 +84,22 @@ def _tensors(arch: str, model) -> dict[str, np.ndarray]:
     names = gguf.get_tensor_name_map(ARCH[arch], c.num_hidden_layers)
     out = {}
     for hf_name, t in model.state_dict().items():
-        if hf_name == "lm_head.weight" and c.tie_word_embeddings:
+        if hf_name in ("lm_head.weight", "embed_out.weight") and c.tie_word_embeddings:
+            continue
+        if hf_name.endswith((".attn.bias", ".attn.masked_bias")):  # GPT-2's causal-mask buffers
             continue
         a = t.detach().float().numpy()
+        if arch == "bloom":
+            hf_name = hf_name.removeprefix("transformer.")  # BloomModel.modify_tensors
+        if arch in ("bloom", "gptneox") and "query_key_value" in hf_name:
+            # per-head [q_h; k_h; v_h] -> [all q; all k; all v] (BloomModel / GPTNeoXModel.modify_tensors)
+            n_head = getattr(c, "n_head", None) or c.num_attention_heads
+            a = a.reshape(n_head, 3, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
+        if arch == "gpt2" and hf_name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
+            a = a.T  # GPT2Model.modify_tensors
+        if arch in PERMUTED and hf_name.endswith(("q_proj.weight", "k_proj.weight")):
+            n_head = c.num_attention_heads if "q_proj" in hf_name else c.num_key_value_heads
+            a = a.reshape(n_head, 2, a.shape[0] // n_head // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
         stem, _, kind = hf_name.rpartition(".")
         if stem.endswith("mlp.experts") and kind == "gate_up_proj":  # HF v5 fused: (E, 2F, D), gate first
             i = stem.split(".")[2]

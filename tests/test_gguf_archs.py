@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import archlab
-from archlab.io.gguf import read_gguf_config
+from archlab.io.gguf import GGUFFile, read_gguf_config
 from gguf_convert import Q, write_gguf
 from hf_reference import make_hf
 
@@ -44,6 +44,27 @@ def _olmo2(**kw):
     return transformers.Olmo2Config(**{**_SMALL, **kw})
 
 
+def _smollm3(**kw):
+    # 4 layers: the 4th is NoPE
+    return transformers.SmolLM3Config(**{**_SMALL, "num_hidden_layers": 4, **kw})
+
+
+_GPT_SMALL = dict(vocab_size=300, bos_token_id=0, eos_token_id=1)
+
+
+def _gpt2(**kw):
+    return transformers.GPT2Config(**{**_GPT_SMALL, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128, **kw})
+
+
+def _bloom(**kw):
+    return transformers.BloomConfig(**{**_GPT_SMALL, "hidden_size": 64, "n_layer": 2, "n_head": 4, **kw})
+
+
+def _gptneox(**kw):
+    return transformers.GPTNeoXConfig(**{**_GPT_SMALL, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                         "intermediate_size": 96, "max_position_embeddings": 128, **kw})
+
+
 # arch -> (tiny HF config, whether HF's GGUF loader reads the architecture)
 CASES = {
     "qwen2": (_qwen2, True),
@@ -57,6 +78,12 @@ CASES = {
         "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
         "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}), False),
     "olmo2": (_olmo2, False),
+    "smollm3": (_smollm3, False),
+    "smollm3-untied": (lambda **kw: _smollm3(tie_word_embeddings=False, **kw), False),
+    "gpt2": (_gpt2, True),
+    "bloom": (_bloom, True),
+    "gptneox": (_gptneox, False),
+    "gptneox-sequential-untied": (lambda **kw: _gptneox(use_parallel_residual=False, tie_word_embeddings=False, **kw), False),
 }
 
 
@@ -70,16 +97,18 @@ def _ids(vocab: int, seed: int = 1) -> list[torch.Tensor]:
 
 
 def _worst(ours, ref, vocab: int) -> float:
+    """Largest |logit difference| of `ours` from `ref` (ids -> logits) over a few batches."""
     worst = 0.0
     with torch.no_grad():
         for ids in _ids(vocab):
-            expected = ref(ids).logits
+            expected = ref(ids)
             assert expected.std() > 0.1
             worst = max(worst, (ours(ids) - expected).abs().max().item())
     return worst
 
 
 @pytest.mark.filterwarnings("ignore:.*gemma3 attention scale")  # test_gemma3_attention_scale_follows_llama_cpp
+@pytest.mark.filterwarnings("ignore:.*gptneox MLP activation")  # test_gptneox_gelu_follows_the_authors
 @pytest.mark.parametrize("case", list(CASES))
 def test_f32_gguf_equals_source_hf_model(tmp_path, case, parity_report):
     config, _ = CASES[case]
@@ -89,7 +118,7 @@ def test_f32_gguf_equals_source_hf_model(tmp_path, case, parity_report):
     assert read_gguf_config(path) == ours.config
     assert ours.config.tie_embeddings is ref.config.tie_word_embeddings
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
-    worst = _worst(ours, ref, ref.config.vocab_size)
+    worst = _worst(ours, lambda ids: ref(ids).logits, ref.config.vocab_size)
     parity_report("gguf", f"{case}-f32-vs-source", worst)
     assert worst < 1e-4, f"max |logit difference| {worst:.2e}"
 
@@ -107,8 +136,10 @@ def _quant_types(name: str):
 # tiny models keep those fields where HF and llama.cpp agree: Qwen3Config's head_dim 128 (HF
 # ignores qwen3.attention.key_length), Qwen3MoeConfig's moe_intermediate_size 768 (it ignores
 # expert_feed_forward_length), Gemma3TextConfig's query_pre_attn_scalar 256, which llama.cpp's
-# 1/sqrt(head_dim) equals for head_dim 256 (every Gemma 3 but 27B)
+# 1/sqrt(head_dim) equals for head_dim 256 (every Gemma 3 but 27B), GPT2Config's n_positions 1024
+# (HF reads gpt2.context_length as n_ctx, which GPT2Config no longer has)
 _HF_GGUF_CONFIG = {"qwen3": {"head_dim": 128}, "qwen3-tied": {"head_dim": 128}, "qwen3moe": {"moe_intermediate_size": 768},
+                   "gpt2": {"n_positions": 1024},
                    }
 
 
@@ -116,11 +147,13 @@ _HF_GGUF_CONFIG = {"qwen3": {"head_dim": 128}, "qwen3-tied": {"head_dim": 128}, 
 def test_quantized_gguf_equals_hf_gguf_loader(tmp_path, case, parity_report):
     config, _ = CASES[case]
     src = make_hf(config(**_HF_GGUF_CONFIG.get(case, {})), seed=len(case))
-    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), src, types=_quant_types)
+    # a token list, as every real file has (HF's gpt2 reads its vocabulary size from it alone)
+    tokens = lambda w: w.add_token_list([f"t{i}" for i in range(src.config.vocab_size)])  # noqa: E731
+    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), src, types=_quant_types, vocab=tokens)
     ours = archlab.load(path).eval()
     ref = transformers.AutoModelForCausalLM.from_pretrained(
         tmp_path, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
-    worst = _worst(ours, ref, src.config.vocab_size)
+    worst = _worst(ours, lambda ids: ref(ids).logits, src.config.vocab_size)
     parity_report("gguf", f"{case}-quant-vs-hf-gguf", worst)
     assert worst < 1e-4, f"max |logit difference| {worst:.2e}"
     with torch.no_grad():  # the quantization really changed the weights
@@ -143,3 +176,45 @@ def test_gemma3_attention_scale_follows_llama_cpp(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_gguf_config(path).attention.scale == pytest.approx(256**-0.5)
+
+
+def test_gptneox_gelu_follows_the_authors(tmp_path):
+    """llama.cpp computes GELU's tanh approximation for gptneox; EleutherAI's code and HF compute
+    the exact GELU (Pythia's hidden_act 'gelu'). archlab follows the authors, and says so."""
+    path = write_gguf(tmp_path / "neox.gguf", "gptneox", make_hf(_gptneox(), seed=1))
+    with pytest.warns(UserWarning, match=r"gptneox MLP activation is exact GELU.*llama\.cpp computes GELU's tanh approximation"):
+        cfg = read_gguf_config(path)
+    assert cfg.ffn.activation == "gelu"
+
+
+@pytest.mark.filterwarnings("ignore:.*gptneox MLP activation")
+@pytest.mark.filterwarnings("ignore:.*gemma3 attention scale")
+@pytest.mark.parametrize("case", [c for c, (_, hf_reads) in CASES.items() if not hf_reads])
+def test_quantized_gguf_equals_its_dequantized_f32_copy(tmp_path, case, parity_report):
+    """Where HF's GGUF loader does not read the architecture: the quantized file computes what an
+    F32 file of the same values computes (dequantized by gguf-py, not by archlab's reader), and
+    F32 files equal the source HF model (test_f32_gguf_equals_source_hf_model)."""
+    gguf = pytest.importorskip("gguf")
+    config, _ = CASES[case]
+    src = make_hf(config(), seed=len(case))
+    quant = write_gguf(tmp_path / "q.gguf", _arch(case), src, types=_quant_types)
+    reader = gguf.GGUFReader(str(quant))
+    w = gguf.GGUFWriter(str(tmp_path / "f.gguf"), _arch(case))
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue
+        value = field.contents()
+        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(field.name, value, field.types[0], sub_type=sub)
+    for t in reader.tensors:
+        shape = tuple(int(d) for d in reversed(t.shape))
+        w.add_tensor(t.name, gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype("float32"))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ours, f32 = archlab.load(quant).eval(), archlab.load(tmp_path / "f.gguf").eval()
+    assert {GGUFFile(quant).type_name(n) for n in GGUFFile(quant).tensors} >= {"Q8_0", "Q4_1"}
+    worst = _worst(ours, f32, src.config.vocab_size)
+    parity_report("gguf", f"{case}-quant-vs-dequantized-f32", worst)
+    assert worst < 1e-5

@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from ...errors import CheckpointError
-from .hf_backed import SANDWICH, HFBacked, LAYER, Names
+from .hf_backed import LAYER, SANDWICH, HFBacked, Names, unpermute_qk
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
 
@@ -114,10 +114,14 @@ def _gemma3_json(g: GGUFFile) -> dict[str, Any]:
             "so its logits differ for this file",
             stacklevel=2,
         )
+    window = int_value(g, "attention.sliding_window", 0)
+    if not window:
+        # newer llama.cpp: no window (or 0) means every layer global (llama_load_hparams_gemma3)
+        hf["layer_types"] = ["full_attention"] * hf["num_hidden_layers"]
     hf.update(
         hidden_activation="gelu_pytorch_tanh",  # llama.cpp's ggml_gelu: the tanh approximation
         rms_norm_eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-6)),
-        sliding_window=int_value(g, "attention.sliding_window"),
+        sliding_window=window or None,
         sliding_window_pattern=_GEMMA3_PATTERN,
         query_pre_attn_scalar=scalar,
         final_logit_softcapping=g.arch_value("final_logit_softcapping", None),
@@ -127,9 +131,121 @@ def _gemma3_json(g: GGUFFile) -> dict[str, Any]:
     return hf
 
 
+def _smollm3_json(g: GGUFFile) -> dict[str, Any]:
+    hf = llama_like_json(g, "smollm3")
+    # every 4th layer NoPE: a literal in llama.cpp (src/llama-model.cpp, LLM_ARCH_SMOLLM3:
+    # n_no_rope_layer_step = 4), no metadata key; SmolLM3Config's no_rope_layer_interval says the same
+    hf.update(no_rope_layer_interval=4, no_rope_layers=None, use_sliding_window=False)
+    return hf
+
+
+def _gpt2_json(g: GGUFFile) -> dict[str, Any]:
+    # GPT2Model.set_gguf_parameters (conversion/gpt2.py)
+    return {
+        "model_type": "gpt2", "vocab_size": vocab_size(g), "n_embd": int_value(g, "embedding_length"),
+        "n_layer": int_value(g, "block_count"), "n_head": int_value(g, "attention.head_count"),
+        "n_positions": int_value(g, "context_length"), "n_inner": int_value(g, "feed_forward_length"),
+        "layer_norm_epsilon": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "activation_function": "gelu_new",  # llama.cpp's LLM_FFN_GELU: ggml_gelu, the tanh approximation
+        "tie_word_embeddings": "output.weight" not in g,
+    }
+
+
+def _one_kv_head(g: GGUFFile) -> None:
+    heads = int_value(g, "attention.head_count")
+    if int_value(g, "attention.head_count_kv", heads) != heads:
+        raise CheckpointError(f"{g.path}: {g.architecture}.attention.head_count_kv differs from head_count={heads}; "
+                              f"{g.architecture} is multi-head attention")
+
+
+def _bloom_json(g: GGUFFile) -> dict[str, Any]:
+    # BloomModel.set_gguf_parameters (conversion/bloom.py): context_length is seq_length
+    _one_kv_head(g)
+    d = int_value(g, "embedding_length")
+    if int_value(g, "feed_forward_length", 4 * d) != 4 * d:
+        raise CheckpointError(f"{g.path}: bloom.feed_forward_length must be 4 * embedding_length = {4 * d} (BLOOM's MLP)")
+    return {
+        "model_type": "bloom", "vocab_size": vocab_size(g), "hidden_size": d, "n_layer": int_value(g, "block_count"),
+        "n_head": int_value(g, "attention.head_count"), "seq_length": int_value(g, "context_length"),
+        "layer_norm_epsilon": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "tie_word_embeddings": "output.weight" not in g,
+    }
+
+
+def _gpt_neox_json(g: GGUFFile) -> dict[str, Any]:
+    # GPTNeoXModel.set_gguf_parameters (conversion/gptneox.py); the RoPE base is not written
+    _one_kv_head(g)
+    d, heads = int_value(g, "embedding_length"), int_value(g, "attention.head_count")
+    warnings.warn(
+        f"{g.path}: gptneox MLP activation is exact GELU, as in EleutherAI's GPT-NeoX and HF's GPTNeoXConfig "
+        "(hidden_act 'gelu' for Pythia and GPT-NeoX-20B); archlab follows them. llama.cpp computes GELU's tanh "
+        "approximation (LLM_FFN_GELU) for this architecture, so its logits differ slightly",
+        stacklevel=3,
+    )
+    return {
+        "model_type": "gpt_neox", "vocab_size": vocab_size(g), "hidden_size": d, "num_attention_heads": heads,
+        "num_hidden_layers": int_value(g, "block_count"), "intermediate_size": int_value(g, "feed_forward_length"),
+        "max_position_embeddings": int_value(g, "context_length"),
+        "layer_norm_eps": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "use_parallel_residual": bool(g.arch_value("use_parallel_residual", True)),
+        "rotary_pct": int_value(g, "rope.dimension_count", d // heads) / (d // heads),
+        "rotary_emb_base": float(g.arch_value("rope.freq_base", 10000.0)),
+        "hidden_act": "gelu", "attention_bias": "blk.0.attn_qkv.bias" in g,
+        "tie_word_embeddings": "output.weight" not in g,
+    }
+
+
+def _per_head_qkv(heads_key: str):
+    """The converters' [all q; all k; all v] rows (BloomModel / GPTNeoXModel.modify_tensors) back
+    to Megatron's per-head [q_h; k_h; v_h] blocks, weight or bias."""
+
+    def load(t, hf: dict):
+        n = hf[heads_key]
+        return t.reshape(3, n, t.shape[0] // 3 // n, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
+
+    return load
+
+
+def _transposed(t, hf: dict):
+    # GPT2Model.modify_tensors transposes HF's Conv1D (in, out) weights into Linear's (out, in)
+    return t.T if t.dim() == 2 else t
+
+
+_GPT2 = Names(
+    layer={"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+           "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"},
+    top={"transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+         "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight"},
+    prefix="transformer.h.{i}.",
+    transforms={m: _transposed for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")},
+)
+_MEGATRON = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+             "mlp.dense_h_to_4h": "ffn_up", "mlp.dense_4h_to_h": "ffn_down"}
+_BLOOM = Names(
+    layer={**_MEGATRON, "self_attention.query_key_value": "attn_qkv", "self_attention.dense": "attn_output"},
+    top={"transformer.word_embeddings.weight": "token_embd.weight", "lm_head.weight": "output.weight",
+         **{f"transformer.{hf}.{w}": f"{ours}.{w}" for hf, ours in (("word_embeddings_layernorm", "token_embd_norm"), ("ln_f", "output_norm"))
+            for w in ("weight", "bias")}},
+    prefix="transformer.h.{i}.",
+    transforms={"self_attention.query_key_value": _per_head_qkv("n_head")},
+)
+_GPT_NEOX = Names(
+    layer={**_MEGATRON, "attention.query_key_value": "attn_qkv", "attention.dense": "attn_output"},
+    top={"gpt_neox.embed_in.weight": "token_embd.weight", "embed_out.weight": "output.weight",
+         "gpt_neox.final_layer_norm.weight": "output_norm.weight", "gpt_neox.final_layer_norm.bias": "output_norm.bias"},
+    prefix="gpt_neox.layers.{i}.",
+    transforms={"attention.query_key_value": _per_head_qkv("num_attention_heads")},
+)
+
 HF_BACKED: dict[str, HFBacked] = {
     "qwen3": HFBacked("qwen3", _qwen3_json),
     "qwen3moe": HFBacked("qwen3_moe", _qwen3_moe_json),
     "gemma3": HFBacked("gemma3_text", _gemma3_json, Names({**LAYER, **SANDWICH}, norm_shift=1.0)),
     "olmo2": HFBacked("olmo2", _olmo2_json, Names({**LAYER, **SANDWICH})),
+    # SmolLM3Model(LlamaModel): the llama layout, Q/K rows permuted
+    "smollm3": HFBacked("smollm3", _smollm3_json, Names(transforms={
+        "self_attn.q_proj": unpermute_qk("num_attention_heads"), "self_attn.k_proj": unpermute_qk("num_key_value_heads")})),
+    "gpt2": HFBacked("gpt2", _gpt2_json, _GPT2),
+    "bloom": HFBacked("bloom", _bloom_json, _BLOOM),
+    "gptneox": HFBacked("gpt_neox", _gpt_neox_json, _GPT_NEOX),
 }

@@ -45,7 +45,6 @@ SANDWICH = {
     "post_feedforward_layernorm": "post_ffw_norm",
 }
 TOP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
-_LAYER_PREFIX = "model.layers.{i}."
 
 
 def _cat_rows(ts: Tensors) -> torch.Tensor:
@@ -65,21 +64,41 @@ FUSED = {
 }
 
 
+# a layout change on load: (llama.cpp's tensor, the config.json) -> HF's tensor
+Transform = Callable[[torch.Tensor, dict], torch.Tensor]
+
+
+def unpermute_qk(heads_key: str) -> Transform:
+    """llama.cpp's LlamaModel.permute undone: each head's rows from adjacent RoPE pairs back to
+    HF's rotate-half halves (HF's own LlamaTensorProcessor._reverse_permute_weights)."""
+
+    def load(t: torch.Tensor, hf: dict) -> torch.Tensor:
+        n = hf[heads_key]
+        return t.reshape(n, t.shape[0] // n // 2, 2, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
+
+    return load
+
+
 @dataclass(frozen=True)
 class Names:
-    """HF checkpoint names -> llama.cpp's, for one architecture."""
+    """HF checkpoint names -> llama.cpp's, for one architecture: `top` whole names, `layer`
+    modules under `prefix` (weight and bias alike), `transforms` by HF module."""
 
     layer: dict[str, str] = field(default_factory=lambda: dict(LAYER))
+    top: dict[str, str] = field(default_factory=lambda: dict(TOP))
+    prefix: str = "model.layers.{i}."
+    transforms: dict[str, Transform] = field(default_factory=dict)
     # convert_hf_to_gguf.py adds this to every norm weight (Gemma3Model.norm_shift = 1.0: its
     # RMSNorm scales by 1 + w and llama.cpp's by w); loading subtracts it again
     norm_shift: float = 0.0
 
-    def of(self, hf_template: str) -> tuple[tuple[str, ...], Callable[[Tensors], torch.Tensor]] | None:
+    def of(self, hf_template: str, hf: dict) -> tuple[tuple[str, ...], Callable[[Tensors], torch.Tensor]] | None:
         """llama.cpp's tensors for one HF template (with {i}), and how they make the HF tensor."""
-        if hf_template in TOP:
-            names, make = (TOP[hf_template],), _one
-        elif hf_template.startswith(_LAYER_PREFIX):
-            rest = hf_template[len(_LAYER_PREFIX):]
+        module = None
+        if hf_template in self.top:
+            names, make = (self.top[hf_template],), _one
+        elif hf_template.startswith(self.prefix):
+            rest = hf_template[len(self.prefix):]
             if rest in FUSED:
                 names, make = FUSED[rest]
             else:
@@ -90,17 +109,20 @@ class Names:
             names = tuple(f"blk.{{i}}.{n}" for n in names)
         else:
             return None
+        if module in self.transforms:
+            transform, inner = self.transforms[module], make
+            make = lambda ts: transform(inner(ts), hf)  # noqa: E731
         if self.norm_shift and hf_template.endswith("norm.weight"):
-            shift, inner = self.norm_shift, make
-            make = lambda ts: inner(ts) - shift  # noqa: E731
+            shift, inner_ = self.norm_shift, make
+            make = lambda ts: inner_(ts) - shift  # noqa: E731
         return names, make
 
 
-def _translate(rule: Rule, names: Names) -> Rule | None:
-    parts = [names.of(t) for t in rule.theirs]
+def _translate(rule: Rule, names: Names, hf: dict) -> Rule | None:
+    parts = [names.of(t, hf) for t in rule.theirs]
     if any(p is None for p in parts):
         # e.g. per-expert HF names: llama.cpp stores the fused alternative's layout
-        return _translate(rule.alternative, names) if rule.alternative is not None else None
+        return _translate(rule.alternative, names, hf) if rule.alternative is not None else None
     theirs = tuple(n for gguf_names, _ in parts for n in gguf_names)
 
     def load(ts: Tensors, cfg: ModelConfig) -> Tensors:
@@ -113,10 +135,10 @@ def _translate(rule: Rule, names: Names) -> Rule | None:
     return Rule(rule.ours, theirs, load)
 
 
-def translate_rules(rules: list[Rule], names: Names) -> list[Rule]:
+def translate_rules(rules: list[Rule], names: Names, hf: dict) -> list[Rule]:
     """The HF family's rules, reading llama.cpp's tensors. A rule with no llama.cpp counterpart
     is dropped: a model that needs its tensor is then refused naming that tensor of ours."""
-    return [r for r in (_translate(r, names) for r in rules) if r is not None]
+    return [r for r in (_translate(r, names, hf) for r in rules) if r is not None]
 
 
 @dataclass(frozen=True)
@@ -146,4 +168,4 @@ class HFBacked:
         with warnings.catch_warnings():  # read_config has said what there is to say about the metadata
             warnings.simplefilter("ignore")
             hf = self.config_json(g)
-        return translate_rules(self.family().rules(cfg, hf), self.names)
+        return translate_rules(self.family().rules(cfg, hf), self.names, hf)
