@@ -14,7 +14,8 @@ Q = gguf.GGMLQuantizationType
 
 ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
-        "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX}
+        "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
+        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2}
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
 PERMUTED = {"smollm3"}
 
@@ -49,7 +50,55 @@ def _gpt_metadata(w, arch: str, c) -> None:
         w.add_layer_norm_eps(c.layer_norm_eps)
 
 
-def _metadata(w, arch: str, c) -> None:
+def _deepseek2_metadata(w, c, split_kv_b: bool) -> None:
+    """DeepseekV2Model.set_gguf_parameters (conversion/deepseek.py) over TextModel's; with
+    split_kv_b=False, the metadata of files written before the *_mla keys and attn_k_b/attn_v_b."""
+    w.add_vocab_size(c.vocab_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_expert_used_count(c.num_experts_per_tok)
+    sigmoid = c.model_type == "deepseek_v3"
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID if sigmoid else gguf.ExpertGatingFuncType.SOFTMAX)
+    if (c.n_group or 1) > 1:
+        w.add_expert_group_count(c.n_group)
+        w.add_expert_group_used_count(c.topk_group)
+    w.add_leading_dense_block_count(c.first_k_dense_replace)
+    if c.q_lora_rank is not None:
+        w.add_q_lora_rank(c.q_lora_rank)
+    w.add_kv_lora_rank(c.kv_lora_rank)
+    if split_kv_b:
+        w.add_head_count_kv(1)
+        w.add_key_length(c.kv_lora_rank + c.qk_rope_head_dim)
+        w.add_value_length(c.kv_lora_rank)
+        w.add_key_length_mla(c.qk_nope_head_dim + c.qk_rope_head_dim)
+        w.add_value_length_mla(c.v_head_dim)
+    else:
+        w.add_head_count_kv(c.num_attention_heads)
+        w.add_key_length(c.qk_nope_head_dim + c.qk_rope_head_dim)
+        w.add_value_length(c.v_head_dim)
+    w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    w.add_expert_count(c.n_routed_experts)
+    w.add_expert_shared_count(c.n_shared_experts)
+    w.add_expert_weights_scale(c.routed_scaling_factor)
+    if getattr(c, "norm_topk_prob", False):
+        w.add_expert_weights_norm(True)
+    w.add_rope_dimension_count(c.qk_rope_head_dim)
+    rope = c.rope_parameters
+    if rope.get("rope_type") == "yarn":
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(rope["factor"])
+        w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+        w.add_rope_scaling_yarn_log_mul(0.1 * rope["mscale_all_dim"])
+
+
+def _metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
+    if arch == "deepseek2":
+        return _deepseek2_metadata(w, c, split_kv_b)
     if arch in ("gpt2", "bloom", "gptneox"):
         return _gpt_metadata(w, arch, c)
     # TextModel.set_gguf_parameters (convert_hf_to_gguf.py), and the per-class additions below
@@ -78,7 +127,7 @@ def _metadata(w, arch: str, c) -> None:
             w.add_rope_scaling_factor(rope["factor"])
 
 
-def _tensors(arch: str, model) -> dict[str, np.ndarray]:
+def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]:
     """GGUF name -> array (torch order) of every tensor the converter writes."""
     c = model.config
     names = gguf.get_tensor_name_map(ARCH[arch], c.num_hidden_layers)
@@ -108,6 +157,16 @@ def _tensors(arch: str, model) -> dict[str, np.ndarray]:
             continue
         if stem.endswith("mlp.experts"):  # down_proj (E, D, F)
             stem, kind = f"{stem}.{kind}", "weight"
+        if kind == "e_score_correction_bias":  # TextModel.modify_tensors
+            stem, kind = f"{stem}.e_score_correction", "bias"
+        if split_kv_b and stem.endswith("kv_b_proj"):
+            # DeepseekV2Model.modify_tensors: per head, k_b (transposed) and v_b
+            c = model.config
+            kv_b = a.reshape(c.num_attention_heads, c.qk_nope_head_dim + c.v_head_dim, -1)
+            i = stem.split(".")[2]
+            out[f"blk.{i}.attn_k_b.weight"] = np.ascontiguousarray(kv_b[:, :c.qk_nope_head_dim].swapaxes(1, 2))
+            out[f"blk.{i}.attn_v_b.weight"] = np.ascontiguousarray(kv_b[:, c.qk_nope_head_dim:])
+            continue
         gguf_name = names.get_name(stem)
         assert gguf_name is not None, f"gguf-py has no name for {hf_name}"
         if arch == "gemma3" and hf_name.endswith("norm.weight"):
@@ -116,16 +175,18 @@ def _tensors(arch: str, model) -> dict[str, np.ndarray]:
     return out
 
 
-def write_gguf(path, arch: str, model, types=None, vocab=None):
+def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool = True):
     """`model` as llama.cpp's converter writes it; `types(gguf_name)` picks each matrix's
     quantization (norms and biases stay F32, as the converter keeps 1-D tensors); `vocab(writer)`
     adds a vocabulary's metadata."""
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH[arch]])
-    _metadata(w, arch, model.config)
+    _metadata(w, arch, model.config, split_kv_b)
     if vocab is not None:
         vocab(w)
-    for name, a in _tensors(arch, model).items():
+    for name, a in _tensors(arch, model, split_kv_b).items():
         qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
+        if qtype not in (Q.F32, Q.F16) and a.shape[-1] % gguf.GGML_QUANT_SIZES[qtype][0]:
+            qtype = Q.F16  # rows shorter than a block stay F16, as llama-quantize leaves them
         if qtype == Q.F32:
             w.add_tensor(name, np.ascontiguousarray(a))
         elif qtype == Q.F16:

@@ -541,7 +541,7 @@ def test_unsupported_quant_type(tmp_path):
 
 def test_unknown_architecture(tmp_path):
     path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), arch="mamba")
-    with pytest.raises(CheckpointError, match=r"m\.gguf: general\.architecture 'mamba' is not supported; supported: bloom, gemma3, gpt2, gptneox, llama, olmo2, qwen2, qwen3, qwen3moe, smollm3"):
+    with pytest.raises(CheckpointError, match=r"m\.gguf: general\.architecture 'mamba' is not supported; supported: bloom, deepseek2, gemma3, gpt2, gptneox, llama, olmo2, qwen2, qwen3, qwen3moe, smollm3"):
         archlab.load(path)
     with pytest.raises(CheckpointError, match="'mamba' is not supported"):
         read_gguf_config(path)

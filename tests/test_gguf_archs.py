@@ -65,6 +65,12 @@ def _gptneox(**kw):
                                          "intermediate_size": 96, "max_position_embeddings": 128, **kw})
 
 
+def _deepseek(case: str):
+    from families import CASES as FAMILY_CASES  # the tiny DeepSeek configs of the HF parity tests
+
+    return lambda **kw: FAMILY_CASES[case].hf_config()
+
+
 # arch -> (tiny HF config, whether HF's GGUF loader reads the architecture)
 CASES = {
     "qwen2": (_qwen2, True),
@@ -84,6 +90,10 @@ CASES = {
     "bloom": (_bloom, True),
     "gptneox": (_gptneox, False),
     "gptneox-sequential-untied": (lambda **kw: _gptneox(use_parallel_residual=False, tie_word_embeddings=False, **kw), False),
+    "deepseek2-v3": (_deepseek("dsv3-qlora-groups-yarn"), False),
+    "deepseek2-v3-nonorm-oldlayout": (_deepseek("dsv3-noqlora-nonorm"), False),
+    "deepseek2-v2": (_deepseek("dsv2-qlora-groups-yarn"), False),
+    "deepseek2-v2lite": (_deepseek("dsv2-lite-greedy"), False),
 }
 
 
@@ -113,7 +123,7 @@ def _worst(ours, ref, vocab: int) -> float:
 def test_f32_gguf_equals_source_hf_model(tmp_path, case, parity_report):
     config, _ = CASES[case]
     ref = make_hf(config(), seed=len(case))
-    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), ref)
+    path = write_gguf(tmp_path / f"{case}.gguf", _arch(case), ref, split_kv_b="oldlayout" not in case)
     ours = archlab.load(path).eval()
     assert read_gguf_config(path) == ours.config
     assert ours.config.tie_embeddings is ref.config.tie_word_embeddings

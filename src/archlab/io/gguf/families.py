@@ -238,14 +238,14 @@ _GPT_NEOX = Names(
 )
 
 HF_BACKED: dict[str, HFBacked] = {
-    "qwen3": HFBacked("qwen3", _qwen3_json),
-    "qwen3moe": HFBacked("qwen3_moe", _qwen3_moe_json),
-    "gemma3": HFBacked("gemma3_text", _gemma3_json, Names({**LAYER, **SANDWICH}, norm_shift=1.0)),
-    "olmo2": HFBacked("olmo2", _olmo2_json, Names({**LAYER, **SANDWICH})),
+    "qwen3": HFBacked(_qwen3_json),
+    "qwen3moe": HFBacked(_qwen3_moe_json),
+    "gemma3": HFBacked(_gemma3_json, Names({**LAYER, **SANDWICH}, norm_shift=1.0)),
+    "olmo2": HFBacked(_olmo2_json, Names({**LAYER, **SANDWICH})),
     # SmolLM3Model(LlamaModel): the llama layout, Q/K rows permuted
-    "smollm3": HFBacked("smollm3", _smollm3_json, Names(transforms={
+    "smollm3": HFBacked(_smollm3_json, Names(transforms={
         "self_attn.q_proj": unpermute_qk("num_attention_heads"), "self_attn.k_proj": unpermute_qk("num_key_value_heads")})),
-    "gpt2": HFBacked("gpt2", _gpt2_json, _GPT2),
-    "bloom": HFBacked("bloom", _bloom_json, _BLOOM),
-    "gptneox": HFBacked("gpt_neox", _gpt_neox_json, _GPT_NEOX),
+    "gpt2": HFBacked(_gpt2_json, _GPT2),
+    "bloom": HFBacked(_bloom_json, _BLOOM),
+    "gptneox": HFBacked(_gpt_neox_json, _GPT_NEOX),
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -47,25 +47,31 @@ SANDWICH = {
 TOP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
 
 
-def _cat_rows(ts: Tensors) -> torch.Tensor:
+# how llama.cpp's tensors make one HF tensor: (tensors, config.json) -> tensor
+Maker = Callable[[Tensors, dict], torch.Tensor]
+# a layout change on load: (llama.cpp's tensor, the config.json) -> HF's tensor
+Transform = Callable[[torch.Tensor, dict], torch.Tensor]
+# llama.cpp's tensor names (after blk.{i}.) and how they make the HF tensor
+Layout = tuple[tuple[str, ...], Maker]
+
+
+def _one(ts: Tensors, hf: dict) -> torch.Tensor:
+    return ts[0]
+
+
+def _cat_rows(ts: Tensors, hf: dict) -> torch.Tensor:
     # HF v5's fused experts: gate_up_proj (E, 2F, D) holds gate's rows first, then up's
     return torch.cat(ts, dim=1)
 
 
-def _one(ts: Tensors) -> torch.Tensor:
-    return ts[0]
-
-
-# HF v5's fused expert tensors <- llama.cpp's stacked ones (convert_hf_to_gguf.py stacks each
-# projection's per-expert matrices along a new first dimension: ffn_{gate,up,down}_exps).
-FUSED = {
-    "mlp.experts.gate_up_proj": (("ffn_gate_exps.weight", "ffn_up_exps.weight"), _cat_rows),
-    "mlp.experts.down_proj": (("ffn_down_exps.weight",), _one),
+# HF tensors (under the layer prefix) that llama.cpp stores in another shape, each with the
+# layouts a file may hold, in the order tried. Experts: convert_hf_to_gguf.py stacks each
+# projection's per-expert matrices along a new first dimension (ffn_{gate,up,down}_exps), which
+# are HF v5's fused tensors.
+SPECIAL: dict[str, list[Layout]] = {
+    "mlp.experts.gate_up_proj": [(("ffn_gate_exps.weight", "ffn_up_exps.weight"), _cat_rows)],
+    "mlp.experts.down_proj": [(("ffn_down_exps.weight",), _one)],
 }
-
-
-# a layout change on load: (llama.cpp's tensor, the config.json) -> HF's tensor
-Transform = Callable[[torch.Tensor, dict], torch.Tensor]
 
 
 def unpermute_qk(heads_key: str) -> Transform:
@@ -82,57 +88,73 @@ def unpermute_qk(heads_key: str) -> Transform:
 @dataclass(frozen=True)
 class Names:
     """HF checkpoint names -> llama.cpp's, for one architecture: `top` whole names, `layer`
-    modules under `prefix` (weight and bias alike), `transforms` by HF module."""
+    modules under `prefix` (weight and bias alike), `special` tensors under `prefix` stored in
+    another shape, `transforms` by HF module."""
 
     layer: dict[str, str] = field(default_factory=lambda: dict(LAYER))
     top: dict[str, str] = field(default_factory=lambda: dict(TOP))
     prefix: str = "model.layers.{i}."
+    special: dict[str, list[Layout]] = field(default_factory=lambda: dict(SPECIAL))
     transforms: dict[str, Transform] = field(default_factory=dict)
     # convert_hf_to_gguf.py adds this to every norm weight (Gemma3Model.norm_shift = 1.0: its
     # RMSNorm scales by 1 + w and llama.cpp's by w); loading subtracts it again
     norm_shift: float = 0.0
 
-    def of(self, hf_template: str, hf: dict) -> tuple[tuple[str, ...], Callable[[Tensors], torch.Tensor]] | None:
-        """llama.cpp's tensors for one HF template (with {i}), and how they make the HF tensor."""
+    def of(self, hf_template: str) -> list[Layout]:
+        """llama.cpp's layouts of one HF template (with {i}); empty when llama.cpp has none."""
         module = None
         if hf_template in self.top:
-            names, make = (self.top[hf_template],), _one
+            layouts = [((self.top[hf_template],), _one)]
         elif hf_template.startswith(self.prefix):
             rest = hf_template[len(self.prefix):]
-            if rest in FUSED:
-                names, make = FUSED[rest]
+            if rest in self.special:
+                layouts = self.special[rest]
             else:
                 module, _, kind = rest.rpartition(".")
                 if module not in self.layer:
-                    return None
-                names, make = (f"{self.layer[module]}.{kind}",), _one
-            names = tuple(f"blk.{{i}}.{n}" for n in names)
+                    return []
+                layouts = [((f"{self.layer[module]}.{kind}",), _one)]
+            layouts = [(tuple(f"blk.{{i}}.{n}" for n in names), make) for names, make in layouts]
         else:
-            return None
+            return []
+        return [(names, self._adjusted(make, module, hf_template)) for names, make in layouts]
+
+    def _adjusted(self, make: Maker, module: str | None, hf_template: str) -> Maker:
         if module in self.transforms:
             transform, inner = self.transforms[module], make
-            make = lambda ts: transform(inner(ts), hf)  # noqa: E731
+            make = lambda ts, hf: transform(inner(ts, hf), hf)  # noqa: E731
         if self.norm_shift and hf_template.endswith("norm.weight"):
             shift, inner_ = self.norm_shift, make
-            make = lambda ts: inner_(ts) - shift  # noqa: E731
-        return names, make
+            make = lambda ts, hf: inner_(ts, hf) - shift  # noqa: E731
+        return make
 
 
-def _translate(rule: Rule, names: Names, hf: dict) -> Rule | None:
-    parts = [names.of(t, hf) for t in rule.theirs]
-    if any(p is None for p in parts):
-        # e.g. per-expert HF names: llama.cpp stores the fused alternative's layout
-        return _translate(rule.alternative, names, hf) if rule.alternative is not None else None
-    theirs = tuple(n for gguf_names, _ in parts for n in gguf_names)
-
+def _rule(rule: Rule, parts: list[Layout], hf: dict) -> Rule:
     def load(ts: Tensors, cfg: ModelConfig) -> Tensors:
         hf_tensors, at = [], 0
         for gguf_names, make in parts:
-            hf_tensors.append(make(ts[at:at + len(gguf_names)]))
+            hf_tensors.append(make(ts[at:at + len(gguf_names)], hf))
             at += len(gguf_names)
         return rule.load(hf_tensors, cfg)
 
-    return Rule(rule.ours, theirs, load)
+    return Rule(rule.ours, tuple(n for gguf_names, _ in parts for n in gguf_names), load)
+
+
+def _translate(rule: Rule, names: Names, hf: dict) -> Rule | None:
+    options = [names.of(t) for t in rule.theirs]
+    if not all(options):
+        # e.g. per-expert HF names: llama.cpp stores the fused alternative's layout
+        return _translate(rule.alternative, names, hf) if rule.alternative is not None else None
+    if sum(len(o) > 1 for o in options) > 1:
+        raise RuntimeError(f"GGUF rule for {rule.ours}: more than one tensor with several layouts")
+    # one rule per layout of the tensor that has several (e.g. MLA's kv_b), each the next's alternative
+    varying = next((n for n, o in enumerate(options) if len(o) > 1), 0)
+    made = None
+    for layout in reversed(options[varying]):
+        parts = [layout if n == varying else o[0] for n, o in enumerate(options)]
+        r = _rule(rule, parts, hf)
+        made = r if made is None else replace(r, alternative=made)
+    return made
 
 
 def translate_rules(rules: list[Rule], names: Names, hf: dict) -> list[Rule]:
@@ -143,29 +165,32 @@ def translate_rules(rules: list[Rule], names: Names, hf: dict) -> list[Rule]:
 
 @dataclass(frozen=True)
 class HFBacked:
-    """A GGUF architecture read as HF `model_type`: `config_json(g)` gives the config.json."""
+    """A GGUF architecture read through an HF family: `config_json(g)` gives the config.json
+    (its model_type picks the family), `names` llama.cpp's tensor names."""
 
-    model_type: str
     config_json: Callable[[GGUFFile], dict[str, Any]]
     names: Names = field(default_factory=Names)
 
-    def family(self):
+    @staticmethod
+    def family(hf: dict):
         from ..hf import FAMILIES
 
-        return FAMILIES[self.model_type]
+        return FAMILIES[hf["model_type"]]
 
     def read_config(self, g: GGUFFile) -> ModelConfig:
         hf = self.config_json(g)
         try:
-            cfg = self.family().read_config(hf)
+            cfg = self.family(hf).read_config(hf)
         except (CheckpointError, ConfigError) as e:
             # the HF reader speaks of config.json; here the fields come from the GGUF metadata
             msg = str(e).removeprefix("config.json: ")
-            raise CheckpointError(f"{g.path}: the metadata, read as an HF {self.model_type} config.json, is not supported: {msg}") from None
+            raise CheckpointError(
+                f"{g.path}: the metadata, read as an HF {hf['model_type']} config.json, is not supported: {msg}"
+            ) from None
         return cfg.replace(name=g.path.stem, source=str(g.path))
 
     def rules(self, cfg: ModelConfig, g: GGUFFile) -> list[Rule]:
         with warnings.catch_warnings():  # read_config has said what there is to say about the metadata
             warnings.simplefilter("ignore")
             hf = self.config_json(g)
-        return translate_rules(self.family().rules(cfg, hf), self.names, hf)
+        return translate_rules(self.family(hf).rules(cfg, hf), self.names, hf)
