@@ -15,7 +15,7 @@ Q = gguf.GGMLQuantizationType
 ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
-        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2}
+        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS}
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
 PERMUTED = {"smollm3"}
 
@@ -120,6 +120,17 @@ def _metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
         w.add_expert_count(c.num_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
         w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    if arch == "gpt-oss":  # GptOssModel.set_gguf_parameters, TextModel's YaRN keys
+        w.add_sliding_window(c.sliding_window)
+        w.add_expert_feed_forward_length(c.intermediate_size)
+        w.add_expert_count(c.num_local_experts)
+        w.add_expert_used_count(c.num_experts_per_tok)
+        if rope.get("rope_type") == "yarn":
+            w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+            w.add_rope_scaling_factor(rope["factor"])
+            w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+            w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
+            w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
     if arch == "gemma3":  # Gemma3Model.set_gguf_parameters
         w.add_sliding_window(c.sliding_window)
         if rope.get("rope_type", "default") == "linear":
@@ -150,6 +161,20 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
             n_head = c.num_attention_heads if "q_proj" in hf_name else c.num_key_value_heads
             a = a.reshape(n_head, 2, a.shape[0] // n_head // 2, *a.shape[1:]).swapaxes(1, 2).reshape(a.shape)
         stem, _, kind = hf_name.rpartition(".")
+        if arch == "gpt-oss" and stem.endswith("mlp.experts"):  # GptOssModel.modify_tensors, unquantized experts
+            i = stem.split(".")[2]
+            if kind == "gate_up_proj":  # (E, D, 2F), gate / up interleaved
+                a = a.swapaxes(1, 2)
+                out[f"blk.{i}.ffn_gate_exps.weight"], out[f"blk.{i}.ffn_up_exps.weight"] = a[:, ::2], a[:, 1::2]
+            elif kind == "gate_up_proj_bias":
+                out[f"blk.{i}.ffn_gate_exps.bias"], out[f"blk.{i}.ffn_up_exps.bias"] = a[..., ::2], a[..., 1::2]
+            elif kind == "down_proj":  # (E, F, D)
+                out[f"blk.{i}.ffn_down_exps.weight"] = a.swapaxes(1, 2)
+            else:
+                out[f"blk.{i}.ffn_down_exps.bias"] = a
+            continue
+        if kind == "sinks":  # GptOssModel.filter_tensors: sinks -> sinks.weight
+            stem, kind = f"{stem}.sinks", "weight"
         if stem.endswith("mlp.experts") and kind == "gate_up_proj":  # HF v5 fused: (E, 2F, D), gate first
             i = stem.split(".")[2]
             half = a.shape[1] // 2
@@ -184,6 +209,7 @@ def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool 
     if vocab is not None:
         vocab(w)
     for name, a in _tensors(arch, model, split_kv_b).items():
+        a = np.ascontiguousarray(a)
         qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
         if qtype not in (Q.F32, Q.F16) and a.shape[-1] % gguf.GGML_QUANT_SIZES[qtype][0]:
             qtype = Q.F16  # rows shorter than a block stay F16, as llama-quantize leaves them

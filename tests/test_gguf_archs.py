@@ -65,6 +65,11 @@ def _gptneox(**kw):
                                          "intermediate_size": 96, "max_position_embeddings": 128, **kw})
 
 
+def _gpt_oss(**kw):
+    return transformers.GptOssConfig(**{**_SMALL, "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2,
+                                        "sliding_window": 8, "layer_types": None, **kw})
+
+
 def _deepseek(case: str):
     from families import CASES as FAMILY_CASES  # the tiny DeepSeek configs of the HF parity tests
 
@@ -90,6 +95,9 @@ CASES = {
     "bloom": (_bloom, True),
     "gptneox": (_gptneox, False),
     "gptneox-sequential-untied": (lambda **kw: _gptneox(use_parallel_residual=False, tie_word_embeddings=False, **kw), False),
+    # HF's GGUF loader fails on gpt-oss files: it reads rope.scaling.factor as an array
+    # (load_gguf_checkpoint, `float(value)`), ignores key_length and leaves the experts unloaded
+    "gpt-oss": (_gpt_oss, False),
     "deepseek2-v3": (_deepseek("dsv3-qlora-groups-yarn"), False),
     "deepseek2-v3-nonorm-oldlayout": (_deepseek("dsv3-noqlora-nonorm"), False),
     "deepseek2-v2": (_deepseek("dsv2-qlora-groups-yarn"), False),
@@ -98,7 +106,7 @@ CASES = {
 
 
 def _arch(case: str) -> str:
-    return case.split("-")[0]
+    return "gpt-oss" if case.startswith("gpt-oss") else case.split("-")[0]
 
 
 def _ids(vocab: int, seed: int = 1) -> list[torch.Tensor]:
@@ -119,6 +127,7 @@ def _worst(ours, ref, vocab: int) -> float:
 
 @pytest.mark.filterwarnings("ignore:.*gemma3 attention scale")  # test_gemma3_attention_scale_follows_llama_cpp
 @pytest.mark.filterwarnings("ignore:.*gptneox MLP activation")  # test_gptneox_gelu_follows_the_authors
+@pytest.mark.filterwarnings("ignore:.*gpt-oss YaRN")  # test_gpt_oss_yarn_follows_the_authors
 @pytest.mark.parametrize("case", list(CASES))
 def test_f32_gguf_equals_source_hf_model(tmp_path, case, parity_report):
     config, _ = CASES[case]
@@ -199,6 +208,7 @@ def test_gptneox_gelu_follows_the_authors(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.*gptneox MLP activation")
 @pytest.mark.filterwarnings("ignore:.*gemma3 attention scale")
+@pytest.mark.filterwarnings("ignore:.*gpt-oss YaRN")
 @pytest.mark.parametrize("case", [c for c, (_, hf_reads) in CASES.items() if not hf_reads])
 def test_quantized_gguf_equals_its_dequantized_f32_copy(tmp_path, case, parity_report):
     """Where HF's GGUF loader does not read the architecture: the quantized file computes what an
@@ -228,3 +238,42 @@ def test_quantized_gguf_equals_its_dequantized_f32_copy(tmp_path, case, parity_r
     worst = _worst(ours, f32, src.config.vocab_size)
     parity_report("gguf", f"{case}-quant-vs-dequantized-f32", worst)
     assert worst < 1e-5
+
+
+def test_gpt_oss_yarn_follows_the_authors(tmp_path):
+    """llama.cpp rounds YaRN's correction range to whole dimensions; OpenAI's reference and HF
+    (truncate=False) do not. archlab follows the authors, and says so; the F32 parity above is
+    with YaRN on (GptOssConfig's default RoPE)."""
+    src = make_hf(_gpt_oss(), seed=1)
+    assert src.config.rope_parameters["rope_type"] == "yarn"
+    path = write_gguf(tmp_path / "oss.gguf", "gpt-oss", src)
+    with pytest.warns(UserWarning, match=r"gpt-oss YaRN uses the unrounded correction range.*llama\.cpp rounds it"):
+        cfg = read_gguf_config(path)
+    assert cfg.rope.scaling.kind == "yarn" and cfg.rope.scaling.truncate is False
+
+
+def test_gpt_oss_mxfp4_experts(tmp_path, parity_report):
+    """Real GPT-OSS files keep the experts in MXFP4 (GptOssModel.repack_mxfp4): they load, and
+    compute what an F32 file of their values (dequantized by gguf-py) computes."""
+    gguf = pytest.importorskip("gguf")
+    src = make_hf(_gpt_oss(), seed=2)
+    mx = lambda name: Q.MXFP4 if "_exps.weight" in name else Q.F32  # noqa: E731
+    path = write_gguf(tmp_path / "mx.gguf", "gpt-oss", src, types=mx)
+    g = GGUFFile(path)
+    assert {g.type_name(n) for n in g.tensors if "_exps.weight" in n} == {"MXFP4"}
+    with pytest.warns(UserWarning, match="gpt-oss YaRN"):
+        ours = archlab.load(path).eval()
+    exact = write_gguf(tmp_path / "f.gguf", "gpt-oss", src)
+    reader = gguf.GGUFReader(str(path))
+    deq = {t.name: gguf.quants.dequantize(t.data, t.tensor_type) for t in reader.tensors if "_exps.weight" in t.name}
+    with pytest.warns(UserWarning, match="gpt-oss YaRN"):
+        f32 = archlab.load(exact).eval()
+    with torch.no_grad():  # put gguf-py's dequantized experts into the F32 model
+        for i in range(src.config.num_hidden_layers):
+            f32.layers[i].ffn.experts.gate.copy_(torch.from_numpy(deq[f"blk.{i}.ffn_gate_exps.weight"].copy()))
+            f32.layers[i].ffn.experts.up.copy_(torch.from_numpy(deq[f"blk.{i}.ffn_up_exps.weight"].copy()))
+            f32.layers[i].ffn.experts.down.copy_(torch.from_numpy(deq[f"blk.{i}.ffn_down_exps.weight"].copy()))
+    worst = _worst(ours, f32, src.config.vocab_size)
+    parity_report("gguf", "gpt-oss-mxfp4-vs-dequantized", worst)
+    assert worst < 1e-5
+    assert _worst(ours, lambda ids: src(ids).logits, src.config.vocab_size) > 1e-3  # MXFP4 really changed the experts

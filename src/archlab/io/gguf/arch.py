@@ -20,6 +20,7 @@ from ..layouts import rope_pairs_to_halves
 from ..mapping import Rule, rename, same
 from .deepseek2 import DEEPSEEK2
 from .families import HF_BACKED
+from .gpt_oss import GPT_OSS
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
 
@@ -96,7 +97,7 @@ ARCHITECTURES: dict[str, GGUFArch] = {
     "llama": GGUFArch(_llama_config, _llama_rules, ignore=(r"^rope_freqs\.weight$",)),
     # Qwen2Model(TextModel) writes HF's rows as they are; HF's Qwen2 is Llama with q/k/v biases
     "qwen2": GGUFArch(partial(_llama_config, family="qwen2"), partial(_llama_rules, permuted=False)),
-    **{name: GGUFArch(a.read_config, a.rules) for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2}.items()},
+    **{name: GGUFArch(a.read_config, a.rules) for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2, "gpt-oss": GPT_OSS}.items()},
 }
 
 

@@ -83,11 +83,18 @@ def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
         if kind == "linear":
             scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
         else:
+            ext = g.arch_value("rope.scaling.yarn_ext_factor", None)
+            if ext is not None and float(ext) not in (-1.0, 1.0):
+                # -1: llama.cpp's "unset", which it takes as 1 for YaRN, as every HF YaRN computes
+                raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.yarn_ext_factor={ext} is not supported (1)")
+            # the converter writes HF's attention_factor as yarn_attn_factor (TextModel.set_gguf_parameters);
+            # attn_factor is the older key
+            attention = g.arch_value("rope.scaling.yarn_attn_factor", g.arch_value("rope.scaling.attn_factor", None))
             scaling = RopeScaling(
                 "yarn", factor=factor, original_max_seq_len=orig,
                 beta_fast=float(g.arch_value("rope.scaling.yarn_beta_fast", 32.0)),
                 beta_slow=float(g.arch_value("rope.scaling.yarn_beta_slow", 1.0)),
-                attention_factor=g.arch_value("rope.scaling.attn_factor", None),
+                attention_factor=attention,
             )
     elif kind != "none":
         raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.type={kind!r} is not supported (supported: none, linear, yarn)")
