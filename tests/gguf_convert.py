@@ -15,7 +15,7 @@ Q = gguf.GGMLQuantizationType
 ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
-        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS}
+        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE}
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
 PERMUTED = {"smollm3"}
 
@@ -96,7 +96,38 @@ def _deepseek2_metadata(w, c, split_kv_b: bool) -> None:
         w.add_rope_scaling_yarn_log_mul(0.1 * rope["mscale_all_dim"])
 
 
+def _glm4_moe_metadata(w, c) -> None:
+    """Glm4MoeModel.set_gguf_parameters (conversion/glm.py) over TextModel's: block_count counts
+    the MTP layers, which test files get one of (blk.{L}, with a nextn tensor)."""
+    w.add_vocab_size(c.vocab_size)
+    w.add_block_count(c.num_hidden_layers + 1)
+    w.add_nextn_predict_layers(1)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_key_length(c.head_dim)
+    w.add_value_length(c.head_dim)
+    w.add_rope_dimension_count(int(c.head_dim * c.rope_parameters.get("partial_rotary_factor", 0.5)))
+    w.add_expert_used_count(c.num_experts_per_tok)
+    w.add_expert_count(c.n_routed_experts)
+    w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    w.add_expert_shared_count(c.n_shared_experts)
+    w.add_leading_dense_block_count(c.first_k_dense_replace)
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+    w.add_expert_weights_scale(c.routed_scaling_factor)
+    w.add_expert_weights_norm(c.norm_topk_prob)
+    if c.n_group > 1:
+        w.add_expert_group_count(c.n_group)
+        w.add_expert_group_used_count(c.topk_group)
+
+
 def _metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
+    if arch == "glm4moe":
+        return _glm4_moe_metadata(w, c)
     if arch == "deepseek2":
         return _deepseek2_metadata(w, c, split_kv_b)
     if arch in ("gpt2", "bloom", "gptneox"):
@@ -206,6 +237,10 @@ def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool 
     adds a vocabulary's metadata."""
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH[arch]])
     _metadata(w, arch, model.config, split_kv_b)
+    if arch == "glm4moe":  # the MTP layer after the decoder layers (Glm4MoeModel: block_count + nextn)
+        L, d = model.config.num_hidden_layers, model.config.hidden_size
+        w.add_tensor(f"blk.{L}.nextn.eh_proj.weight", np.zeros((d, 2 * d), np.float32))
+        w.add_tensor(f"blk.{L}.attn_norm.weight", np.ones(d, np.float32))
     if vocab is not None:
         vocab(w)
     for name, a in _tensors(arch, model, split_kv_b).items():

@@ -70,6 +70,14 @@ def _gpt_oss(**kw):
                                         "sliding_window": 8, "layer_types": None, **kw})
 
 
+def _glm4_moe(**kw):
+    # GLM-4.5's shape: q/k/v biases, partial RoPE (0.5), sigmoid routing with groups, a dense first layer
+    return transformers.Glm4MoeConfig(**{**_SMALL, "num_hidden_layers": 3, "head_dim": 16, "attention_bias": True,
+                                         "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 24,
+                                         "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 2, "topk_group": 1,
+                                         "routed_scaling_factor": 2.5, "norm_topk_prob": True, **kw})
+
+
 def _deepseek(case: str):
     from families import CASES as FAMILY_CASES  # the tiny DeepSeek configs of the HF parity tests
 
@@ -98,6 +106,8 @@ CASES = {
     # HF's GGUF loader fails on gpt-oss files: it reads rope.scaling.factor as an array
     # (load_gguf_checkpoint, `float(value)`), ignores key_length and leaves the experts unloaded
     "gpt-oss": (_gpt_oss, False),
+    "glm4moe": (_glm4_moe, False),
+    "glm4moe-qknorm-nonorm": (lambda **kw: _glm4_moe(use_qk_norm=True, norm_topk_prob=False, n_group=1, topk_group=1, **kw), False),
     "deepseek2-v3": (_deepseek("dsv3-qlora-groups-yarn"), False),
     "deepseek2-v3-nonorm-oldlayout": (_deepseek("dsv3-noqlora-nonorm"), False),
     "deepseek2-v2": (_deepseek("dsv2-qlora-groups-yarn"), False),

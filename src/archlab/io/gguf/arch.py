@@ -20,6 +20,7 @@ from ..layouts import rope_pairs_to_halves
 from ..mapping import Rule, rename, same
 from .deepseek2 import DEEPSEEK2
 from .families import HF_BACKED
+from .glm4_moe import GLM4_MOE
 from .gpt_oss import GPT_OSS
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
@@ -67,6 +68,8 @@ class GGUFArch:
     rules: Callable[[ModelConfig, GGUFFile], list[Rule]]
     # regular expressions of GGUF tensors consumed while reading the config (not model weights)
     ignore: tuple[str, ...] = ()
+    # ... and of tensors the file holds beside the model, by its metadata (GLM-4.5's MTP layers)
+    extra_ignore: Callable[[GGUFFile], tuple[str, ...]] = lambda g: ()
 
 
 def _llama_rules(cfg: ModelConfig, g: GGUFFile, permuted: bool = True) -> list[Rule]:
@@ -97,7 +100,8 @@ ARCHITECTURES: dict[str, GGUFArch] = {
     "llama": GGUFArch(_llama_config, _llama_rules, ignore=(r"^rope_freqs\.weight$",)),
     # Qwen2Model(TextModel) writes HF's rows as they are; HF's Qwen2 is Llama with q/k/v biases
     "qwen2": GGUFArch(partial(_llama_config, family="qwen2"), partial(_llama_rules, permuted=False)),
-    **{name: GGUFArch(a.read_config, a.rules) for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2, "gpt-oss": GPT_OSS}.items()},
+    **{name: GGUFArch(a.read_config, a.rules, extra_ignore=a.ignore)
+       for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2, "gpt-oss": GPT_OSS, "glm4moe": GLM4_MOE}.items()},
 }
 
 

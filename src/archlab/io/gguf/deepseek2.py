@@ -30,7 +30,7 @@ from .hf_backed import HFBacked, Names, SPECIAL, Tensors
 from .metadata import int_value, vocab_size
 from .reader import GGUFFile
 
-__all__ = ["DEEPSEEK2"]
+__all__ = ["DEEPSEEK2", "NAMES"]
 
 _SOFTMAX, _SIGMOID = 1, 2  # gguf.ExpertGatingFuncType
 
@@ -116,7 +116,7 @@ _MLP = {
     "mlp.shared_experts.gate_proj": "ffn_gate_shexp", "mlp.shared_experts.up_proj": "ffn_up_shexp",
     "mlp.shared_experts.down_proj": "ffn_down_shexp",
 }
-_NAMES = Names(
+NAMES = Names(
     layer={**_MLP, **_ATTN},
     special={
         **SPECIAL,
@@ -126,4 +126,4 @@ _NAMES = Names(
     },
 )
 
-DEEPSEEK2 = HFBacked(_deepseek2_json, _NAMES)
+DEEPSEEK2 = HFBacked(_deepseek2_json, NAMES)

@@ -170,6 +170,8 @@ class HFBacked:
 
     config_json: Callable[[GGUFFile], dict[str, Any]]
     names: Names = field(default_factory=Names)
+    # regular expressions of tensors the file holds beside the model (e.g. MTP layers)
+    ignore: Callable[[GGUFFile], tuple[str, ...]] = lambda g: ()
 
     @staticmethod
     def family(hf: dict):
