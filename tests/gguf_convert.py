@@ -15,9 +15,10 @@ Q = gguf.GGMLQuantizationType
 ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
-        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE}
+        "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE,
+        "mixtral": gguf.MODEL_ARCH.LLAMA}  # LlamaModel writes MixtralForCausalLM as `llama`
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
-PERMUTED = {"smollm3"}
+PERMUTED = {"smollm3", "mixtral"}
 
 
 def _gpt_metadata(w, arch: str, c) -> None:
@@ -147,6 +148,9 @@ def _metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
     if head_dim is not None:
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
+    if arch == "mixtral":  # TextModel.set_gguf_parameters' expert keys
+        w.add_expert_count(c.num_local_experts)
+        w.add_expert_used_count(c.num_experts_per_tok)
     if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
         w.add_expert_count(c.num_experts)
         w.add_expert_used_count(c.num_experts_per_tok)

@@ -19,7 +19,7 @@ from ...errors import CheckpointError
 from ..layouts import rope_pairs_to_halves
 from ..mapping import Rule, rename, same
 from .deepseek2 import DEEPSEEK2
-from .families import HF_BACKED
+from .families import HF_BACKED, MIXTRAL
 from .glm4_moe import GLM4_MOE
 from .gpt_oss import GPT_OSS
 from .metadata import int_value, rope, vocab_size
@@ -95,9 +95,22 @@ def _llama_rules(cfg: ModelConfig, g: GGUFFile, permuted: bool = True) -> list[R
     return rules
 
 
+def _has_experts(g: GGUFFile) -> bool:
+    return bool(int_value(g, "expert_count", 0))
+
+
+def _llama_or_mixtral_config(g: GGUFFile) -> ModelConfig:
+    return MIXTRAL.read_config(g) if _has_experts(g) else _llama_config(g)
+
+
+def _llama_or_mixtral_rules(cfg: ModelConfig, g: GGUFFile) -> list[Rule]:
+    return MIXTRAL.rules(cfg, g) if _has_experts(g) else _llama_rules(cfg, g)
+
+
 # general.architecture -> how to read it
 ARCHITECTURES: dict[str, GGUFArch] = {
-    "llama": GGUFArch(_llama_config, _llama_rules, ignore=(r"^rope_freqs\.weight$",)),
+    # Mixtral files say `llama` too, with llama.expert_count
+    "llama": GGUFArch(_llama_or_mixtral_config, _llama_or_mixtral_rules, ignore=(r"^rope_freqs\.weight$",)),
     # Qwen2Model(TextModel) writes HF's rows as they are; HF's Qwen2 is Llama with q/k/v biases
     "qwen2": GGUFArch(partial(_llama_config, family="qwen2"), partial(_llama_rules, permuted=False)),
     **{name: GGUFArch(a.read_config, a.rules, extra_ignore=a.ignore)

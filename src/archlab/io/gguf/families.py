@@ -14,7 +14,7 @@ from .hf_backed import LAYER, SANDWICH, HFBacked, Names, unpermute_qk
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
 
-__all__ = ["HF_BACKED"]
+__all__ = ["HF_BACKED", "MIXTRAL", "llama_like_json"]
 
 
 def _rope_json(g: GGUFFile, head_dim: int, ctx: int) -> dict[str, Any]:
@@ -237,14 +237,29 @@ _GPT_NEOX = Names(
     transforms={"attention.query_key_value": _per_head_qkv("num_attention_heads")},
 )
 
+def _mixtral_json(g: GGUFFile) -> dict[str, Any]:
+    # LlamaModel.modify_tensors (conversion/llama.py) writes MixtralForCausalLM as `llama`, its
+    # block_sparse_moe experts w1 / w3 / w2 stacked as ffn_gate_exps / ffn_up_exps / ffn_down_exps
+    hf = llama_like_json(g, "mixtral")
+    hf.update(
+        num_local_experts=int_value(g, "expert_count"), num_experts_per_tok=int_value(g, "expert_used_count"),
+        intermediate_size=int_value(g, "expert_feed_forward_length", hf["intermediate_size"]),
+        sliding_window=None,  # llama.cpp's llama graph has no sliding window
+    )
+    return hf
+
+
+_PERMUTED_QK = {"self_attn.q_proj": unpermute_qk("num_attention_heads"), "self_attn.k_proj": unpermute_qk("num_key_value_heads")}
+# a `llama` file with experts (llama.expert_count > 0): Mixtral (arch.py picks it)
+MIXTRAL = HFBacked(_mixtral_json, Names(transforms=_PERMUTED_QK))
+
 HF_BACKED: dict[str, HFBacked] = {
     "qwen3": HFBacked(_qwen3_json),
     "qwen3moe": HFBacked(_qwen3_moe_json),
     "gemma3": HFBacked(_gemma3_json, Names({**LAYER, **SANDWICH}, norm_shift=1.0)),
     "olmo2": HFBacked(_olmo2_json, Names({**LAYER, **SANDWICH})),
     # SmolLM3Model(LlamaModel): the llama layout, Q/K rows permuted
-    "smollm3": HFBacked(_smollm3_json, Names(transforms={
-        "self_attn.q_proj": unpermute_qk("num_attention_heads"), "self_attn.k_proj": unpermute_qk("num_key_value_heads")})),
+    "smollm3": HFBacked(_smollm3_json, Names(transforms=_PERMUTED_QK)),
     "gpt2": HFBacked(_gpt2_json, _GPT2),
     "bloom": HFBacked(_bloom_json, _BLOOM),
     "gptneox": HFBacked(_gpt_neox_json, _GPT_NEOX),
