@@ -36,11 +36,13 @@ def _trained_pieces(n: int) -> list[str]:
     return list(dict.fromkeys(merged + chars))
 
 
-def write_spm_vocab(path, arch: str = "llama", add_bos: bool | None = None, add_eos: bool = False):
+def write_spm_vocab(path, arch: str = "llama", add_bos: bool | None = None, add_eos: bool = False, space_prefix=None):
     """A GGUF holding a SentencePiece vocabulary as llama.cpp's converter writes one
     (convert_hf_to_gguf.py, _create_vocab_sentencepiece / Gemma3Model.set_vocab)."""
     w = gguf.GGUFWriter(str(path), arch)
     add_spm_vocab(w, arch, add_bos, add_eos)
+    if space_prefix is not None:
+        w.add_add_space_prefix(space_prefix)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -119,3 +121,13 @@ def test_spm_decode_roundtrip(tmp_path):
     tok = archlab.load_tokenizer(write_spm_vocab(tmp_path / "tok.gguf"))
     for text in [t for t in (*TEXTS.values(), *MORE_TEXTS) if "<" not in t and "\u2581" not in t]:
         assert tok.decode(tok.encode(text)) == (text[1:] if text.startswith(" ") else text)
+
+
+def test_spm_add_space_prefix_false_follows_hf_and_warns(tmp_path):
+    """HF's GGUF tokenizer ignores tokenizer.ggml.add_space_prefix; llama.cpp honours it. The ids
+    equal HF's, and the difference from llama.cpp is said."""
+    path = write_spm_vocab(tmp_path / "tok.gguf", space_prefix=False)
+    with pytest.warns(UserWarning, match=r"add_space_prefix is false: llama\.cpp puts no U\+2581"):
+        ours = archlab.load_tokenizer(path)
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+    assert ours.encode("hello world") == ref.encode("hello world", add_special_tokens=False)

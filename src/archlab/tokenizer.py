@@ -19,6 +19,7 @@ and the special tokens available by name.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,7 +30,7 @@ from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, proc
 from tokenizers import Tokenizer as _Backend
 
 from .io import CheckpointError
-from .sentencepiece_gguf import sentencepiece_backend
+from .sentencepiece_gguf import GEMMA_ARCHITECTURES, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
@@ -363,6 +364,12 @@ def _from_gguf(path: Path) -> Tokenizer:
             bos, eos,
         )
     elif kind == "llama":
+        if g.value("tokenizer.ggml.add_space_prefix", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
+            warnings.warn(
+                f"{path}: tokenizer.ggml.add_space_prefix is false: llama.cpp puts no U+2581 in front of the text, but HF's "
+                "GGUF tokenizer (LlamaTokenizer) does, and archlab's ids equal HF's; a text's first token may differ from llama.cpp's",
+                stacklevel=3,
+            )
         backend = sentencepiece_backend(
             path, g.architecture, tokens, types, g.value("tokenizer.ggml.scores", None), g.value("tokenizer.ggml.merges", None),
             [t for t in (bos, eos, token("unknown_token_id"), token("padding_token_id")) if t is not None],
