@@ -16,7 +16,7 @@ ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3mo
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
         "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE,
-        "mixtral": gguf.MODEL_ARCH.LLAMA}  # LlamaModel writes MixtralForCausalLM as `llama`
+        "mixtral": gguf.MODEL_ARCH.LLAMA, "qwen3next": gguf.MODEL_ARCH.QWEN3NEXT}  # LlamaModel writes MixtralForCausalLM as `llama`
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
 PERMUTED = {"smollm3", "mixtral"}
 
@@ -126,7 +126,58 @@ def _glm4_moe_metadata(w, c) -> None:
         w.add_expert_group_used_count(c.topk_group)
 
 
+def _qwen3_next_metadata(w, c) -> None:
+    """Qwen3NextModel.set_gguf_parameters over Qwen2MoeModel's and TextModel's."""
+    w.add_vocab_size(c.vocab_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_key_length(c.head_dim)
+    w.add_value_length(c.head_dim)
+    w.add_expert_count(c.num_experts)
+    w.add_expert_used_count(c.num_experts_per_tok)
+    w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    w.add_expert_shared_feed_forward_length(c.shared_expert_intermediate_size)
+    w.add_ssm_conv_kernel(c.linear_conv_kernel_dim)
+    w.add_ssm_state_size(c.linear_key_head_dim)
+    w.add_ssm_group_count(c.linear_num_key_heads)
+    w.add_ssm_time_step_rank(c.linear_num_value_heads)
+    w.add_ssm_inner_size(c.linear_value_head_dim * c.linear_num_value_heads)
+    interval = c.layer_types.index("full_attention") + 1  # v5 keeps only the layer_types it derived
+    assert c.layer_types == ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(c.num_hidden_layers)]
+    w.add_full_attention_interval(interval)
+    partial = c.rope_parameters.get("partial_rotary_factor", getattr(c, "partial_rotary_factor", 0.25))
+    w.add_rope_dimension_count(int(c.head_dim * partial))
+
+
+def _qwen3_next_tensor(hf_name: str, a: np.ndarray, c) -> dict[str, np.ndarray] | None:
+    """Qwen3NextModel.modify_tensors' changes, as (HF-style name -> array), or None for none."""
+    if hf_name.endswith(".A_log"):
+        return {hf_name: -np.exp(a)}
+    if hf_name.endswith(".dt_bias"):
+        return {hf_name.removesuffix(".dt_bias") + ".dt_proj.bias": a}
+    if "conv1d" in hf_name:
+        return {hf_name: a.squeeze()}
+    if hf_name.endswith("norm.weight") and not hf_name.endswith("linear_attn.norm.weight"):
+        return {hf_name: a + 1}
+    if hf_name.endswith("in_proj_qkvz.weight"):
+        dk, dv, hk, hv = c.linear_key_head_dim, c.linear_value_head_dim, c.linear_num_key_heads, c.linear_num_value_heads
+        grouped = a.T.reshape(c.hidden_size, hk, 2 * dk + 2 * (hv // hk) * dv)
+        q, k, v, z = np.split(grouped, np.cumsum([dk, dk, hv // hk * dv]), axis=-1)
+        qkv = np.concatenate([t.reshape(c.hidden_size, -1) for t in (q, k, v)], axis=-1).T
+        i = hf_name.split(".")[2]
+        return {f"blk.{i}.attn_qkv.weight": qkv, f"blk.{i}.attn_gate.weight": z.reshape(c.hidden_size, -1).T}
+    return None
+
+
 def _metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
+    if arch == "qwen3next":
+        return _qwen3_next_metadata(w, c)
     if arch == "glm4moe":
         return _glm4_moe_metadata(w, c)
     if arch == "deepseek2":
@@ -184,6 +235,12 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
         if hf_name.endswith((".attn.bias", ".attn.masked_bias")):  # GPT-2's causal-mask buffers
             continue
         a = t.detach().float().numpy()
+        if arch == "qwen3next" and (changed := _qwen3_next_tensor(hf_name, a, c)) is not None:
+            direct = {k: v for k, v in changed.items() if k.startswith("blk.")}
+            out.update(direct)
+            if direct:
+                continue
+            (hf_name, a), = changed.items()
         if arch == "bloom":
             hf_name = hf_name.removeprefix("transformer.")  # BloomModel.modify_tensors
         if arch in ("bloom", "gptneox") and "query_key_value" in hf_name:
@@ -226,6 +283,9 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
             i = stem.split(".")[2]
             out[f"blk.{i}.attn_k_b.weight"] = np.ascontiguousarray(kv_b[:, :c.qk_nope_head_dim].swapaxes(1, 2))
             out[f"blk.{i}.attn_v_b.weight"] = np.ascontiguousarray(kv_b[:, c.qk_nope_head_dim:])
+            continue
+        if kind not in ("weight", "bias") and (bare := names.get_name(hf_name)) is not None:
+            out[bare] = a  # a tensor without a suffix (Mamba-style ssm_a)
             continue
         gguf_name = names.get_name(stem)
         assert gguf_name is not None, f"gguf-py has no name for {hf_name}"

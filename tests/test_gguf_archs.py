@@ -78,6 +78,17 @@ def _glm4_moe(**kw):
                                          "routed_scaling_factor": 2.5, "norm_topk_prob": True, **kw})
 
 
+def _qwen3_next(**kw):
+    # 4 layers: 3 Gated DeltaNet, then full attention (full_attention_interval 4); 4 value heads
+    # over 2 key heads, so the per-key-head grouping of in_proj_qkvz matters
+    return transformers.Qwen3NextConfig(**{**_SMALL, "num_hidden_layers": 4, "head_dim": 16, "num_experts": 4,
+                                           "num_experts_per_tok": 2, "moe_intermediate_size": 16,
+                                           "shared_expert_intermediate_size": 32, "linear_num_key_heads": 2,
+                                           "linear_num_value_heads": 4, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+                                           "linear_conv_kernel_dim": 3, "full_attention_interval": 4, "norm_topk_prob": True,
+                                           "layer_types": None, **kw})
+
+
 def _deepseek(case: str):
     from families import CASES as FAMILY_CASES  # the tiny DeepSeek configs of the HF parity tests
 
@@ -109,6 +120,7 @@ CASES = {
     "mixtral": (lambda **kw: transformers.MixtralConfig(**{**_SMALL, "num_local_experts": 4, "num_experts_per_tok": 2,
                                                            "sliding_window": None, **kw}), False),
     "glm4moe": (_glm4_moe, False),
+    "qwen3next": (_qwen3_next, False),
     "glm4moe-qknorm-nonorm": (lambda **kw: _glm4_moe(use_qk_norm=True, norm_topk_prob=False, n_group=1, topk_group=1, **kw), False),
     "deepseek2-v3": (_deepseek("dsv3-qlora-groups-yarn"), False),
     "deepseek2-v3-nonorm-oldlayout": (_deepseek("dsv3-noqlora-nonorm"), False),

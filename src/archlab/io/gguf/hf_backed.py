@@ -12,6 +12,7 @@ keep HF's rotate-half Q/K rows (only llama.cpp's LlamaModel permutes them; arch.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -99,14 +100,17 @@ class Names:
     # convert_hf_to_gguf.py adds this to every norm weight (Gemma3Model.norm_shift = 1.0: its
     # RMSNorm scales by 1 + w and llama.cpp's by w); loading subtracts it again
     norm_shift: float = 0.0
+    unshifted: tuple[str, ...] = ()  # HF modules whose norm weight the converter leaves as it is
 
     def of(self, hf_template: str) -> list[Layout]:
-        """llama.cpp's layouts of one HF template (with {i}); empty when llama.cpp has none."""
+        """llama.cpp's layouts of one HF template (with {i}, or a layer's own index where a
+        family's rules differ per layer); empty when llama.cpp has none."""
         module = None
+        layer = re.match(re.escape(self.prefix).replace(r"\{i\}", r"(\{i\}|\d+)"), hf_template)
         if hf_template in self.top:
             layouts = [((self.top[hf_template],), _one)]
-        elif hf_template.startswith(self.prefix):
-            rest = hf_template[len(self.prefix):]
+        elif layer is not None:
+            rest = hf_template[layer.end():]
             if rest in self.special:
                 layouts = self.special[rest]
             else:
@@ -114,7 +118,8 @@ class Names:
                 if module not in self.layer:
                     return []
                 layouts = [((f"{self.layer[module]}.{kind}",), _one)]
-            layouts = [(tuple(f"blk.{{i}}.{n}" for n in names), make) for names, make in layouts]
+            layouts = [(tuple(f"blk.{layer[1]}.{n}" for n in names), make) for names, make in layouts]
+            module = module or rest
         else:
             return []
         return [(names, self._adjusted(make, module, hf_template)) for names, make in layouts]
@@ -123,7 +128,7 @@ class Names:
         if module in self.transforms:
             transform, inner = self.transforms[module], make
             make = lambda ts, hf: transform(inner(ts, hf), hf)  # noqa: E731
-        if self.norm_shift and hf_template.endswith("norm.weight"):
+        if self.norm_shift and hf_template.endswith("norm.weight") and module not in self.unshifted:
             shift, inner_ = self.norm_shift, make
             make = lambda ts, hf: inner_(ts, hf) - shift  # noqa: E731
         return make
