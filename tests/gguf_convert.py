@@ -295,7 +295,7 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
     return out
 
 
-def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool = True):
+def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool = True, fuse_gate_up: bool = False):
     """`model` as llama.cpp's converter writes it; `types(gguf_name)` picks each matrix's
     quantization (norms and biases stay F32, as the converter keeps 1-D tensors); `vocab(writer)`
     adds a vocabulary's metadata."""
@@ -307,7 +307,13 @@ def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool 
         w.add_tensor(f"blk.{L}.attn_norm.weight", np.ones(d, np.float32))
     if vocab is not None:
         vocab(w)
-    for name, a in _tensors(arch, model, split_kv_b).items():
+    tensors = _tensors(arch, model, split_kv_b)
+    if fuse_gate_up:  # TextModel.modify_tensors with fuse_gate_up_exps: (E, 2F, D), gate first
+        for i in range(model.config.num_hidden_layers):
+            if f"blk.{i}.ffn_gate_exps.weight" in tensors:
+                gate, up = tensors.pop(f"blk.{i}.ffn_gate_exps.weight"), tensors.pop(f"blk.{i}.ffn_up_exps.weight")
+                tensors[f"blk.{i}.ffn_gate_up_exps.weight"] = np.concatenate([gate, up], axis=1)
+    for name, a in tensors.items():
         a = np.ascontiguousarray(a)
         qtype = Q.F32 if a.ndim == 1 or types is None else types(name)
         if qtype not in (Q.F32, Q.F16) and a.shape[-1] % gguf.GGML_QUANT_SIZES[qtype][0]:

@@ -301,3 +301,14 @@ def test_gpt_oss_mxfp4_experts(tmp_path, parity_report):
     parity_report("gguf", "gpt-oss-mxfp4-vs-dequantized", worst)
     assert worst < 1e-5
     assert _worst(ours, lambda ids: src(ids).logits, src.config.vocab_size) > 1e-3  # MXFP4 really changed the experts
+
+
+def test_fused_gate_up_experts(tmp_path, parity_report):
+    """Converters run with fuse_gate_up_exps write one ffn_gate_up_exps (E, 2F, D) per layer
+    instead of ffn_gate_exps and ffn_up_exps; either layout loads as the same model."""
+    src = make_hf(_qwen3_next(), seed=5)
+    path = write_gguf(tmp_path / "fused.gguf", "qwen3next", src, fuse_gate_up=True)
+    assert "blk.0.ffn_gate_up_exps.weight" in GGUFFile(path) and "blk.0.ffn_gate_exps.weight" not in GGUFFile(path)
+    worst = _worst(archlab.load(path).eval(), lambda ids: src(ids).logits, src.config.vocab_size)
+    parity_report("gguf", "qwen3next-fused-gate-up-f32-vs-source", worst)
+    assert worst < 1e-4

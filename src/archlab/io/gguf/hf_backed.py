@@ -70,7 +70,10 @@ def _cat_rows(ts: Tensors, hf: dict) -> torch.Tensor:
 # projection's per-expert matrices along a new first dimension (ffn_{gate,up,down}_exps), which
 # are HF v5's fused tensors.
 SPECIAL: dict[str, list[Layout]] = {
-    "mlp.experts.gate_up_proj": [(("ffn_gate_exps.weight", "ffn_up_exps.weight"), _cat_rows)],
+    # or fused as one (E, 2F, D), gate rows first, where the converter's fuse_gate_up_exps is on
+    # (TextModel.modify_tensors; gguf-py MODEL_TENSOR.FFN_GATE_UP_EXP)
+    "mlp.experts.gate_up_proj": [(("ffn_gate_exps.weight", "ffn_up_exps.weight"), _cat_rows),
+                                 (("ffn_gate_up_exps.weight",), _one)],
     "mlp.experts.down_proj": [(("ffn_down_exps.weight",), _one)],
 }
 
