@@ -62,13 +62,14 @@ def test_cli_generate_and_chat_start_with_one_bos(gemma_gguf, monkeypatch, capsy
 def test_encode_prompt_equals_hf(tmp_path):
     """Plain prompts as HF's tokenizer(text), templated ones as HF's apply_chat_template(tokenize=True);
     a template without BOS gets the one the tokenizer adds."""
-    for arch, add_bos in (("llama", None), ("llama", False), ("gemma3", True)):
-        path = write_spm_vocab(tmp_path / f"{arch}-{add_bos}.gguf", arch, add_bos)
+    for arch, add_bos, add_eos in (("llama", None, False), ("llama", False, True), ("gemma3", True, False)):
+        path = write_spm_vocab(tmp_path / f"{arch}-{add_bos}.gguf", arch, add_bos, add_eos)
         ours = archlab.load_tokenizer(path)
         ref = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
         assert ours.adds_bos is (add_bos is not False)
         text = "Hello  world, 1234 ünïcödé"
         assert ours.encode_prompt(text) == ref(text)["input_ids"]
+        assert (ours.encode_prompt(text)[-1] == ours.eos_id) is add_eos  # EOS too where the file says so, as HF
         msgs = [{"role": "user", "content": text}]
         want = ref.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)
         want = want["input_ids"] if isinstance(want, dict) or hasattr(want, "keys") else want
