@@ -18,7 +18,7 @@ ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3mo
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
         "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE,
-        "mixtral": gguf.MODEL_ARCH.LLAMA, "qwen3next": gguf.MODEL_ARCH.QWEN3NEXT}  # LlamaModel writes MixtralForCausalLM as `llama`
+        "mixtral": gguf.MODEL_ARCH.LLAMA, "qwen3next": gguf.MODEL_ARCH.QWEN3NEXT, "llama4": gguf.MODEL_ARCH.LLAMA4}  # LlamaModel writes MixtralForCausalLM as `llama`
 # LlamaModel and its subclasses permute each head's Q/K rows (LlamaModel.permute)
 PERMUTED = {"smollm3", "mixtral"}
 
@@ -86,6 +86,15 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
             continue
         if kind == "sinks":  # GptOssModel.filter_tensors: sinks -> sinks.weight
             stem, kind = f"{stem}.sinks", "weight"
+        if arch == "llama4" and stem.endswith("feed_forward.experts"):  # the shapes llama.cpp's llama4 loads
+            i = stem.split(".")[2]
+            if kind == "gate_up_proj":  # (E, D, 2F), [gate | up] halves
+                half = a.shape[-1] // 2
+                out[f"blk.{i}.ffn_gate_exps.weight"] = a[..., :half].swapaxes(1, 2)
+                out[f"blk.{i}.ffn_up_exps.weight"] = a[..., half:].swapaxes(1, 2)
+            else:  # down_proj (E, F, D) -> (E, D, F): Llama4Model.modify_tensors transposes it
+                out[f"blk.{i}.ffn_down_exps.weight"] = a.swapaxes(1, 2)
+            continue
         if stem.endswith("mlp.experts") and kind == "gate_up_proj":  # HF v5 fused: (E, 2F, D), gate first
             i = stem.split(".")[2]
             half = a.shape[1] // 2
@@ -127,6 +136,13 @@ def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool 
     if vocab is not None:
         vocab(w)
     tensors = _tensors(arch, model, split_kv_b)
+    rope = model.config.rope_parameters
+    if rope.get("rope_type") == "llama3":  # LlamaModel.generate_extra_tensors: the divisor of each frequency
+        from test_gguf import llama3_rope_freqs
+
+        tensors["rope_freqs.weight"] = llama3_rope_freqs(
+            rope["rope_theta"], model.config.head_dim, rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"],
+            rope["original_max_position_embeddings"])
     if fuse_gate_up:  # TextModel.modify_tensors with fuse_gate_up_exps: (E, 2F, D), gate first
         for i in range(model.config.num_hidden_layers):
             if f"blk.{i}.ffn_gate_exps.weight" in tensors:

@@ -157,7 +157,8 @@ def metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
     w.add_block_count(c.num_hidden_layers)
     w.add_context_length(c.max_position_embeddings)
     w.add_embedding_length(c.hidden_size)
-    w.add_feed_forward_length(c.intermediate_size)
+    # Llama4Model swaps intermediate_size_mlp in as intermediate_size before TextModel writes it
+    w.add_feed_forward_length(c.intermediate_size_mlp if arch == "llama4" else c.intermediate_size)
     w.add_head_count(c.num_attention_heads)
     w.add_head_count_kv(c.num_key_value_heads)
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
@@ -167,6 +168,11 @@ def metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
     if head_dim is not None:
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
+    if arch == "llama4":  # Llama4Model.set_gguf_parameters: feed_forward_length is intermediate_size_mlp
+        w.add_expert_count(c.num_local_experts)
+        w.add_expert_used_count(c.num_experts_per_tok)
+        w.add_interleave_moe_layer_step(c.interleave_moe_layer_step)
+        w.add_expert_feed_forward_length(c.intermediate_size)
     if arch == "mixtral":  # TextModel.set_gguf_parameters' expert keys
         w.add_expert_count(c.num_local_experts)
         w.add_expert_used_count(c.num_experts_per_tok)

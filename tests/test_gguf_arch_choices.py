@@ -90,3 +90,19 @@ def test_fused_gate_up_experts(tmp_path, parity_report):
     worst = _worst(archlab.load(path).eval(), lambda ids: src(ids).logits, src.config.vocab_size)
     parity_report("gguf", "qwen3next-fused-gate-up-f32-vs-source", worst)
     assert worst < 1e-4
+
+
+def test_llama4_sliding_window_zero_is_all_global_rope(tmp_path, parity_report):
+    """llama.cpp's llama4 with attention.sliding_window = 0 (MobileLLM-R1): no chunks, every layer
+    rotates, no temperature tuning (src/llama-model.cpp, LLM_ARCH_LLAMA4)."""
+    from test_gguf_arch_errors import U32, _with
+    from test_gguf_archs import _llama4
+
+    n = 4
+    src = make_hf(_llama4(no_rope_layers=[1] * n, layer_types=["full_attention"] * n, attn_temperature_tuning=False), seed=4)
+    path = _with(tmp_path / "m.gguf", "llama4", src, **{"attention.sliding_window": (0, U32)})
+    ours = archlab.load(path).eval()
+    assert {s.kind for s in ours.config.layers} == {"global"} and all(ours.config.rope_layers)
+    worst = _worst(ours, lambda ids: src(ids).logits, src.config.vocab_size)
+    parity_report("gguf", "llama4-no-chunks-f32-vs-source", worst)
+    assert worst < 1e-4

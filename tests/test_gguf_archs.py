@@ -87,6 +87,16 @@ def _qwen3_next(**kw):
                                            "layer_types": None, **kw})
 
 
+def _llama4(**kw):
+    # Scout's layer plan on 4 layers (3 chunked RoPE + 1 NoPE), MoE every 2nd layer, QK norm; the
+    # chunk and temperature constants are llama.cpp's (8192), which the metadata cannot change
+    return transformers.Llama4TextConfig(**{**_SMALL, "intermediate_size": 32, "intermediate_size_mlp": 96,
+                                            "num_hidden_layers": 4, "head_dim": 16, "num_local_experts": 4,
+                                            "num_experts_per_tok": 1, "interleave_moe_layer_step": 2,
+                                            "attention_chunk_size": 8192, "floor_scale": 8192, "attn_scale": 0.1,
+                                            "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}, **kw})
+
+
 def _deepseek(case: str):
     from families import CASES as FAMILY_CASES  # the tiny DeepSeek configs of the HF parity tests
 
@@ -119,6 +129,12 @@ CASES = {
                                                            "sliding_window": None, **kw}), False),
     "glm4moe": (_glm4_moe, False),
     "qwen3next": (_qwen3_next, False),
+    "llama4": (_llama4, False),
+    # Maverick's 128 experts: llama.cpp turns the QK norm off by that count, as Maverick's config does
+    "llama4-maverick": (lambda **kw: _llama4(num_local_experts=128, use_qk_norm=False, **kw), False),
+    "llama4-llama3-rope": (lambda **kw: _llama4(rope_parameters={
+        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 32}, **kw), False),
     "glm4moe-qknorm-nonorm": (lambda **kw: _glm4_moe(use_qk_norm=True, norm_topk_prob=False, n_group=1, topk_group=1, **kw), False),
     "deepseek2-v3": (_deepseek("dsv3-qlora-groups-yarn"), False),
     "deepseek2-v3-nonorm-oldlayout": (_deepseek("dsv3-noqlora-nonorm"), False),

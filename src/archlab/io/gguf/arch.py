@@ -22,6 +22,7 @@ from .deepseek2 import DEEPSEEK2
 from .families import HF_BACKED, MIXTRAL
 from .glm4_moe import GLM4_MOE
 from .gpt_oss import GPT_OSS
+from .llama4 import LLAMA4
 from .qwen3_next import QWEN3_NEXT
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
@@ -116,7 +117,7 @@ ARCHITECTURES: dict[str, GGUFArch] = {
     "qwen2": GGUFArch(partial(_llama_config, family="qwen2"), partial(_llama_rules, permuted=False)),
     **{name: GGUFArch(a.read_config, a.rules, extra_ignore=a.ignore)
        for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2, "gpt-oss": GPT_OSS, "glm4moe": GLM4_MOE,
-                              "qwen3next": QWEN3_NEXT}.items()},
+                              "qwen3next": QWEN3_NEXT, "llama4": LLAMA4}.items()},
 }
 
 

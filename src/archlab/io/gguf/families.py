@@ -23,6 +23,8 @@ def _rope_json(g: GGUFFile, head_dim: int, ctx: int) -> dict[str, Any]:
     s = r.scaling
     if s is not None:
         params.update(rope_type=s.kind, factor=s.factor, original_max_position_embeddings=s.original_max_seq_len)
+        if s.kind == "llama3":  # recovered from rope_freqs.weight (metadata.py)
+            params.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor)
         if s.kind == "yarn":
             params.update(beta_fast=s.beta_fast, beta_slow=s.beta_slow)
             if s.attention_factor is not None:
