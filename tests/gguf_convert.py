@@ -136,7 +136,7 @@ def write_gguf(path, arch: str, model, types=None, vocab=None, split_kv_b: bool 
     if vocab is not None:
         vocab(w)
     tensors = _tensors(arch, model, split_kv_b)
-    rope = model.config.rope_parameters
+    rope = getattr(model.config, "rope_parameters", None) or {}  # GPT-2 and BLOOM have no RoPE
     if rope.get("rope_type") == "llama3":  # LlamaModel.generate_extra_tensors: the divisor of each frequency
         from test_gguf import llama3_rope_freqs
 
