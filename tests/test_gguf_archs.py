@@ -132,6 +132,10 @@ CASES = {
     "llama4": (_llama4, False),
     # Maverick's 128 experts: llama.cpp turns the QK norm off by that count, as Maverick's config does
     "llama4-maverick": (lambda **kw: _llama4(num_local_experts=128, use_qk_norm=False, **kw), False),
+    # Llama 4 Scout Instruct's band-less Llama 3 scaling (low_freq_factor = high_freq_factor = 1)
+    "llama4-llama3-bandless": (lambda **kw: _llama4(rope_parameters={
+        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 16.0, "low_freq_factor": 1.0, "high_freq_factor": 1.0,
+        "original_max_position_embeddings": 32}, **kw), False),
     "llama4-llama3-rope": (lambda **kw: _llama4(rope_parameters={
         "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
         "original_max_position_embeddings": 32}, **kw), False),

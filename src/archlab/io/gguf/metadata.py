@@ -56,17 +56,17 @@ def _llama3_from_divisors(g: GGUFFile, divisors: torch.Tensor, theta: float, dim
         return None
     factor = float(d.max())
     contexts = sorted({2**k for k in range(4, 21)} | {max(1, round(ctx / factor))})
-    for low in (1.0, 0.5, 2.0):
-        for high in (4.0, 2.0, 8.0):
-            if high <= low:
-                continue
-            for orig in contexts:
-                s = RopeScaling("llama3", factor=factor, original_max_seq_len=orig, low_freq_factor=low, high_freq_factor=high)
-                if torch.allclose(_llama3_divisors(s, theta, dim), d, rtol=1e-4, atol=1e-5):
-                    return s
+    # (1, 1): Llama 4 Scout Instruct's band-less form (every frequency divided by 1 or by factor)
+    bands = [(lo, hi) for lo in (1.0, 0.5, 2.0) for hi in (4.0, 2.0, 8.0) if hi > lo] + [(1.0, 1.0)]
+    for low, high in bands:
+        for orig in contexts:
+            s = RopeScaling("llama3", factor=factor, original_max_seq_len=orig, low_freq_factor=low, high_freq_factor=high)
+            # the band-less form divides by high - low = 0 in a band torch.where never selects
+            if torch.allclose(_llama3_divisors(s, theta, dim), d, rtol=1e-4, atol=1e-5):
+                return s
     raise CheckpointError(
         f"{g.path}: rope_freqs.weight holds RoPE frequency divisors (max {factor:g}) that match no Llama 3 "
-        "scaling (tried low_freq_factor 0.5/1/2, high_freq_factor 2/4/8, contexts 16..1M); not supported"
+        "scaling (tried low_freq_factor 0.5/1/2, high_freq_factor 2/4/8 or both 1, contexts 16..1M); not supported"
     )
 
 
