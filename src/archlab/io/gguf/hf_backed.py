@@ -6,8 +6,9 @@ become ours, whichever format they come in.
 The tensor names are llama.cpp's (gguf-py gguf/constants.py TENSOR_NAMES, and
 gguf/tensor_mapping.py for which HF tensor each is); the layout changes are those of
 convert_hf_to_gguf.py: experts stacked into one (E, out, in) tensor per projection, Gemma's
-norm weights stored as 1 + w (Gemma3Model.modify_tensors, `norm_shift`). These architectures
-keep HF's rotate-half Q/K rows (only llama.cpp's LlamaModel permutes them; arch.py reads those).
+and Qwen3-Next's norm weights stored as 1 + w (`norm_shift`), fused projections split apart
+(`special`), and, for the classes derived from LlamaModel (smollm3, Mixtral), each head's Q/K
+rows permuted into adjacent RoPE pairs (`unpermute_qk`). The others keep the HF checkpoint's rows.
 """
 
 from __future__ import annotations
