@@ -6,6 +6,7 @@ independent dequantizer, and broken files against specific error messages."""
 from __future__ import annotations
 
 import math
+import re
 import struct
 import zlib
 
@@ -305,7 +306,9 @@ _BLOCK_SCALES = {
 def _random_blocks(qtype, rows: int, cols: int, rng) -> np.ndarray:
     block_elems, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
     data = rng.integers(0, 256, size=(rows, cols // block_elems, block_bytes), dtype=np.uint8)
-    for off in _BLOCK_SCALES[qtype.name]:
+    if qtype.name == "MXFP4":  # an E8M0 exponent byte first: scales 2^-10 .. 2^2, not up to 2^127
+        data[:, :, 0] = rng.integers(118, 131, size=data.shape[:2], dtype=np.uint8)
+    for off in _BLOCK_SCALES.get(qtype.name, ()):
         scales = (rng.standard_normal((rows, cols // block_elems)) * 0.05).astype(np.float16)
         data[:, :, off:off + 2] = scales.view(np.uint8).reshape(rows, -1, 2)
     return data.reshape(rows, -1)
@@ -330,7 +333,20 @@ def _q5_reference(raw: np.ndarray, with_min: bool) -> np.ndarray:
     return out.reshape(-1)
 
 
+def _mxfp4_reference(raw: np.ndarray) -> np.ndarray:
+    """ggml's dequantize_row_mxfp4 (ggml-quants.c), written out: an E8M0 byte e, then 16 bytes of
+    FP4 (E2M1) codes, low nibbles the first 16 values, high the last 16; kvalues_mxfp4 holds twice
+    each code's value, so the scale is GGML_E8M0_TO_FP32_HALF(e) = 2^(e - 128)."""
+    kvalues = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float64)
+    blocks = raw.reshape(-1, 17)
+    d = np.ldexp(1.0, blocks[:, 0].astype(np.int64) - 128)[:, None]
+    qs = blocks[:, 1:]
+    return np.concatenate((kvalues[qs & 0x0F] * d, kvalues[qs >> 4] * d), axis=1).astype(np.float32).reshape(-1)
+
+
 def _reference(qtype, raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    if qtype.name == "MXFP4":
+        return _mxfp4_reference(raw).reshape(rows, cols)
     if qtype == Q.F32:
         return raw
     if qtype == Q.F16:
@@ -541,7 +557,11 @@ def test_unsupported_quant_type(tmp_path):
 
 def test_unknown_architecture(tmp_path):
     path = write_llama_gguf(tmp_path / "m.gguf", _hf_llama(), arch="mamba")
-    with pytest.raises(CheckpointError, match=r"m\.gguf: general\.architecture 'mamba' is not supported; supported: llama"):
+    from archlab.io.gguf import ARCHITECTURES
+
+    listed = ", ".join(sorted(ARCHITECTURES))
+    assert {"llama", "qwen2", "qwen3", "gemma3", "deepseek2", "gpt-oss"} <= set(ARCHITECTURES)
+    with pytest.raises(CheckpointError, match=rf"m\.gguf: general\.architecture 'mamba' is not supported; supported: {re.escape(listed)}$"):
         archlab.load(path)
     with pytest.raises(CheckpointError, match="'mamba' is not supported"):
         read_gguf_config(path)

@@ -464,7 +464,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     text = args.prompt
     if args.chat:
         text = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
-    ids = tok.encode(text)
+    ids = tok.encode_prompt(text, templated=args.chat)
     if not args.chat:
         sys.stdout.write(args.prompt)
     new, first, total = _stream_text(model, tok, ids, args)
@@ -488,7 +488,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not user.strip():
             return 0
         messages.append({"role": "user", "content": user})
-        ids = tok.encode(tok.apply_chat_template(messages, add_generation_prompt=True))
+        ids = tok.encode_prompt(tok.apply_chat_template(messages, add_generation_prompt=True), templated=True)
         new, first, total = _stream_text(model, tok, ids, args)
         print()
         print(f"[{_speed(len(new), first, total)}]", file=sys.stderr)

@@ -19,6 +19,7 @@ and the special tokens available by name.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,6 +30,7 @@ from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, proc
 from tokenizers import Tokenizer as _Backend
 
 from .io import CheckpointError
+from .sentencepiece_gguf import GEMMA_ARCHITECTURES, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
@@ -91,6 +93,29 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"encode: expected a str, got {type(text).__name__}")
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+
+    @property
+    def adds_bos(self) -> bool:
+        """Whether encode(add_special_tokens=True) puts BOS in front, as the tokenizer's config
+        says (GGUF tokenizer.ggml.add_bos_token, or tokenizer.json's post-processor)."""
+        if self.bos_id is None:
+            return False
+        ids = self.backend.encode("a", add_special_tokens=True).ids
+        return len(ids) > len(self.backend.encode("a", add_special_tokens=False).ids) and ids[0] == self.bos_id
+
+    def encode_prompt(self, text: str, templated: bool = False) -> list[int]:
+        """The ids a model is prompted with. Plain text gets the special tokens the tokenizer adds
+        around a sequence (BOS for Llama 2, Gemma ...), as HF's tokenizer(text) and llama.cpp
+        (common_tokenize with add_special) give them. A chat template's output (`templated`) is
+        encoded as HF's apply_chat_template does, without them, since templates write their own
+        BOS; where a template writes none and the tokenizer adds one, it is put in front, so the
+        model sees BOS exactly once either way."""
+        if not templated:
+            return self.encode(text, add_special_tokens=True)
+        ids = self.encode(text)
+        if self.adds_bos and ids[:1] != [self.bos_id]:
+            ids = [self.bos_id, *ids]
+        return ids
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         ids = [int(i) for i in ids]
@@ -297,10 +322,17 @@ def _gguf_byte_level_bpe(
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, ty in zip(tokens, types) if ty == _CONTROL])
     backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, ty in zip(tokens, types) if ty == _USER_DEFINED])
-    pieces = [bos] * (add_bos and bos is not None) + ["$A"] + [eos] * (add_eos and eos is not None)
-    special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
-    backend.post_processor = processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
+    backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if add_eos else None)
     return backend
+
+
+def _bos_eos_processor(backend: _Backend, bos: str | None, eos: str | None):
+    """What encode(add_special_tokens=True) adds: `bos` in front, `eos` behind (None: nothing)."""
+    # a token outside the vocabulary is left out here; Tokenizer() then refuses it by name
+    bos, eos = (t if t is not None and backend.token_to_id(t) is not None else None for t in (bos, eos))
+    pieces = [bos] * (bos is not None) + ["$A"] + [eos] * (eos is not None)
+    special = {t: backend.token_to_id(t) for t in pieces if t != "$A"}
+    return processors.TemplateProcessing(single=" ".join(pieces), special_tokens=list(special.items()))
 
 
 def _from_gguf(path: Path) -> Tokenizer:
@@ -331,8 +363,24 @@ def _from_gguf(path: Path) -> Tokenizer:
             g.value("tokenizer.ggml.add_bos_token", None), bool(g.value("tokenizer.ggml.add_eos_token", False)),
             bos, eos,
         )
+    elif kind == "llama":
+        if g.value("tokenizer.ggml.add_space_prefix", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
+            warnings.warn(
+                f"{path}: tokenizer.ggml.add_space_prefix is false: llama.cpp puts no U+2581 in front of the text, but HF's "
+                "GGUF tokenizer (LlamaTokenizer) does, and archlab's ids equal HF's; a text's first token may differ from llama.cpp's",
+                stacklevel=3,
+            )
+        backend = sentencepiece_backend(
+            path, g.architecture, tokens, types, g.value("tokenizer.ggml.scores", None), g.value("tokenizer.ggml.merges", None),
+            [t for t in (bos, eos, token("unknown_token_id"), token("padding_token_id")) if t is not None],
+        )
+        # llama.cpp and HF's GGUF loader add BOS to a SentencePiece vocabulary that does not say otherwise
+        add_bos = g.value("tokenizer.ggml.add_bos_token", True)
+        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if g.value("tokenizer.ggml.add_eos_token", False) else None)
     else:
-        raise CheckpointError(f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE)")
+        raise CheckpointError(
+            f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE), llama (SentencePiece)"
+        )
     stops = {int(i) for key in ("eot_token_id", "eom_token_id") if (i := g.value(f"tokenizer.ggml.{key}", None)) is not None}
     return Tokenizer(
         backend, bos_token=bos, eos_token=eos, unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
@@ -384,6 +432,8 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
     if (directory / "generation_config.json").is_file():
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")
         stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+    # add_bos_token / add_eos_token of tokenizer_config.json are not read: HF (5.x) keeps the
+    # post-processor of tokenizer.json, which says what encode adds (test_prompt_bos.py pins it)
     size = config.get(_VOCAB_SIZE_KEY)
     return Tokenizer(
         backend,

@@ -54,6 +54,7 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, device: str 
     cfg = read_config(g, arch)
     model = build(cfg, dtype=dtype, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}
-    state = load_state(arch.rules(cfg), cfg, expected, GGUFCheckpoint(g), dtype, described_by="the metadata", ignore=arch.ignore)
+    state = load_state(arch.rules(cfg, g), cfg, expected, GGUFCheckpoint(g), dtype, described_by="the metadata",
+                       ignore=arch.ignore + arch.extra_ignore(g))
     model.load_state_dict(state, strict=True, assign=True)
     return model.to(device) if device is not None else model

@@ -31,7 +31,8 @@ __all__ = ["GGUFFile", "GGUFTensor", "SUPPORTED_TYPES"]
 # dequantizer (HF transformers' torch implementation, or the block layout written out by hand),
 # so a type is listed here only once it is proven.
 SUPPORTED_TYPES = frozenset(
-    ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+    ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+     "MXFP4")  # GPT-OSS's experts, as llama.cpp's converter keeps them (GptOssModel.repack_mxfp4)
 )
 _GGUF_VERSIONS = (2, 3)  # v1 files predate 2023-08; llama.cpp no longer reads them either
 

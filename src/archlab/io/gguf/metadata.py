@@ -1,0 +1,108 @@
+"""Reading GGUF metadata: typed values of `{architecture}.*` keys, the vocabulary size, and RoPE
+(with Llama 3's scaling recovered from llama.cpp's rope_freqs.weight tensor)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ...errors import CheckpointError
+from ...model_config import RopeConfig, RopeScaling
+from .reader import GGUFFile
+
+__all__ = ["int_value", "vocab_size", "rope"]
+
+_MISSING = object()
+
+
+def int_value(g: GGUFFile, suffix: str, default: Any = _MISSING) -> Any:
+    v = g.arch_value(suffix) if default is _MISSING else g.arch_value(suffix, default)
+    if isinstance(v, list):
+        # Some architectures give per-layer lists (e.g. OpenELM head counts); one value is all we model.
+        if len(set(v)) != 1:
+            raise CheckpointError(f"{g.path}: {g.architecture}.{suffix} varies per layer ({v}); not supported")
+        v = v[0]
+    return None if v is None else int(v)
+
+
+def vocab_size(g: GGUFFile) -> int:
+    if g.has("tokenizer.ggml.tokens"):
+        return g.length("tokenizer.ggml.tokens")  # one entry per token; cheaper than decoding them all
+    v = g.arch_value("vocab_size", None)
+    if v is not None:
+        return int(v)
+    if "token_embd.weight" in g:
+        return g.shape("token_embd.weight")[0]
+    raise CheckpointError(f"{g.path}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, {g.architecture}.vocab_size or token_embd.weight)")
+# Llama 3.x's RoPE scaling is not in GGUF metadata: llama.cpp's converter
+# (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors) stores the per-frequency divisors
+# it implies as a tensor `rope_freqs.weight` instead. We recover the RopeScaling that yields
+# exactly those divisors, trying the parameters Meta has used and powers of two for the context.
+def _llama3_divisors(s: RopeScaling, theta: float, dim: int) -> torch.Tensor:
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    wavelen = 2 * math.pi / inv_freq
+    low_wavelen = s.original_max_seq_len / s.low_freq_factor
+    high_wavelen = s.original_max_seq_len / s.high_freq_factor
+    smooth = (s.original_max_seq_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
+    mid = 1.0 / ((1 - smooth) / s.factor + smooth)
+    return torch.where(wavelen < high_wavelen, torch.ones_like(mid), torch.where(wavelen > low_wavelen, torch.full_like(mid, s.factor), mid))
+
+
+def _llama3_from_divisors(g: GGUFFile, divisors: torch.Tensor, theta: float, dim: int, ctx: int) -> RopeScaling | None:
+    d = divisors.double()
+    if torch.allclose(d, torch.ones_like(d)):
+        return None
+    factor = float(d.max())
+    contexts = sorted({2**k for k in range(4, 21)} | {max(1, round(ctx / factor))})
+    # (1, 1): Llama 4 Scout Instruct's band-less form (every frequency divided by 1 or by factor)
+    bands = [(lo, hi) for lo in (1.0, 0.5, 2.0) for hi in (4.0, 2.0, 8.0) if hi > lo] + [(1.0, 1.0)]
+    for low, high in bands:
+        for orig in contexts:
+            s = RopeScaling("llama3", factor=factor, original_max_seq_len=orig, low_freq_factor=low, high_freq_factor=high)
+            # the band-less form divides by high - low = 0 in a band torch.where never selects
+            if torch.allclose(_llama3_divisors(s, theta, dim), d, rtol=1e-4, atol=1e-5):
+                return s
+    raise CheckpointError(
+        f"{g.path}: rope_freqs.weight holds RoPE frequency divisors (max {factor:g}) that match no Llama 3 "
+        "scaling (tried low_freq_factor 0.5/1/2, high_freq_factor 2/4/8 or both 1, contexts 16..1M); not supported"
+    )
+
+
+def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
+    theta = float(g.arch_value("rope.freq_base", 10000.0))
+    rot = int_value(g, "rope.dimension_count", head_dim)
+    if rot > head_dim or rot <= 0:
+        raise CheckpointError(f"{g.path}: {g.architecture}.rope.dimension_count={rot} must be in (0, head_dim={head_dim}]")
+    kind = g.arch_value("rope.scaling.type", "none")
+    scaling = None
+    if kind in ("linear", "yarn"):
+        factor = float(g.arch_value("rope.scaling.factor"))
+        orig = int(g.arch_value("rope.scaling.original_context_length", ctx))
+        if kind == "linear":
+            scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
+        else:
+            ext = g.arch_value("rope.scaling.yarn_ext_factor", None)
+            if ext is not None and float(ext) not in (-1.0, 1.0):
+                # -1: llama.cpp's "unset", which it takes as 1 for YaRN, as every HF YaRN computes
+                raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.yarn_ext_factor={ext} is not supported (1)")
+            # the converter writes HF's attention_factor as yarn_attn_factor (TextModel.set_gguf_parameters);
+            # attn_factor is the older key
+            attention = g.arch_value("rope.scaling.yarn_attn_factor", g.arch_value("rope.scaling.attn_factor", None))
+            scaling = RopeScaling(
+                "yarn", factor=factor, original_max_seq_len=orig,
+                beta_fast=float(g.arch_value("rope.scaling.yarn_beta_fast", 32.0)),
+                beta_slow=float(g.arch_value("rope.scaling.yarn_beta_slow", 1.0)),
+                attention_factor=attention,
+            )
+    elif kind != "none":
+        raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.type={kind!r} is not supported (supported: none, linear, yarn)")
+    if "rope_freqs.weight" in g:
+        if scaling is not None:
+            raise CheckpointError(f"{g.path}: has both rope.scaling.type={kind!r} and rope_freqs.weight; not supported")
+        divisors = torch.from_numpy(g.read("rope_freqs.weight")).flatten()
+        if divisors.numel() != rot // 2:
+            raise CheckpointError(f"{g.path}: rope_freqs.weight has {divisors.numel()} entries, expected rope dimensions / 2 = {rot // 2}")
+        scaling = _llama3_from_divisors(g, divisors, theta, rot, ctx)
+    return RopeConfig(theta=theta, partial=rot / head_dim, scaling=scaling)
