@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -103,20 +104,60 @@ def activation(hf: dict, key: str) -> str:
     return ACTIVATIONS_IN[name]
 
 
-def read_rope(hf: dict) -> RopeConfig:
-    """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters."""
+def read_rope(hf: dict, *, honours_partial: bool) -> RopeConfig:
+    """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters.
+
+    `honours_partial`: the family's HF attention rotates only the first cos.shape[-1] dimensions
+    of each head (apply_rotary_pos_emb of modeling_gpt_neox.py, _glm4_moe.py, _qwen3_next.py),
+    and its rope init computes frequencies for int(head_dim * partial_rotary_factor) of them:
+    what archlab's RopeConfig.partial means. Every other family's attention is Llama's, which
+    rotates the whole head whatever partial_rotary_factor says: see _whole_head_partial."""
     try:
-        return _read_rope(hf)
+        return _read_rope(hf, honours_partial)
     except ConfigError as e:
         raise CheckpointError(f"config.json: rope: {e}") from None
 
 
-def _read_rope(hf: dict) -> RopeConfig:
+def _whole_head_partial(hf: dict, partial: Any, kind: str) -> float:
+    """partial_rotary_factor in a family whose attention rotates the whole head (Llama's
+    apply_rotary_pos_emb, GPT-OSS's halves, Llama 4's and DeepSeek-V2's complex product,
+    DeepSeek's MLA over its qk_rope_head_dim). HF transformers 5.x, for partial != 1:
+    - rope_type 'default': the family's compute_default_rope_parameters never reads it
+      (dim = head_dim): the same model as 1.0, so it is read as 1.0, with a warning;
+    - any other type: modeling_rope_utils.py's _compute_*_parameters make frequencies for only
+      dim = int(head_dim * partial) dimensions, which the whole-head rotation then multiplies
+      into every dimension: a size mismatch that fails at the first forward, or, where the sizes
+      happen to broadcast (dim = head_dim - 1, or one frequency for GPT-OSS / Llama 4 /
+      DeepSeek-V2), the whole head turned at frequencies of a smaller dimension, which RopeConfig
+      cannot express. Refused, by name."""
+    model_type = hf.get("model_type") or "this model_type"
+    if partial == 1:
+        return 1.0
+    if kind == "default":
+        warnings.warn(
+            f"{model_type}: partial_rotary_factor={partial!r} in config.json is ignored, as HF transformers ignores it "
+            "for rope_type 'default': its attention rotates every dimension of each head "
+            "(compute_default_rope_parameters uses the whole head_dim)",
+            stacklevel=2,
+        )
+        return 1.0
+    raise CheckpointError(
+        f"config.json: partial_rotary_factor={partial!r} with rope_type {kind!r} is not supported for {model_type}: "
+        f"HF's {model_type} attention rotates the whole head, while its {kind} rope init computes frequencies for "
+        f"only int(head_dim * {partial!r}) dimensions; HF fails on this config (a size mismatch), or where the "
+        "sizes happen to broadcast turns the whole head at the frequencies of a smaller dimension, which archlab "
+        "cannot express (only GPT-NeoX, GLM-4.5 and Qwen3-Next rotate part of each head)"
+    )
+
+
+def _read_rope(hf: dict, honours_partial: bool) -> RopeConfig:
     legacy = hf.get("rope_scaling") or {}
     params = {**legacy, **(hf.get("rope_parameters") or {})}
     theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
-    partial = float(params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)))
+    partial = params.get("partial_rotary_factor", hf.get("partial_rotary_factor"))
+    partial = 1.0 if partial is None else partial  # null: unset, as HF's convert_rope_params_to_dict reads it
     kind = params.get("rope_type") or params.get("type") or "default"
+    partial = float(partial) if honours_partial else _whole_head_partial(hf, partial, kind)
     max_pos = get_field(hf, "max_position_embeddings")
     original = params.get("original_max_position_embeddings") or hf.get("original_max_position_embeddings") or max_pos
     if kind == "default":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from .core import CheckpointError, HFFamily, activation, get_field, register
-from .llama_like import flag, llama_like_config, positive_int, rms_norm, with_defaults
+from .llama_like import flag, llama_like_config, positive_int, rms_norm, rope, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
 # Glm4MoeConfig's defaults (configuration_glm4_moe.py) for what config.json may leave out
@@ -75,6 +75,7 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
             ) from None
     return llama_like_config(
         hf, family="glm4_moe", n_layers=n_layers, ffn={"activation": act}, moe=moe,
+        position=rope(hf, 10000.0, honours_partial=True),  # Glm4MoeAttention rotates the first cos.shape[-1] dims
         attention={
             "out_bias": False,  # Glm4MoeAttention: o_proj never has a bias
             "qk_norm": rms_norm(hf) if flag(hf, "use_qk_norm") else None,

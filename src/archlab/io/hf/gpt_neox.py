@@ -74,7 +74,7 @@ def _gpt_neox_config(hf: dict) -> ModelConfig:
         n_layers=get_field(hf, "num_hidden_layers"),
         max_seq_len=get_field(hf, "max_position_embeddings"),
         norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_eps", 1e-5), bias=True),
-        position=read_rope(_rope_fields(hf)),
+        position=read_rope(_rope_fields(hf), honours_partial=True),  # rotates rotary_ndims of each head
         block="parallel" if parallel else "pre",
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=bias, out_bias=bias),
         # GPTNeoXMLP's linears have biases whatever attention_bias says

@@ -76,13 +76,15 @@ def sliding_window(hf: dict, types: Iterable[str], key: str = "sliding_window") 
     return w
 
 
-def rope(hf: dict, default_theta: float) -> RopeConfig:
+def rope(hf: dict, default_theta: float, honours_partial: bool = False) -> RopeConfig:
     """read_rope, with the theta HF's config class uses when config.json gives none
-    (`default_theta`: 1e6 for Mixtral, 2e6 for SmolLM3, 10000 for most)."""
+    (`default_theta`: 1e6 for Mixtral, 2e6 for SmolLM3, 10000 for most). Llama's attention
+    rotates the whole head (partial_rotary_factor: read_rope); `honours_partial` for the
+    families whose attention rotates only part of it (GLM-4.5, Qwen3-Next)."""
     params = {**(hf.get("rope_scaling") or {}), **(hf.get("rope_parameters") or {})}
     if params.get("rope_theta") is None and hf.get("rope_theta") is None:
         hf = {**hf, "rope_theta": default_theta}
-    return read_rope(hf)
+    return read_rope(hf, honours_partial=honours_partial)
 
 
 def positive_int(hf: dict, key: str, default: Any = None) -> int:

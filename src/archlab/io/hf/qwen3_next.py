@@ -29,7 +29,7 @@ import torch
 from ...model_config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, register
-from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sparse_ffn_types, with_defaults
+from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
 from .llama_rules import ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, shared_expert_rules
 
 # Qwen3NextConfig's class defaults for the knobs a config.json may leave out (sizes are required)
@@ -87,6 +87,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
     norm = rms_norm(hf, unit_offset=True)
     return llama_like_config(
         hf, family="qwen3_next", n_layers=n_layers, norm=norm, layer_types=types, ffn_types=ffn_types,
+        position=rope(hf, 10000.0, honours_partial=True),  # Qwen3NextAttention rotates the first cos.shape[-1] dims
         attention={"head_dim": positive_int(hf, "head_dim"), "qk_norm": norm, "qk_norm_scope": "head", "output_gate": True},
         linear_attention=DeltaNetConfig(
             n_k_heads=positive_int(hf, "linear_num_key_heads"),
