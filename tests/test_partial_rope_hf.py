@@ -43,6 +43,12 @@ SCALINGS = {
 ODD = 0.35  # of head_dim 16: int(5.6) = 5 dimensions, an odd number
 
 
+def _longrope(n: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"rope_type": "longrope", "original_max_position_embeddings": 32,
+            "short_factor": (1 + torch.rand(n, generator=g)).tolist(), "long_factor": (2 + 6 * torch.rand(n, generator=g)).tolist()}
+
+
 def _hf_config(name: str, rope: dict | None, partial: float | None):
     """The case's HF config with rope_parameters replaced by `rope` (None: kept) and
     partial_rotary_factor set in it (None: removed), in every layer type's parameters."""
@@ -118,7 +124,8 @@ def test_whole_head_family_ignores_an_odd_top_level_field(model_type, tmp_path):
 # ---- whole-head families, other rope types: refused by name ---------------------------------------
 
 def _refusal(model_type: str, kind: str, partial: float, tmp_path, top_level: bool = False) -> str:
-    cfg = _hf_config(WHOLE_HEAD[model_type], SCALINGS[kind], partial)
+    rope = _longrope(8) if kind == "longrope" else SCALINGS[kind]  # 8: head_dim 16's frequencies
+    cfg = _hf_config(WHOLE_HEAD[model_type], rope, partial)
     _config_json(cfg, tmp_path, top_level)
     with pytest.raises(archlab.CheckpointError) as e:
         read_config(tmp_path)
@@ -132,7 +139,7 @@ def test_whole_head_family_refuses_the_field_with_scaled_rope(model_type, tmp_pa
     assert "rotates the whole head" in msg
 
 
-@pytest.mark.parametrize("kind", list(SCALINGS))
+@pytest.mark.parametrize("kind", [*SCALINGS, "longrope"])
 def test_refusal_covers_every_scaled_rope_type(kind, tmp_path):
     msg = _refusal("qwen3", kind, ODD, tmp_path, top_level=True)
     assert f"partial_rotary_factor={ODD} with rope_type '{kind}'" in msg, msg
@@ -170,12 +177,6 @@ def test_default_rope_warning_names_the_field(tmp_path):
 
 
 # ---- the families that rotate part of each head: every rope type equals HF ----------------------
-
-def _longrope(n: int) -> dict:
-    g = torch.Generator().manual_seed(0)
-    return {"rope_type": "longrope", "original_max_position_embeddings": 32,
-            "short_factor": (1 + torch.rand(n, generator=g)).tolist(), "long_factor": (2 + 6 * torch.rand(n, generator=g)).tolist()}
-
 
 def _rope(kind: str, rotary: int) -> dict:
     if kind == "default":
