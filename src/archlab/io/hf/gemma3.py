@@ -26,7 +26,8 @@ import warnings
 
 from ...model_config import SQRT_D_MODEL, ModelConfig
 from ..mapping import Rule
-from .core import CheckpointError, HFFamily, get_field, read_rope, register
+from .core import CheckpointError, HFFamily, get_field, register
+from .rope import read_rope
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sliding_window, with_defaults
 from .llama_rules import IGNORE, SANDWICH_NORMS, decoder_rules
 

@@ -15,7 +15,8 @@ import torch
 
 from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, Tensors, rename
-from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .rope import read_rope
 
 
 def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:

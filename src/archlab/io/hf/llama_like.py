@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ...model_config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
-from .core import CheckpointError, activation, ffn_parts, get_field, read_rope
+from .core import CheckpointError, activation, ffn_parts, get_field
+from .rope import read_rope
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "sliding"}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...model_config import SQRT_D_MODEL, ModelConfig
-from .core import HF_ACTIVATION, enable_saving, rope_json, rope_parameters
+from .core import HF_ACTIVATION, enable_saving
+from .rope import rope_json, rope_parameters
 
 # our layer kinds -> HF `layer_types` names (configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_KINDS = {"global": "full_attention", "sliding": "sliding_attention", "chunked": "chunked_attention",
