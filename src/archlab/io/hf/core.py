@@ -1,8 +1,8 @@
 """The machinery shared by every HF family: the HFFamily registry, config.json reading
 helpers (RoPE's are rope.py's), their inverses for writing it, and loading through the
-mapping engine (io/mapping.py), which pairs our tensor names with a checkpoint's and checks the whole checkpoint. Each family
-lives in a module of its own (gpt2.py, llama.py, ...) and registers an HFFamily; saving is
-save.py's."""
+mapping engine (io/mapping.py), which pairs our tensor names with a checkpoint's and checks
+the whole checkpoint. Each family lives in a module of its own (gpt2.py, llama.py, ...) and
+registers an HFFamily; saving is save.py's."""
 
 from __future__ import annotations
 
