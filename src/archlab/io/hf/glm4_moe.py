@@ -43,8 +43,9 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
     if "num_mtp_layers" in hf and "num_nextn_predict_layers" not in hf:  # v5's alias (attribute_map)
         hf = {**hf, "num_nextn_predict_layers": hf["num_mtp_layers"]}
     hf = with_defaults(hf, _DEFAULTS)
-    params = hf.get("rope_parameters") or {}
-    if "partial_rotary_factor" not in params and hf.get("partial_rotary_factor") is None:
+    # Glm4MoeConfig.__post_init__: kwargs.setdefault("partial_rotary_factor", 0.5), which fills
+    # the RoPE dict where it has none (rope.py rope_dict)
+    if "partial_rotary_factor" not in hf:
         hf["partial_rotary_factor"] = 0.5
     n_layers = positive_int(hf, "num_hidden_layers")
     first_dense = _count(hf, "first_k_dense_replace")

@@ -76,9 +76,8 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
             "convolution, where only 'silu' is supported"
         )
     n_layers = positive_int(hf, "num_hidden_layers")
-    rope_params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    if "partial_rotary_factor" not in rope_params and hf.get("partial_rotary_factor") is None:
-        hf = {**hf, "partial_rotary_factor": 0.25}  # Qwen3NextConfig's default
+    if "partial_rotary_factor" not in hf:  # Qwen3NextConfig.__post_init__'s kwargs.setdefault: fills the RoPE dict
+        hf = {**hf, "partial_rotary_factor": 0.25}
     # Qwen3NextConfig.__post_init__: every full_attention_interval-th layer is full attention
     interval = positive_int(hf, "full_attention_interval", 4)
     types = layer_types(hf, n_layers, ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)],

@@ -14,6 +14,13 @@ from .core import get_field
 
 # ---- reading --------------------------------------------------------------------------------
 
+def rope_dict(hf: dict) -> dict:
+    """The RoPE parameters HF's convert_rope_params_to_dict starts from: rope_scaling, when
+    given, replaces rope_parameters whole (v4's field wins over v5's); rope_theta and
+    partial_rotary_factor at the top of config.json fill only what it lacks (read_rope)."""
+    return dict(hf.get("rope_scaling") or hf.get("rope_parameters") or {})
+
+
 def read_rope(hf: dict, *, honours_partial: bool) -> RopeConfig:
     """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters.
 
@@ -61,8 +68,7 @@ def _whole_head_partial(hf: dict, partial: Any, kind: str) -> float:
 
 
 def _read_rope(hf: dict, honours_partial: bool) -> RopeConfig:
-    legacy = hf.get("rope_scaling") or {}
-    params = {**legacy, **(hf.get("rope_parameters") or {})}
+    params = rope_dict(hf)
     theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
     partial = params.get("partial_rotary_factor", hf.get("partial_rotary_factor"))
     partial = 1.0 if partial is None else partial  # null: unset, as HF's convert_rope_params_to_dict reads it
