@@ -1,7 +1,8 @@
 """Which of config.json's RoPE fields win where several say something, as HF transformers' config
 classes settle them (convert_rope_params_to_dict in modeling_rope_utils.py and its overrides):
 rope_scaling, when given, replaces rope_parameters whole; rope_theta and partial_rotary_factor
-at the top only fill what the chosen dict lacks; GPT-NeoX fills them from rotary_emb_base and
+at the top only fill what the chosen dict lacks, while a top-level original_max_position_embeddings
+overrides the dict's (standardize_rope_params); GPT-NeoX fills them from rotary_emb_base and
 rotary_pct instead; GLM-4.5 and Qwen3-Next default partial_rotary_factor at the top. Each case
 is a tiny checkpoint of tests/families.py with its config.json edited, loaded by HF and by
 archlab: the logits must agree."""
@@ -40,6 +41,12 @@ EDITS = {
         hf, drop=("partial_rotary_factor",), rope_parameters={"rope_type": "default", "rope_theta": 1000.0,
                                                               "partial_rotary_factor": 0.5},
         rope_scaling={"rope_type": "linear", "factor": 2.0, "rope_theta": 1000.0})),
+    # YaRN's original length at the top of config.json, beside the dict's own / without one
+    "yarn-top-original-beside-dict": ("llama-mqa", lambda hf: _edit(
+        hf, original_max_position_embeddings=64, rope_parameters={
+            "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16})),
+    "yarn-top-original-alone": ("llama-mqa", lambda hf: _edit(
+        hf, original_max_position_embeddings=16, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0})),
     # GPT-NeoX: rotary_pct and rotary_emb_base fill the RoPE dict; top-level partial_rotary_factor /
     # rope_theta are not read
     "neox-rotary-pct-over-top-level": ("parallel-20b", lambda hf: _edit(

@@ -75,7 +75,9 @@ def _read_rope(hf: dict, honours_partial: bool) -> RopeConfig:
     kind = params.get("rope_type") or params.get("type") or "default"
     partial = float(partial) if honours_partial else _whole_head_partial(hf, partial, kind)
     max_pos = get_field(hf, "max_position_embeddings")
-    original = params.get("original_max_position_embeddings") or hf.get("original_max_position_embeddings") or max_pos
+    # standardize_rope_params, which every rope init runs again once config.json is read: a
+    # top-level original_max_position_embeddings (Phi-3's layout) overrides the dict's
+    original = hf.get("original_max_position_embeddings") or params.get("original_max_position_embeddings") or max_pos
     if kind == "default":
         scaling = None
     elif kind == "linear":
