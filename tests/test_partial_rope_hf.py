@@ -145,6 +145,13 @@ def test_refusal_covers_every_scaled_rope_type(kind, tmp_path):
     assert f"partial_rotary_factor={ODD} with rope_type '{kind}'" in msg, msg
 
 
+def test_gemma3_top_level_field_reaches_every_layer_type(tmp_path):
+    """Gemma 3's RoPE is per layer type; a top-level partial_rotary_factor goes into each
+    (standardize_rope_params), so with the global layers' linear scaling it is refused too."""
+    msg = _refusal("gemma3_text", "linear", 0.5, tmp_path, top_level=True)
+    assert "partial_rotary_factor=0.5 with rope_type 'linear' is not supported for gemma3_text" in msg, msg
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", [t for t in WHOLE_HEAD if t != "mixtral"])
 def test_hf_fails_where_the_field_is_refused(model_type):
