@@ -160,8 +160,8 @@ def test_refusal_names_the_field(case, tmp_path):
 
 
 # HF's attention in these families rotates the whole head whatever partial_rotary_factor says
-# (measured: a tiny Qwen3 / Mistral / Mixtral / OLMo 2 / SmolLM3 / Llama 4 / Qwen3-MoE saved with
-# partial_rotary_factor 0.5 gave logits 3 to 4 apart from ours), so the field blocks each.
+# (HF ignores the field with rope_type default and fails with the others; the reader follows:
+# tests/test_partial_rope_hf.py), so the field blocks each.
 HALF_ROPE_REFUSED = {"mistral-7b": "mistral: rope.partial=0.5 (Mistral rotates the whole head)",
                      "gemma-3-1b": "gemma3_text: rope.partial=0.5 (Gemma 3 rotates the whole head)",
                      "gpt-oss-20b": "gpt_oss: rope.partial=0.5 (GPT-OSS rotates the whole head)",

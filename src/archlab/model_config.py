@@ -493,10 +493,13 @@ class MoEConfig:
 def _check_longrope(rope: RopeConfig, rotary_dim: int, where: str) -> None:
     s = rope.scaling
     if s is not None and s.kind == "longrope":
+        # one factor per frequency: HF's _compute_longrope_parameters multiplies them into
+        # arange(0, rotary_dim, 2), ceil(rotary_dim / 2) of them (an odd width runs in HF too)
+        n = (rotary_dim + 1) // 2
         _require(
-            len(s.short_factor) == rotary_dim // 2,
+            len(s.short_factor) == n,
             f"{where}.scaling.short_factor",
-            f"has {len(s.short_factor)} entries; RoPE of {rotary_dim} dimensions has {rotary_dim // 2} frequencies",
+            f"has {len(s.short_factor)} entries; RoPE of {rotary_dim} dimensions has {n} frequencies",
         )
 
 

@@ -41,9 +41,12 @@ class MLA(nn.Module):
         a = cfg.attention
         self.n_heads = a.n_heads
         self.nope, self.rope_dim, self.v_dim, self.rank = a.qk_nope_head_dim, a.qk_rope_head_dim, a.v_head_dim, a.kv_lora_rank
+        # None (a NoPE layer of rope_layers): q_pe and k_pe stay unrotated, a position-free
+        # shared key part, at the plain 1/sqrt(qk_head_dim) (HF's KimiLinearAttention, Kimi
+        # Linear's NoPE MLA, modeling_kimi_linear.py); YaRN's softmax factor comes with YaRN
         self.rope = spec.rope
         self.scale = a.qk_head_dim**-0.5
-        if spec.rope.scaling is not None:
+        if spec.rope is not None and spec.rope.scaling is not None:
             self.scale *= spec.rope.scaling.softmax_factor()
         # None: naive for a first prefill, absorbed once a cache holds earlier tokens. Tests force either.
         self.absorb: bool | None = None
@@ -73,9 +76,10 @@ class MLA(nn.Module):
         q_nope, q_pe = q.split([self.nope, self.rope_dim], dim=-1)
         c, k_pe = self.wkv_a(x).split([self.rank, self.rope_dim], dim=-1)  # (B, T, r), (B, T, dr)
         c = self.kv_norm(c)
-        cos, sin = ctx.rope[self.rope]
-        q_pe = apply_rope(q_pe, cos, sin)
-        k_pe = apply_rope(k_pe.unsqueeze(1), cos, sin).squeeze(1)  # (B, T, dr)
+        if self.rope is not None:
+            cos, sin = ctx.rope[self.rope]
+            q_pe = apply_rope(q_pe, cos, sin)
+            k_pe = apply_rope(k_pe.unsqueeze(1), cos, sin).squeeze(1)  # (B, T, dr)
         latent = torch.cat((c, k_pe), dim=-1)  # (B, T, r + dr): all a cache needs
         if cache is not None:
             latent = cache.update(latent, ctx.start)  # (B, S, r + dr)

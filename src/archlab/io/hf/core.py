@@ -1,8 +1,8 @@
 """The machinery shared by every HF family: the HFFamily registry, config.json reading
-helpers, their inverses for writing it, and loading through the mapping engine (io/mapping.py),
-which pairs our tensor names with a checkpoint's and checks the whole checkpoint. Each family
-lives in a module of its own (gpt2.py, llama.py, ...) and registers an HFFamily; saving is
-save.py's."""
+helpers (RoPE's are rope.py's), their inverses for writing it, and loading through the
+mapping engine (io/mapping.py), which pairs our tensor names with a checkpoint's and checks
+the whole checkpoint. Each family lives in a module of its own (gpt2.py, llama.py, ...) and
+registers an HFFamily; saving is save.py's."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig, RopeConfig, RopeScaling
+from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
 from ...model import build
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
@@ -103,131 +103,10 @@ def activation(hf: dict, key: str) -> str:
     return ACTIVATIONS_IN[name]
 
 
-def read_rope(hf: dict) -> RopeConfig:
-    """Reads both the v4 layout (rope_theta + rope_scaling) and v5's rope_parameters."""
-    try:
-        return _read_rope(hf)
-    except ConfigError as e:
-        raise CheckpointError(f"config.json: rope: {e}") from None
-
-
-def _read_rope(hf: dict) -> RopeConfig:
-    legacy = hf.get("rope_scaling") or {}
-    params = {**legacy, **(hf.get("rope_parameters") or {})}
-    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
-    partial = float(params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)))
-    kind = params.get("rope_type") or params.get("type") or "default"
-    max_pos = get_field(hf, "max_position_embeddings")
-    original = params.get("original_max_position_embeddings") or hf.get("original_max_position_embeddings") or max_pos
-    if kind == "default":
-        scaling = None
-    elif kind == "linear":
-        scaling = RopeScaling("linear", factor=float(params["factor"]), original_max_seq_len=int(original))
-    elif kind == "llama3":
-        scaling = RopeScaling(
-            "llama3",
-            factor=float(params["factor"]),
-            original_max_seq_len=int(original),
-            low_freq_factor=float(params.get("low_freq_factor", 1.0)),
-            high_freq_factor=float(params.get("high_freq_factor", 4.0)),
-        )
-    elif kind == "yarn":
-        factor = params.get("factor") or max_pos / original
-        scaling = RopeScaling(
-            "yarn",
-            factor=float(factor),
-            original_max_seq_len=int(original),
-            beta_fast=float(params.get("beta_fast") or 32.0),
-            beta_slow=float(params.get("beta_slow") or 1.0),
-            mscale=params.get("mscale"),
-            mscale_all_dim=params.get("mscale_all_dim"),
-            attention_factor=params.get("attention_factor"),
-            truncate=bool(params.get("truncate", True)),
-        )
-    elif kind == "dynamic":
-        # HF's dynamic NTK grows theta past max_position_embeddings itself (_compute_dynamic_ntk_parameters,
-        # dynamic_rope_update's original_max_seq_len), whatever original_max_position_embeddings says
-        scaling = RopeScaling("dynamic", factor=float(_number(params, "factor")), original_max_seq_len=int(max_pos))
-    elif kind == "longrope":
-        # HF _compute_longrope_parameters: factor unset is max_position_embeddings / original
-        factor = params.get("factor") or max_pos / original
-        scaling = RopeScaling(
-            "longrope",
-            factor=float(factor),
-            original_max_seq_len=int(original),
-            attention_factor=params.get("attention_factor"),
-            short_factor=_factors(params, "short_factor"),
-            long_factor=_factors(params, "long_factor"),
-        )
-    else:
-        raise CheckpointError(
-            f"config.json: rope type {kind!r} is not supported (supported: default, linear, llama3, yarn, dynamic, longrope)"
-        )
-    return RopeConfig(theta=theta, partial=partial, scaling=scaling)
-
-
-def _number(params: dict, key: str) -> float:
-    v = params.get(key)
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        raise CheckpointError(f"config.json: rope {params.get('rope_type') or params.get('type')} needs a number {key}, got {v!r}")
-    return v
-
-
-def _factors(params: dict, key: str) -> tuple[float, ...]:
-    v = params.get(key)
-    if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        raise CheckpointError(f"config.json: rope longrope needs {key} as a list of numbers, got {v!r}")
-    return tuple(float(x) for x in v)
-
-
 # ---- writing config.json: the inverse of the readers --------------------------------------
 
 # our activation -> the HF name that computes exactly it (gelu_pytorch_tanh is F.gelu(approximate="tanh"))
 HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
-
-
-def rope_parameters(rope: RopeConfig, max_seq_len: int) -> dict[str, Any]:
-    """v5's rope_parameters of one RoPE (read_rope's inverse)."""
-    s = rope.scaling
-    params: dict[str, Any] = {"rope_type": "default" if s is None else s.kind, "rope_theta": rope.theta}
-    if rope.partial != 1.0:
-        params["partial_rotary_factor"] = rope.partial
-    if s is not None:
-        params["factor"] = s.factor
-        if s.kind == "llama3":
-            params.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor)
-        if s.kind == "longrope":
-            params.update(short_factor=list(s.short_factor), long_factor=list(s.long_factor))
-            if s.attention_factor is not None:
-                params["attention_factor"] = s.attention_factor
-        if s.kind == "yarn":
-            params.update(beta_fast=s.beta_fast, beta_slow=s.beta_slow)
-            for key in ("mscale", "mscale_all_dim", "attention_factor"):
-                if getattr(s, key) is not None:
-                    params[key] = getattr(s, key)
-            if not s.truncate:
-                params["truncate"] = False
-        # llama3 and yarn need it; linear ignores it, but a value other than the reader's
-        # default (max_seq_len) is written so that the config reads back equal
-        if s.kind not in ("linear", "dynamic") or s.original_max_seq_len != max_seq_len:
-            params["original_max_position_embeddings"] = s.original_max_seq_len
-    return params
-
-
-def rope_json(cfg: ModelConfig) -> dict[str, Any]:
-    """v5's rope_parameters and, for older transformers, the v4 rope_theta + rope_scaling
-    (and partial_rotary_factor where part of each head turns). v5 lets rope_scaling replace
-    rope_parameters, so the two must say the same thing."""
-    rope, s = cfg.rope, cfg.rope.scaling
-    params = rope_parameters(rope, cfg.max_seq_len)
-    legacy = None
-    if s is not None:
-        skip = ("rope_type", "rope_theta", "partial_rotary_factor")
-        legacy = {"rope_type": s.kind, "type": s.kind, **{k: v for k, v in params.items() if k not in skip}}
-    out = {"rope_theta": rope.theta, "rope_parameters": params, "rope_scaling": legacy}
-    if rope.partial != 1.0:
-        out["partial_rotary_factor"] = rope.partial
-    return out
 
 
 def common_problems(cfg: ModelConfig) -> list[str]:

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ...model_config import ModelConfig
-from .core import HF_ACTIVATION, common_problems, rope_json
+from .core import HF_ACTIVATION, common_problems
+from .rope import rope_json
 
 
 def _first_moe(cfg: ModelConfig) -> int:

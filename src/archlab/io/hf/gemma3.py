@@ -26,7 +26,8 @@ import warnings
 
 from ...model_config import SQRT_D_MODEL, ModelConfig
 from ..mapping import Rule
-from .core import CheckpointError, HFFamily, get_field, read_rope, register
+from .core import CheckpointError, HFFamily, get_field, register
+from .rope import read_rope
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sliding_window, with_defaults
 from .llama_rules import IGNORE, SANDWICH_NORMS, decoder_rules
 
@@ -54,6 +55,9 @@ def _ropes(hf: dict) -> dict[str, dict]:
     sliding = dict(params.get("sliding_attention") or {"rope_type": "default"})
     full.setdefault("rope_theta", hf.get("rope_theta") or _THETA["full_attention"])
     sliding.setdefault("rope_theta", hf.get("rope_local_base_freq") or _THETA["sliding_attention"])
+    if hf.get("partial_rotary_factor") is not None:  # standardize_rope_params gives it to every layer type
+        for p in (full, sliding):
+            p.setdefault("partial_rotary_factor", hf["partial_rotary_factor"])
     return {"full_attention": full, "sliding_attention": sliding}
 
 
@@ -66,11 +70,10 @@ def _text_config(hf: dict) -> ModelConfig:
     types = layer_types(
         hf, n_layers, ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n_layers)]
     )
-    ropes = {t: read_rope({"rope_parameters": p, "max_position_embeddings": hf["max_position_embeddings"]})
+    # Gemma3Attention rotates the whole head (Llama's apply_rotary_pos_emb): read_rope
+    ropes = {t: read_rope({"rope_parameters": p, "max_position_embeddings": hf["max_position_embeddings"],
+                           "model_type": hf.get("model_type")}, honours_partial=False)
              for t, p in _ropes(hf).items()}
-    if "sliding" in types and ropes["sliding_attention"].partial != ropes["full_attention"].partial:
-        # the model rotates one rotary_dim in every layer
-        raise CheckpointError("config.json: rope_parameters: sliding and full attention layers rotate different fractions (partial_rotary_factor)")
     if hf.get("attn_logit_softcapping") is not None:
         warnings.warn(
             f"gemma3: attn_logit_softcapping={hf['attn_logit_softcapping']} is ignored, as HF's Gemma3Attention ignores it",

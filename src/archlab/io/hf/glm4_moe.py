@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from .core import CheckpointError, HFFamily, activation, get_field, register
-from .llama_like import flag, llama_like_config, positive_int, rms_norm, with_defaults
+from .llama_like import flag, llama_like_config, positive_int, rms_norm, rope, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
 # Glm4MoeConfig's defaults (configuration_glm4_moe.py) for what config.json may leave out
@@ -43,8 +43,9 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
     if "num_mtp_layers" in hf and "num_nextn_predict_layers" not in hf:  # v5's alias (attribute_map)
         hf = {**hf, "num_nextn_predict_layers": hf["num_mtp_layers"]}
     hf = with_defaults(hf, _DEFAULTS)
-    params = hf.get("rope_parameters") or {}
-    if "partial_rotary_factor" not in params and hf.get("partial_rotary_factor") is None:
+    # Glm4MoeConfig.__post_init__: kwargs.setdefault("partial_rotary_factor", 0.5), which fills
+    # the RoPE dict where it has none (rope.py rope_dict)
+    if "partial_rotary_factor" not in hf:
         hf["partial_rotary_factor"] = 0.5
     n_layers = positive_int(hf, "num_hidden_layers")
     first_dense = _count(hf, "first_k_dense_replace")
@@ -75,6 +76,7 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
             ) from None
     return llama_like_config(
         hf, family="glm4_moe", n_layers=n_layers, ffn={"activation": act}, moe=moe,
+        position=rope(hf, 10000.0, honours_partial=True),  # Glm4MoeAttention rotates the first cos.shape[-1] dims
         attention={
             "out_bias": False,  # Glm4MoeAttention: o_proj never has a bias
             "qk_norm": rms_norm(hf) if flag(hf, "use_qk_norm") else None,

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...model_config import ModelConfig
-from .core import HF_ACTIVATION, enable_saving, rope_json
+from .core import HF_ACTIVATION, enable_saving
+from .rope import rope_json
 
 
 def _ungated_problems(cfg: ModelConfig, name: str, position: str, blocks: tuple[str, ...]) -> list[str]:

@@ -15,7 +15,8 @@ import torch
 
 from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, Tensors, rename
-from .core import CheckpointError, HFFamily, activation, get_field, read_rope, register
+from .core import CheckpointError, HFFamily, activation, get_field, register
+from .rope import read_rope, rope_dict
 
 
 def split_qkv_per_head(ts: Tensors, cfg: ModelConfig) -> Tensors:
@@ -49,11 +50,13 @@ def megatron_layer_rules(p: str, attention: str) -> list[Rule]:
 
 def _rope_fields(hf: dict) -> dict:
     """GPT-NeoX's config names its RoPE fields rotary_pct / rotary_emb_base (defaults 0.25 and
-    10000, configuration_gpt_neox.py); v5's rope_parameters, where present, take precedence."""
-    out = dict(hf)
-    out.setdefault("partial_rotary_factor", hf.get("rotary_pct", 0.25))
-    out.setdefault("rope_theta", hf.get("rotary_emb_base", 10000.0))
-    return out
+    10000): GPTNeoXConfig.convert_rope_params_to_dict fills the RoPE dict (rope_scaling or
+    rope_parameters) from them, never from a top-level partial_rotary_factor or rope_theta."""
+    params = rope_dict(hf)
+    params.setdefault("rope_theta", hf.get("rotary_emb_base", 10000.0))
+    params.setdefault("partial_rotary_factor", hf.get("rotary_pct", 0.25))
+    skip = ("rope_scaling", "rope_theta", "partial_rotary_factor")
+    return {**{k: v for k, v in hf.items() if k not in skip}, "rope_parameters": params}
 
 
 def _gpt_neox_config(hf: dict) -> ModelConfig:
@@ -74,7 +77,7 @@ def _gpt_neox_config(hf: dict) -> ModelConfig:
         n_layers=get_field(hf, "num_hidden_layers"),
         max_seq_len=get_field(hf, "max_position_embeddings"),
         norm=NormConfig("layernorm", eps=get_field(hf, "layer_norm_eps", 1e-5), bias=True),
-        position=read_rope(_rope_fields(hf)),
+        position=read_rope(_rope_fields(hf), honours_partial=True),  # rotates rotary_ndims of each head
         block="parallel" if parallel else "pre",
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=bias, out_bias=bias),
         # GPTNeoXMLP's linears have biases whatever attention_bias says

@@ -6,7 +6,8 @@ from typing import Any
 
 from ...model_config import ModelConfig
 from ..mapping import Rule
-from .core import HF_ACTIVATION, CheckpointError, HFFamily, common_problems, register, rope_json
+from .core import HF_ACTIVATION, CheckpointError, HFFamily, common_problems, register
+from .rope import rope_json
 from .llama_like import llama_like_config, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ...model_config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
-from .core import CheckpointError, activation, ffn_parts, get_field, read_rope
+from .core import CheckpointError, activation, ffn_parts, get_field
+from .rope import read_rope, rope_dict
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "sliding"}
@@ -76,13 +77,14 @@ def sliding_window(hf: dict, types: Iterable[str], key: str = "sliding_window") 
     return w
 
 
-def rope(hf: dict, default_theta: float) -> RopeConfig:
+def rope(hf: dict, default_theta: float, honours_partial: bool = False) -> RopeConfig:
     """read_rope, with the theta HF's config class uses when config.json gives none
-    (`default_theta`: 1e6 for Mixtral, 2e6 for SmolLM3, 10000 for most)."""
-    params = {**(hf.get("rope_scaling") or {}), **(hf.get("rope_parameters") or {})}
-    if params.get("rope_theta") is None and hf.get("rope_theta") is None:
+    (`default_theta`: 1e6 for Mixtral, 2e6 for SmolLM3, 10000 for most). Llama's attention
+    rotates the whole head (partial_rotary_factor: read_rope); `honours_partial` for the
+    families whose attention rotates only part of it (GLM-4.5, Qwen3-Next)."""
+    if rope_dict(hf).get("rope_theta") is None and hf.get("rope_theta") is None:
         hf = {**hf, "rope_theta": default_theta}
-    return read_rope(hf)
+    return read_rope(hf, honours_partial=honours_partial)
 
 
 def positive_int(hf: dict, key: str, default: Any = None) -> int:

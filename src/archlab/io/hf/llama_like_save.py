@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...model_config import SQRT_D_MODEL, ModelConfig
-from .core import HF_ACTIVATION, enable_saving, rope_json, rope_parameters
+from .core import HF_ACTIVATION, enable_saving
+from .rope import rope_json, rope_parameters
 
 # our layer kinds -> HF `layer_types` names (configuration_utils.py ALLOWED_LAYER_TYPES)
 HF_KINDS = {"global": "full_attention", "sliding": "sliding_attention", "chunked": "chunked_attention",
@@ -72,8 +73,9 @@ def llama_shape_problems(cfg: ModelConfig, name: str, *, block: str = "pre", uni
     if cfg.position_kind != "rope":
         p.append(f"position={cfg.position!r} ({name} has rotary positions)")
     elif not partial_rope and (cfg.rope.partial != 1.0 or (cfg.rope_local is not None and cfg.rope_local.partial != 1.0)):
-        # its HF attention rotates the whole head whatever partial_rotary_factor says (a
-        # written 0.5 reads back as 0.5 in our reader, but HF's logits differ: measured)
+        # its HF attention rotates the whole head whatever partial_rotary_factor says: HF
+        # ignores the field with rope_type default and fails with the others (io/hf/core.py
+        # _whole_head_partial, which reads it so), so no config.json says "rotate part of it"
         p.append(f"rope.partial={cfg.rope.partial} ({name} rotates the whole head)")
     bad = sorted(set(kinds(cfg)) - set(layer_kinds))
     if bad:

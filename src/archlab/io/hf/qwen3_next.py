@@ -29,7 +29,7 @@ import torch
 from ...model_config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, register
-from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, sparse_ffn_types, with_defaults
+from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
 from .llama_rules import ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, shared_expert_rules
 
 # Qwen3NextConfig's class defaults for the knobs a config.json may leave out (sizes are required)
@@ -76,9 +76,8 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
             "convolution, where only 'silu' is supported"
         )
     n_layers = positive_int(hf, "num_hidden_layers")
-    rope_params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    if "partial_rotary_factor" not in rope_params and hf.get("partial_rotary_factor") is None:
-        hf = {**hf, "partial_rotary_factor": 0.25}  # Qwen3NextConfig's default
+    if "partial_rotary_factor" not in hf:  # Qwen3NextConfig.__post_init__'s kwargs.setdefault: fills the RoPE dict
+        hf = {**hf, "partial_rotary_factor": 0.25}
     # Qwen3NextConfig.__post_init__: every full_attention_interval-th layer is full attention
     interval = positive_int(hf, "full_attention_interval", 4)
     types = layer_types(hf, n_layers, ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)],
@@ -87,6 +86,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
     norm = rms_norm(hf, unit_offset=True)
     return llama_like_config(
         hf, family="qwen3_next", n_layers=n_layers, norm=norm, layer_types=types, ffn_types=ffn_types,
+        position=rope(hf, 10000.0, honours_partial=True),  # Qwen3NextAttention rotates the first cos.shape[-1] dims
         attention={"head_dim": positive_int(hf, "head_dim"), "qk_norm": norm, "qk_norm_scope": "head", "output_gate": True},
         linear_attention=DeltaNetConfig(
             n_k_heads=positive_int(hf, "linear_num_key_heads"),
