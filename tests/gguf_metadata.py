@@ -176,10 +176,12 @@ def metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
     if arch == "mixtral":  # TextModel.set_gguf_parameters' expert keys
         w.add_expert_count(c.num_local_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
-    if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
+    if arch in ("qwen3moe", "qwen2moe"):  # TextModel's expert keys, Qwen2MoeModel.set_gguf_parameters
         w.add_expert_count(c.num_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
         w.add_expert_feed_forward_length(c.moe_intermediate_size)
+    if arch == "qwen2moe":
+        w.add_expert_shared_feed_forward_length(c.shared_expert_intermediate_size)
     if arch == "gpt-oss":  # GptOssModel.set_gguf_parameters, TextModel's YaRN keys
         w.add_sliding_window(c.sliding_window)
         w.add_expert_feed_forward_length(c.intermediate_size)
