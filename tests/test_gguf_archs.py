@@ -116,6 +116,10 @@ def _deepseek(case: str):
 CASES = {
     "qwen2": (_qwen2, True),
     "qwen2-tied": (lambda **kw: _qwen2(tie_word_embeddings=True, **kw), True),
+    # Qwen2.5's long-context setting (its model cards: rope_scaling yarn, factor 4, 32768); HF's
+    # GGUF loader ignores rope.scaling.* for qwen2
+    "qwen2-yarn": (lambda **kw: _qwen2(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0,
+                                                        "original_max_position_embeddings": 32}, **kw), False),
     "qwen2moe": (_qwen2moe, True),
     # a shared expert a whole number of routed experts wide (Qwen1.5-MoE-A2.7B: 4 x 1408), tied, no q/k/v biases
     "qwen2moe-tied-shared2-nobias": (lambda **kw: _qwen2moe(tie_word_embeddings=True, shared_expert_intermediate_size=64,
