@@ -77,3 +77,18 @@ def test_qwen2moe_shared_gate_of_either_shape(tmp_path, monkeypatch):
     for path in (squeezed, kept):
         worst = _worst(archlab.load(path).eval(), lambda ids: src(ids).logits, src.config.vocab_size)
         assert worst < 1e-4, f"{path.name}: max |logit difference| {worst:.2e}"
+
+
+def test_qwen2_output_bias_is_refused(tmp_path, monkeypatch):
+    """llama.cpp's qwen2 graph would add an attn_output.bias; HF's Qwen2 has none (o_proj
+    bias=False), so a file with one is refused naming it, not loaded without it."""
+    import numpy as np
+
+    import gguf_convert
+
+    tensors = gguf_convert._tensors
+    monkeypatch.setattr(gguf_convert, "_tensors", lambda *a, **k: {
+        **tensors(*a, **k), **{f"blk.{i}.attn_output.bias": np.ones(_SMALL["hidden_size"], np.float32) for i in range(2)}})
+    path = write_gguf(tmp_path / "m.gguf", "qwen2", make_hf(_qwen2(), seed=0))
+    with pytest.raises(CheckpointError, match=r"blk\.0\.attn_output\.bias"):
+        archlab.load(path)
