@@ -92,3 +92,37 @@ def test_qwen2_output_bias_is_refused(tmp_path, monkeypatch):
     path = write_gguf(tmp_path / "m.gguf", "qwen2", make_hf(_qwen2(), seed=0))
     with pytest.raises(CheckpointError, match=r"blk\.0\.attn_output\.bias"):
         archlab.load(path)
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-7b", "qwen2.5-72b", "qwen2-57b-a14b", "qwen1.5-moe-a2.7b"])
+def test_published_shapes_read_back_as_their_presets(tmp_path, name):
+    """Each Qwen2 / Qwen2-MoE preset's config.json, written as the converter writes its GGUF
+    metadata, with the tensor names that decide tying and q/k/v biases (empty stand-ins: no
+    tensor is read), reads back as the preset: e.g. Qwen2-57B-A14B's shared expert of 20480
+    beside an unused intermediate_size 18944, Qwen1.5-MoE's multi-head attention."""
+    import dataclasses
+
+    import numpy as np
+
+    from archlab.io.hf.save import _comparable, hf_config_json
+    from gguf_convert import ARCH
+    from gguf_metadata import metadata
+
+    want = archlab.config(name)
+    _, hf = hf_config_json(want)
+    config = transformers.CONFIG_MAPPING[hf["model_type"]](**hf)
+    arch = "qwen2" if hf["model_type"] == "qwen2" else "qwen2moe"
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), gguf.MODEL_ARCH_NAMES[ARCH[arch]])
+    metadata(w, arch, config)
+    assert not want.tie_embeddings and want.attention.qkv_bias
+    for tensor in ("output.weight", "blk.0.attn_q.bias"):
+        w.add_tensor(tensor, np.zeros(1, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    got = read_gguf_config(tmp_path / "m.gguf")
+    # GGUF holds rms_norm_eps as float32
+    assert got.norm.eps == pytest.approx(want.norm.eps, rel=1e-7)
+    got = got.replace(norm=dataclasses.replace(got.norm, eps=want.norm.eps))
+    assert _comparable(got) == _comparable(want)
