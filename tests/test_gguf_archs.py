@@ -122,6 +122,7 @@ CASES = {
                                                         "original_max_position_embeddings": 32}, **kw), False),
     "qwen2moe": (_qwen2moe, True),
     # a shared expert a whole number of routed experts wide (Qwen1.5-MoE-A2.7B: 4 x 1408), tied, no q/k/v biases
+    # (HF's GGUF loader would assume Qwen2MoeConfig's qkv_bias and widths: only the F32 check)
     "qwen2moe-tied-shared2-nobias": (lambda **kw: _qwen2moe(tie_word_embeddings=True, shared_expert_intermediate_size=64,
                                                             qkv_bias=False, **kw), False),
     "qwen3": (_qwen3, True),

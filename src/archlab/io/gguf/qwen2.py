@@ -84,6 +84,8 @@ def _qwen2_moe_json(g: GGUFFile) -> dict[str, Any]:
     return hf
 
 
+# Without output.weight both are read tied, as the converter's source model was (HF's GGUF
+# loader does the same); llama.cpp's qwen2moe itself requires output.weight.
 QWEN2 = HFBacked(_qwen2_json)
 QWEN2_MOE = HFBacked(
     _qwen2_moe_json,
