@@ -27,7 +27,10 @@ BOOL = gguf.GGUFValueType.BOOL
      r"qwen2moe\.expert_weights_norm=True is not supported \(False: llama\.cpp's qwen2moe never renormalises"),
     ("qwen2moe", {"expert_gating_func": (2, U32)}, r"qwen2moe\.expert_gating_func=2 is not supported \(1: .* softmax"),
     ("qwen2moe", {"leading_dense_block_count": (1, U32)}, r"qwen2moe\.leading_dense_block_count=1 is not supported"),
-], ids=["qwen2-partial-rope", "qwen2moe-partial-rope", "qwen2moe-norm-topk", "qwen2moe-sigmoid", "qwen2moe-dense-first"])
+    # qwen2moe.cpp: "n_expert_used must be > 0 for QWEN2MOE"
+    ("qwen2moe", {"expert_used_count": (0, U32)}, r"qwen2moe\.expert_used_count=0; qwen2moe needs experts"),
+], ids=["qwen2-partial-rope", "qwen2moe-partial-rope", "qwen2moe-norm-topk", "qwen2moe-sigmoid", "qwen2moe-dense-first",
+        "qwen2moe-no-experts-used"])
 def test_metadata_llama_cpp_does_not_compute_is_refused(tmp_path, arch, extra, message):
     src = make_hf(_qwen2() if arch == "qwen2" else _qwen2moe(), seed=0)
     path = _with(tmp_path / "m.gguf", arch, src, **extra)

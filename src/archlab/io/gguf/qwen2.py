@@ -34,7 +34,7 @@ _SOFTMAX = 1  # gguf.ExpertGatingFuncType
 
 def _whole_head_rope(g: GGUFFile, hf: dict[str, Any]) -> None:
     # llama.cpp's qwen2 / qwen2moe graphs: GGML_ASSERT(n_embd_head == n_rot); HF's GGUF loader
-    # ignores rope.dimension_count. A file that rotates part of each head runs nowhere.
+    # ignores rope.dimension_count and rotates whole heads: a file saying otherwise is refused.
     rot = int_value(g, "rope.dimension_count", hf["head_dim"])
     if rot != hf["head_dim"]:
         raise CheckpointError(
@@ -67,6 +67,9 @@ def _qwen2_moe_json(g: GGUFFile) -> dict[str, Any]:
                    "llama.cpp's qwen2moe never renormalises the top-k weights")
     _refuse_unless(g, "leading_dense_block_count", int_value(g, "leading_dense_block_count", None), 0,
                    "llama.cpp's qwen2moe has an MoE block in every layer")
+    for key in ("expert_count", "expert_used_count"):
+        if int_value(g, key) <= 0:  # llama.cpp: "n_expert(_used) must be > 0 for QWEN2MOE"
+            raise CheckpointError(f"{g.path}: {g.architecture}.{key}={int_value(g, key)}; qwen2moe needs experts (> 0)")
     hf = llama_like_json(g, "qwen2_moe")
     _whole_head_rope(g, hf)
     n_ff, top_k = hf["intermediate_size"], int_value(g, "expert_used_count")
