@@ -14,7 +14,7 @@ from gguf_metadata import metadata
 gguf = pytest.importorskip("gguf")
 Q = gguf.GGMLQuantizationType
 
-ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
+ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "qwen2moe": gguf.MODEL_ARCH.QWEN2MOE, "qwen3": gguf.MODEL_ARCH.QWEN3, "qwen3moe": gguf.MODEL_ARCH.QWEN3MOE,
         "gemma3": gguf.MODEL_ARCH.GEMMA3, "olmo2": gguf.MODEL_ARCH.OLMO2, "smollm3": gguf.MODEL_ARCH.SMOLLM3,
         "gpt2": gguf.MODEL_ARCH.GPT2, "bloom": gguf.MODEL_ARCH.BLOOM, "gptneox": gguf.MODEL_ARCH.GPTNEOX,
         "deepseek2": gguf.MODEL_ARCH.DEEPSEEK2, "gpt-oss": gguf.MODEL_ARCH.GPT_OSS, "glm4moe": gguf.MODEL_ARCH.GLM4_MOE,
@@ -54,6 +54,10 @@ def _tensors(arch: str, model, split_kv_b: bool = True) -> dict[str, np.ndarray]
         if hf_name.endswith((".attn.bias", ".attn.masked_bias")):  # GPT-2's causal-mask buffers
             continue
         a = t.detach().float().numpy()
+        if arch == "qwen2moe" and hf_name.endswith("shared_expert_gate.weight"):
+            # (D,): the converter squeezed every tensor (data_torch.squeeze(), dropped later) when
+            # the published Qwen1.5-MoE / Qwen2-57B files were written; qwen3next keeps (1, D)
+            a = a.squeeze(0)
         if arch == "qwen3next" and (changed := _qwen3_next_tensor(hf_name, a, c)) is not None:
             direct = {k: v for k, v in changed.items() if k.startswith("blk.")}
             out.update(direct)

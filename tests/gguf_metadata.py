@@ -176,21 +176,27 @@ def metadata(w, arch: str, c, split_kv_b: bool = True) -> None:
     if arch == "mixtral":  # TextModel.set_gguf_parameters' expert keys
         w.add_expert_count(c.num_local_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
-    if arch == "qwen3moe":  # Qwen2MoeModel.set_gguf_parameters
+    if arch in ("qwen3moe", "qwen2moe"):  # TextModel's expert keys, Qwen2MoeModel.set_gguf_parameters
         w.add_expert_count(c.num_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
         w.add_expert_feed_forward_length(c.moe_intermediate_size)
-    if arch == "gpt-oss":  # GptOssModel.set_gguf_parameters, TextModel's YaRN keys
+    if arch == "qwen2moe":
+        w.add_expert_shared_feed_forward_length(c.shared_expert_intermediate_size)
+    if rope.get("rope_type") == "yarn":  # TextModel's YaRN keys (each where config.json has it)
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(rope["factor"])
+        w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+        if rope.get("attention_factor") is not None:
+            w.add_rope_scaling_yarn_attn_factor(rope["attention_factor"])
+        if rope.get("beta_fast") is not None:
+            w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
+        if rope.get("beta_slow") is not None:
+            w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
+    if arch == "gpt-oss":  # GptOssModel.set_gguf_parameters
         w.add_sliding_window(c.sliding_window)
         w.add_expert_feed_forward_length(c.intermediate_size)
         w.add_expert_count(c.num_local_experts)
         w.add_expert_used_count(c.num_experts_per_tok)
-        if rope.get("rope_type") == "yarn":
-            w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-            w.add_rope_scaling_factor(rope["factor"])
-            w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
-            w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
-            w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
     if arch == "gemma3":  # Gemma3Model.set_gguf_parameters
         w.add_sliding_window(c.sliding_window)
         if rope.get("rope_type", "default") == "linear":

@@ -23,6 +23,15 @@ def _qwen2(**kw):
     return transformers.Qwen2Config(**{**_SMALL, "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}, **kw})
 
 
+def _qwen2moe(**kw):
+    # what llama.cpp's qwen2moe computes: every layer MoE, no top-k renormalisation, no window;
+    # the shared expert 48 wide, not a multiple of the routed experts' 32
+    return transformers.Qwen2MoeConfig(**{**_SMALL, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                                          "shared_expert_intermediate_size": 48, "norm_topk_prob": False,
+                                          "decoder_sparse_step": 1, "mlp_only_layers": [], "use_sliding_window": False,
+                                          "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}, **kw})
+
+
 def _qwen3(**kw):
     return transformers.Qwen3Config(**{**_SMALL, "head_dim": 16, **kw})
 
@@ -107,6 +116,15 @@ def _deepseek(case: str):
 CASES = {
     "qwen2": (_qwen2, True),
     "qwen2-tied": (lambda **kw: _qwen2(tie_word_embeddings=True, **kw), True),
+    # Qwen2.5's long-context setting (its model cards: rope_scaling yarn, factor 4, 32768); HF's
+    # GGUF loader ignores rope.scaling.* for qwen2
+    "qwen2-yarn": (lambda **kw: _qwen2(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0,
+                                                        "original_max_position_embeddings": 32}, **kw), False),
+    "qwen2moe": (_qwen2moe, True),
+    # a shared expert a whole number of routed experts wide (Qwen1.5-MoE-A2.7B: 4 x 1408), tied, no q/k/v biases
+    # (HF's GGUF loader would assume Qwen2MoeConfig's qkv_bias and widths: only the F32 check)
+    "qwen2moe-tied-shared2-nobias": (lambda **kw: _qwen2moe(tie_word_embeddings=True, shared_expert_intermediate_size=64,
+                                                            qkv_bias=False, **kw), False),
     "qwen3": (_qwen3, True),
     "qwen3-tied": (lambda **kw: _qwen3(tie_word_embeddings=True, **kw), True),
     "qwen3moe": (_qwen3moe, True),
@@ -200,6 +218,8 @@ def _quant_types(name: str):
 # 1/sqrt(head_dim) equals for head_dim 256 (every Gemma 3 but 27B), GPT2Config's n_positions 1024
 # (HF reads gpt2.context_length as n_ctx, which GPT2Config no longer has)
 _HF_GGUF_CONFIG = {"qwen3": {"head_dim": 128}, "qwen3-tied": {"head_dim": 128}, "qwen3moe": {"moe_intermediate_size": 768},
+                   # Qwen2MoeConfig's 1408 and 5632: HF ignores expert_(shared_)feed_forward_length
+                   "qwen2moe": {"moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632},
                    "gpt2": {"n_positions": 1024},
                    }
 

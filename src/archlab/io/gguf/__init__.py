@@ -3,10 +3,11 @@
 - reader.py: the file itself (header, metadata, tensors, dequantization); numpy only, no torch.
 - metadata.py: typed `{architecture}.*` values, the vocabulary size, RoPE.
 - arch.py: per `general.architecture`, its metadata as a ModelConfig and its tensor names as
-  rules of the mapping engine (io/mapping.py): llama (and Mixtral) and qwen2 directly, every
-  other architecture through archlab's HF family of the same model (hf_backed.py: the metadata
+  rules of the mapping engine (io/mapping.py): llama directly, every other architecture
+  (and Mixtral's `llama` files) through archlab's HF family of the same model (hf_backed.py: the metadata
   re-spelt as config.json, the family's rules re-pointed at llama.cpp's tensor names and
-  layouts), described in families.py, deepseek2.py, gpt_oss.py, glm4_moe.py, qwen3_next.py.
+  layouts), described in families.py, qwen2.py, deepseek2.py, gpt_oss.py, glm4_moe.py, qwen3_next.py,
+  llama4.py.
 - load.py: a model from a file, checked as a whole against what its metadata describes.
 
 Importing this package imports only the reader; the names that need torch (load_gguf,

@@ -3,26 +3,25 @@ ModelConfig and which rules (io/mapping.py) pair llama.cpp's tensor names with o
 
 llama.cpp's converter stores the query/key rows of each head in adjacent-pair RoPE order for
 the llama architecture only (LlamaModel.permute); our model uses HF's rotate-half order, so its
-rules permute the rows back on load. qwen2 is the same layer with q/k/v biases and HF's row
-order (Qwen2Model does not permute). The architectures whose HF family archlab reads (qwen3,
-gemma3, ...) are read through it (hf_backed.py, families.py).
+rules permute the rows back on load. The architectures whose HF family archlab reads (qwen2,
+qwen3, gemma3, ...) are read through it (hf_backed.py, families.py, qwen2.py, ...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 from ...model_config import AttentionConfig, ConfigError, FFNConfig, ModelConfig, NormConfig
 from ...errors import CheckpointError
 from ..layouts import rope_pairs_to_halves
-from ..mapping import Rule, rename, same
+from ..mapping import Rule, rename
 from .deepseek2 import DEEPSEEK2
 from .families import HF_BACKED, MIXTRAL
 from .glm4_moe import GLM4_MOE
 from .gpt_oss import GPT_OSS
 from .llama4 import LLAMA4
+from .qwen2 import QWEN2, QWEN2_MOE
 from .qwen3_next import QWEN3_NEXT
 from .metadata import int_value, rope, vocab_size
 from .reader import GGUFFile
@@ -30,7 +29,7 @@ from .reader import GGUFFile
 __all__ = ["GGUFArch", "ARCHITECTURES", "architecture", "read_config"]
 
 
-def _llama_config(g: GGUFFile, family: str = "llama") -> ModelConfig:
+def _llama_config(g: GGUFFile) -> ModelConfig:
     d = int_value(g, "embedding_length")
     n_heads = int_value(g, "attention.head_count")
     head_dim = int_value(g, "attention.key_length", None) or (d // n_heads if n_heads else None)
@@ -40,7 +39,7 @@ def _llama_config(g: GGUFFile, family: str = "llama") -> ModelConfig:
     ctx = int_value(g, "context_length")
     return ModelConfig(
         name=g.path.stem,
-        family=family,
+        family="llama",
         source=str(g.path),
         vocab_size=vocab_size(g),
         d_model=d,
@@ -74,10 +73,10 @@ class GGUFArch:
     extra_ignore: Callable[[GGUFFile], tuple[str, ...]] = lambda g: ()
 
 
-def _llama_rules(cfg: ModelConfig, g: GGUFFile, permuted: bool = True) -> list[Rule]:
+def _llama_rules(cfg: ModelConfig, g: GGUFFile) -> list[Rule]:
     # llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) pairs each head's RoPE rows
-    q = rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads) if permuted else same
-    k = rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads) if permuted else same
+    q = rope_pairs_to_halves(lambda c: c.resolved_attention.n_heads)
+    k = rope_pairs_to_halves(lambda c: c.resolved_attention.n_kv_heads)
     rules = [
         rename("tok_emb.weight", "token_embd.weight"),
         rename("norm.weight", "output_norm.weight"),
@@ -113,11 +112,9 @@ def _llama_or_mixtral_rules(cfg: ModelConfig, g: GGUFFile) -> list[Rule]:
 ARCHITECTURES: dict[str, GGUFArch] = {
     # Mixtral files say `llama` too, with llama.expert_count
     "llama": GGUFArch(_llama_or_mixtral_config, _llama_or_mixtral_rules, ignore=(r"^rope_freqs\.weight$",)),
-    # Qwen2Model(TextModel) writes HF's rows as they are; HF's Qwen2 is Llama with q/k/v biases
-    "qwen2": GGUFArch(partial(_llama_config, family="qwen2"), partial(_llama_rules, permuted=False)),
     **{name: GGUFArch(a.read_config, a.rules, extra_ignore=a.ignore)
        for name, a in {**HF_BACKED, "deepseek2": DEEPSEEK2, "gpt-oss": GPT_OSS, "glm4moe": GLM4_MOE,
-                              "qwen3next": QWEN3_NEXT, "llama4": LLAMA4}.items()},
+                              "qwen3next": QWEN3_NEXT, "llama4": LLAMA4, "qwen2": QWEN2, "qwen2moe": QWEN2_MOE}.items()},
 }
 
 
