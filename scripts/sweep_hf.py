@@ -77,7 +77,7 @@ def print_table(by_type: dict, out=sys.stdout) -> None:
         for reason, n in r["refusals"].most_common():
             w(f"  refused x{n}: {reason}")
         for f in r["failures"]:
-            known = f" [KNOWN_OPEN: {', '.join(f['known_open'])}]" if f["known_open"] else ""
+            known = f" [open: {', '.join(f['known_open'])}]" if f["known_open"] else ""
             if f["unexplained"]:
                 known += f" NOT EXPLAINED by them (avoided: {f['without_known'][:100]})"
             w(f"  FAILED #{f['index']}{known}: {f['reason']} (max diff {f['max_diff']})")
@@ -85,15 +85,17 @@ def print_table(by_type: dict, out=sys.stdout) -> None:
 
 
 def print_proposed(results: list[dict], out=sys.stdout) -> None:
-    """The TOLERANCE table (tests/sweep_tolerance.py) these results give: each type's largest
-    difference over known-equal configs (equal, greedy too, in no KNOWN_OPEN class)."""
-    from sweep_tolerance import proposed
+    """The TOLERANCE table (tests/tolerance.py) these results give: each type's largest
+    difference over known-equal configs: equal (greedy too) and in no open class, drawn so or
+    made so by avoiding the classes (sweep_known.py)."""
+    from tolerance import proposed
 
     floors: dict[str, tuple[float, int]] = {}
     for r in results:
-        if r["status"] == "equal" and not r["known_open"]:
+        clean = r["max_diff"] if r["status"] == "equal" and not r["known_open"] else r["without_known_diff"]
+        if clean is not None:  # a drawn config outside the open classes, or one made so
             f, n = floors.get(r["model_type"], (0.0, 0))
-            floors[r["model_type"]] = (max(f, r["max_diff"]), n + 1)
+            floors[r["model_type"]] = (max(f, clean), n + 1)
     print("\nTOLERANCE = {  # model type: (limit, measured floor, known-equal configs)", file=out)
     for t, (lim, floor, n) in proposed(floors).items():
         print(f"    {t!r}: ({lim:.2g}, {floor:.3g}, {n}),", file=out)

@@ -2,7 +2,7 @@
 archlab.load it, and classify what happens.
 
     hf_refuses  HF's config class or model raised (building or a forward pass): nothing to compare
-    equal       logits within the model type's tolerance (sweep_tolerance.py) and the same greedy
+    equal       logits within the model type's tolerance (tolerance.py) and the same greedy
                 tokens as HF's generate (a divergence at an exact near-tie, where HF's own top two
                 logits are closer than the tolerance, counts as equal: either choice is right)
     refused     archlab raised ConfigError / CheckpointError naming a config.json field
@@ -24,7 +24,7 @@ import torch
 
 from sweep_known import known_open, without_known
 from sweep_space import draw
-from sweep_tolerance import limit
+from tolerance import limit
 
 SHAPES = ((1, 1), (2, 9), (3, 37))
 PROMPTS = (5, 11)  # lengths of the greedy prompts
@@ -43,8 +43,9 @@ class Result:
     greedy_equal: bool | None = None
     near_tie: bool = False
     warnings: list = field(default_factory=list)
-    unexplained: bool | None = None  # failed in a KNOWN_OPEN class, and still fails with them avoided
-    without_known: str = ""  # what the config with the KNOWN_OPEN classes avoided gave
+    unexplained: bool | None = None  # failed in an open class (sweep_known.py), and still fails with them avoided
+    without_known: str = ""  # what the config with the open classes avoided gave
+    without_known_diff: float | None = None  # and its max |diff| when equal (a known-equal sample)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -114,8 +115,9 @@ def _greedy(ref, ours, vocab: int, steps: int, tol: float) -> tuple[bool, bool]:
 
 
 def run_case(model_type: str, seed: int, index: int, steps: int = 4, table: bool = True) -> Result:
-    """Case `index` of the sweep for `seed`. A failure in a KNOWN_OPEN class is checked again with
-    every such class avoided: `unexplained` says the failure stays, so the classes do not explain it."""
+    """Case `index` of the sweep for `seed`. A failure in an open class (sweep_known.py) is checked
+    again with every such class avoided: `unexplained` says the failure stays, so the classes do
+    not explain it."""
     cls, kw = draw(model_type, seed, index)
     res = check(model_type, cls, kw, index, steps, table)
     res.known_open = known_open(model_type, kw)
@@ -123,6 +125,7 @@ def run_case(model_type: str, seed: int, index: int, steps: int = 4, table: bool
         again = check(model_type, cls, without_known(model_type, kw), index, steps, table)
         res.unexplained = again.status == "failed"
         res.without_known = f"{again.status}: {again.reason}".strip(": ")
+        res.without_known_diff = again.max_diff if again.status == "equal" else None
     return res
 
 

@@ -1,7 +1,10 @@
-"""KNOWN_OPEN: the failure classes other helpers are fixing now (issue 11). The sweep still draws
-and counts them, and its report names the classes a failure falls in; the quick test slice
-(tests/test_sweep_hf.py) leaves out configs that fall in one. The lead empties the list as the
-fixes merge: a class whose fix has merged must come out, so that the quick slice covers it."""
+"""The failure classes still open, as data: which drawn configs fall in each, and how to avoid it.
+
+KNOWN_OPEN: the classes other helpers are fixing now (issue 11). FOUND_OPEN: the classes this
+sweep found that nobody is fixing yet (each with a minimal reproducer in its comment). The sweep
+still draws and counts both, and its report names the classes a failure falls in; the quick
+test slice (tests/test_sweep_hf.py) leaves out configs that fall in one. The lead empties the
+lists as fixes merge: a class whose fix has merged must come out, so the quick slice covers it."""
 
 from __future__ import annotations
 
@@ -58,6 +61,69 @@ def _kept(c: dict) -> int:
     return c["n_routed_experts"] // max(c.get("n_group") or 1, 1) * (c.get("topk_group") or 1)
 
 
+# Found by the sweep (scripts/sweep_hf.py --cases 250 --seed 1), not yet assigned.
+FOUND_OPEN: dict[str, tuple[tuple[str, ...], Callable[[dict], bool], Callable[[dict], dict]]] = {
+    # Llama-style HF attention rotates the whole head whatever partial_rotary_factor says: the
+    # default type's inv_freq (LlamaRotaryEmbedding.compute_default_rope_parameters, and each
+    # copy of it) ignores the factor; the other types (modeling_rope_utils) honour it and
+    # apply_rotary_pos_emb then fails on the shapes (or, at 2 rotary dims, broadcasts). archlab
+    # rotates the fraction: max |diff| 1-6. LlamaConfig(hidden_size=64, num_attention_heads=4,
+    # rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}): 2.7
+    "partial_rotary_factor ignored by HF's Llama-style attention": (
+        ("llama", "mistral", "mixtral", "qwen3", "qwen3_moe", "olmo2", "smollm3", "gemma3_text", "gpt_oss", "llama4_text"),
+        lambda c: any(p.get("partial_rotary_factor", 1.0) != 1.0 for p in _rope_dicts(c)),
+        lambda c: _map_rope(c, lambda p: {**p, "partial_rotary_factor": 1.0})),
+    # HF's _compute_yarn_parameters reads `truncate` from config.rope_parameters itself
+    # (modeling_rope_utils.py:475), which for Gemma 3's per-layer-type dict never holds it: HF
+    # always truncates; archlab honours truncate=false. Gemma3TextConfig(hidden_size=96,
+    # num_attention_heads=6, num_hidden_layers=1, layer_types=["full_attention"], rope_parameters=
+    # {"full_attention": {"rope_type": "yarn", "rope_theta": 5e5, "factor": 8.0,
+    # "original_max_position_embeddings": 32, "truncate": False}, "sliding_attention": {...}}): 0.45
+    "gemma3 yarn truncate=false per layer type": (
+        ("gemma3_text",), lambda c: "full_attention" in (c.get("rope_parameters") or {})
+        and any(p.get("rope_type") == "yarn" and p.get("truncate") is False for p in _rope_dicts(c)),
+        lambda c: _map_rope(c, lambda p: {k: v for k, v in p.items() if k != "truncate"})),
+    # attn_temperature_tuning tunes only NoPE layers; with fewer layers than
+    # no_rope_layer_interval there are none and HF runs as if it were off. archlab refuses,
+    # naming its own fields: "attention.temperature: AttnTemperature tunes NoPE layers (Llama 4),
+    # and rope_layers has none". Llama4TextConfig(num_hidden_layers=2, no_rope_layer_interval=4)
+    "llama4 temperature tuning without NoPE layers refused": (
+        ("llama4_text",), lambda c: c.get("attn_temperature_tuning", True) and "no_rope_layers" not in c
+        and c["num_hidden_layers"] < c.get("no_rope_layer_interval", 4),
+        lambda c: {**c, "attn_temperature_tuning": False}),
+    # An odd number of rotary dimensions (rotary_pct / partial_rotary_factor x head_dim) is
+    # refused naming archlab's field, not config.json's: "position.partial: rotates 9 of
+    # head_dim 12 dimensions". GPTNeoXConfig(hidden_size=36, num_attention_heads=3,
+    # rope_parameters={..., "partial_rotary_factor": 0.75})
+    "odd rotary dims refused as position.partial": (
+        (), lambda c: any(int(head_dim_of(c) * p.get("partial_rotary_factor", 1.0)) % 2 for p in _rope_dicts(c))
+        and "qk_rope_head_dim" not in c,
+        lambda c: _map_rope(c, lambda p: {**p, "partial_rotary_factor": 1.0})),
+    # No MoE layer (first_k_dense_replace >= num_hidden_layers), so HF never routes; archlab
+    # still checks the routing and refuses naming its own fields: "moe.router.group_score:
+    # top2_sum needs at least 2 experts per group". DeepseekV3Config(num_hidden_layers=1,
+    # first_k_dense_replace=1, n_routed_experts=4, n_group=4, topk_group=2)
+    "MoE-less deepseek routing refused by internal names": (
+        ("deepseek_v2", "deepseek_v3", "glm4_moe"), lambda c: c.get("first_k_dense_replace", 0) >= c["num_hidden_layers"]
+        and (c["n_routed_experts"] // c.get("n_group", 1) < 2 or c["num_experts_per_tok"] > _kept(c)),
+        lambda c: {**c, "n_group": 1, "topk_group": 1}),
+}
+
+OPEN = {**KNOWN_OPEN, **FOUND_OPEN}
+
+
+def _rope_dicts(c: dict) -> list[dict]:
+    p = c.get("rope_parameters") or {}
+    return [p] if "rope_type" in p else [v for v in p.values() if isinstance(v, dict)]
+
+
+def _map_rope(c: dict, f) -> dict:
+    p = c.get("rope_parameters")
+    if not p:
+        return c
+    return {**c, "rope_parameters": f(p) if "rope_type" in p else {k: f(v) for k, v in p.items()}}
+
+
 def _default_rope(c: dict) -> dict:
     def one(p: dict) -> dict:
         if p.get("rope_type") not in ("dynamic", "longrope"):
@@ -76,12 +142,17 @@ def _rope_types(c: dict) -> set:
 
 
 def without_known(model_type: str, kw: dict) -> dict:
-    """The drawn config with every KNOWN_OPEN class it falls in avoided."""
-    for name in known_open(model_type, kw):
-        kw = KNOWN_OPEN[name][2](kw)
+    """The drawn config with every open class it falls in avoided (again, until none is left:
+    avoiding one may not avoid another)."""
+    for _ in range(len(OPEN)):
+        names = known_open(model_type, kw)
+        if not names:
+            break
+        for name in names:
+            kw = OPEN[name][2](kw)
     return kw
 
 
 def known_open(model_type: str, kw: dict) -> list[str]:
-    """The KNOWN_OPEN classes the drawn config falls in."""
-    return [name for name, (types, hit, _) in KNOWN_OPEN.items() if (not types or model_type in types) and hit(kw)]
+    """The open classes (KNOWN_OPEN, then FOUND_OPEN) the drawn config falls in."""
+    return [name for name, (types, hit, _) in OPEN.items() if (not types or model_type in types) and hit(kw)]

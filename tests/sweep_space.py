@@ -65,8 +65,14 @@ def _neox(rng):
     h = heads(rng, explicit_head_dim=False, gqa=False)
     return {**base(rng), **h, "num_hidden_layers": rng.randint(1, 3), "intermediate_size": rng.choice([48, 96]),
             "max_position_embeddings": 128, "hidden_act": act(rng, ("gelu", "gelu_fast", "gelu_new", "relu", "silu")),
-            "rope_parameters": rope(rng, head_dim_of(h), partial=True), "use_parallel_residual": flip(rng),
+            "rope_parameters": _explicit_partial(rope(rng, head_dim_of(h), partial=True), 0.25), "use_parallel_residual": flip(rng),
             "attention_bias": flip(rng, 0.7), "layer_norm_eps": eps(rng), "tie_word_embeddings": flip(rng, 0.3)}
+
+
+def _explicit_partial(p: dict, default: float) -> dict:
+    """The rotated fraction said even where HF's config class would default it (GPT-NeoX 0.25,
+    GLM-4.5 0.5, Qwen3-Next 0.25: their configuration_*.py), so predicates on it see it."""
+    return {**p, "partial_rotary_factor": p.get("partial_rotary_factor", default)}
 
 
 # ---- the Llama line ------------------------------------------------------------------------------
@@ -234,6 +240,7 @@ def _dsv3(rng):
 def _glm4_moe(rng):
     kw = _llama_common(rng, partial=True, types=("default", "linear", "yarn"))
     kw.update(_routing(rng, rng.choice([4, 6, 8])), use_qk_norm=flip(rng), attention_bias=flip(rng, 0.5))
+    kw["rope_parameters"] = _explicit_partial(kw["rope_parameters"], 0.5)
     kw["first_k_dense_replace"] = rng.randint(0, kw["num_hidden_layers"])
     return kw
 
@@ -243,6 +250,7 @@ def _qwen3_next(rng):
     kw = _llama_common(rng, types=("default", "linear", "yarn"))
     L = kw["num_hidden_layers"] = rng.randint(1, 4)
     kw["hidden_act"] = rng.choice(["silu", "silu", "silu", kw["hidden_act"]])  # its convolution takes silu only
+    kw["rope_parameters"] = _explicit_partial(kw["rope_parameters"], 0.25)
     n, k = moe_sizes(rng)
     nk = rng.choice([1, 2])
     kw.update(linear_num_key_heads=nk, linear_num_value_heads=nk * rng.choice([1, 2]), linear_key_head_dim=rng.choice([8, 16]),
