@@ -51,9 +51,13 @@ class Result:
         return asdict(self)
 
 
-def _one_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0] if msg else ''}"[:300]
+def _one_line(e: BaseException, directory: str | None = None) -> str:
+    """The error in one line (its lines joined), the temporary checkpoint's path left out so
+    that equal reasons group together."""
+    msg = " | ".join(line.strip() for line in str(e).strip().splitlines())
+    if directory:
+        msg = msg.replace(directory + "/", "").replace(directory, "<checkpoint>")
+    return f"{type(e).__name__}: {msg}"[:300]
 
 
 def _ids(vocab: int, seed: int = 1) -> list[torch.Tensor]:
@@ -155,7 +159,7 @@ def check(model_type: str, cls: str, kw: dict, index: int, steps: int = 4, table
         except (archlab.ConfigError, archlab.CheckpointError) as e:
             named = _names_a_field(str(e), config_json)
             res.status = "refused" if named else "failed"
-            res.reason = ("" if named else "refusal names no config field: ") + _one_line(e)
+            res.reason = ("" if named else "refusal names no config field: ") + _one_line(e, d)
             return res
         except Exception as e:
             res.reason = "load crashed: " + _where(e)

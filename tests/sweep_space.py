@@ -89,7 +89,7 @@ def _llama_common(rng, explicit_head_dim=True, partial=True, types=None):
 @sampler("llama", "LlamaConfig")
 def _llama(rng):
     return {**_llama_common(rng, partial=True), "attention_bias": flip(rng, 0.3), "mlp_bias": flip(rng, 0.3),
-            "pretraining_tp": rng.choice([1, 1, 2])}
+            "pretraining_tp": 2 if flip(rng, 0.15) else 1}
 
 
 @sampler("mistral", "MistralConfig")

@@ -9,6 +9,7 @@ fields stay as drawn), the slow slice many more."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -81,6 +82,7 @@ def test_open_classes_name_their_model_types():
 _EPS_FIELDS = ("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps")
 
 
+@functools.lru_cache(maxsize=None)
 def _first_with_eps(model_type: str, eps: float, seed: int = 0) -> tuple[int, str, dict]:
     """The first case whose config (open classes avoided) has this norm epsilon and is equal."""
     for i in range(80):
@@ -112,3 +114,43 @@ def test_wrong_epsilon_is_caught(model_type, tmp_path):
         right = max((ours(x) - e).abs().max().item() for x, e in zip(ids, expected))
         off = max((wrong(x) - e).abs().max().item() for x, e in zip(ids, expected))
     assert right <= bound < off, f"{model_type}: right eps {right:.2e}, wrong eps {off:.2e}, limit {bound:.2e}"
+
+
+# ---- the sweep's own checks fail when they should -----------------------------------------------
+
+def _wrong_eps_loader(monkeypatch):
+    real = archlab.load
+
+    def load(path, *a, **k):
+        m = real(path, *a, **k)
+        wrong = archlab.build(m.config.replace(norm={"eps": 1e-5})).eval()
+        wrong.load_state_dict(m.state_dict())
+        return wrong
+    monkeypatch.setattr(archlab, "load", load)
+
+
+def test_check_fails_on_a_planted_logit_difference(monkeypatch):
+    index, cls, kw = _first_with_eps("llama", 1e-6)
+    _wrong_eps_loader(monkeypatch)
+    r = check("llama", cls, kw, index)
+    assert r.status == "failed" and r.reason.startswith("logits differ"), r.reason
+
+
+def test_check_fails_on_planted_greedy_tokens(monkeypatch):
+    index, cls, kw = _first_with_eps("llama", 1e-6)
+    real = archlab.generate
+    monkeypatch.setattr(archlab, "generate", lambda m, p, max_new_tokens: [
+        row[:-1] + [(row[-1] + 1) % m.config.vocab_size] for row in real(m, p, max_new_tokens=max_new_tokens)])
+    r = check("llama", cls, kw, index)
+    assert r.status == "failed" and r.reason.startswith("greedy tokens differ"), r.reason
+
+
+@pytest.mark.parametrize("message,status", [("config.json: rms_norm_eps=0.5 is not supported", "refused"),
+                                            ("config.json: norm.eps: must be small", "failed")])
+def test_a_refusal_must_name_a_config_field(monkeypatch, message, status):
+    index, cls, kw = _first_with_eps("llama", 1e-6)
+
+    def refuse(*a, **k):
+        raise archlab.CheckpointError(message)
+    monkeypatch.setattr(archlab, "load", refuse)
+    assert check("llama", cls, kw, index).status == status
