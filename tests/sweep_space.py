@@ -221,6 +221,8 @@ def _deepseek(rng):
           "hidden_act": act(rng, ("silu", "silu", "gelu")), **_routing(rng, rng.choice([4, 6, 8]))}
     kw["first_k_dense_replace"] = rng.randint(0, kw["num_hidden_layers"])
     kw["rope_parameters"] = rope(rng, kw["qk_rope_head_dim"], types=("default", "yarn", "linear", "dynamic"))
+    if flip(rng, 0.15):  # DeepSeek's own config.json says it; HF's DeepseekV2/V3Config has no such field
+        kw["moe_layer_freq"] = 2
     return kw
 
 

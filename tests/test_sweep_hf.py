@@ -15,7 +15,8 @@ import logging
 import pytest
 import torch
 from sweep_check import build_hf, check
-from sweep_known import OPEN, without_known
+from sweep_known import FOUND_OPEN, OPEN, known_open, without_known
+from sweep_reproducers import REPRODUCERS
 from sweep_space import ALIASES, SAMPLERS, draw
 from tolerance import TOLERANCE, limit
 
@@ -154,3 +155,17 @@ def test_a_refusal_must_name_a_config_field(monkeypatch, message, status):
         raise archlab.CheckpointError(message)
     monkeypatch.setattr(archlab, "load", refuse)
     assert check("llama", cls, kw, index).status == status
+
+
+# ---- the open classes are still open -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(OPEN))
+def test_open_class_reproducer_still_differs(name):
+    """Each open class's minimal reproducer (sweep_reproducers.py) is not equal to HF yet, and
+    falls in its class. When this fails for a class, the class is fixed: remove it from
+    sweep_known.py and sweep_reproducers.py."""
+    model_type, cls, kw = REPRODUCERS[name]
+    assert name in known_open(model_type, kw)
+    r = check(model_type, cls, kw, 0)
+    want = ("failed",) if name in FOUND_OPEN else ("failed", "refused")
+    assert r.status in want, f"{name}: {r.status} {r.reason} - fixed? then take the class out of the open lists"
