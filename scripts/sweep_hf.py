@@ -66,9 +66,9 @@ def summarize(results: list[dict]) -> dict:
 
 def print_table(by_type: dict, out=sys.stdout) -> None:
     w = lambda *a: print(*a, file=out)  # noqa: E731
-    w(f"{'model type':<14}{'drawn':>7}{'HF ok':>7}{'equal':>7}{'refused':>9}{'FAILED':>8}{'floor':>10}")
+    w(f"{'model type':<14}{'drawn':>7}{'HF ok':>7}{'equal':>7}{'refused':>9}{'FAILED':>8}{'max|d| eq':>11}")
     for t, r in sorted(by_type.items()):
-        w(f"{t:<14}{r['drawn']:>7}{r['hf_accepted']:>7}{r['equal']:>7}{r['refused']:>9}{r['failed']:>8}{r['max_diff_equal']:>10.2e}")
+        w(f"{t:<14}{r['drawn']:>7}{r['hf_accepted']:>7}{r['equal']:>7}{r['refused']:>9}{r['failed']:>8}{r['max_diff_equal']:>11.2e}")
     for t, r in sorted(by_type.items()):
         if r["hf_refuses"] or r["refusals"] or r["failures"]:
             w(f"\n== {t}")
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     by_type = summarize(results)
     print_table(by_type)
     for t, via in aliased.items():
-        print(f"\n{t}: drawn as {via} (HF has no separate text-only class for it)")
+        print(f"\n{t}: drawn as {via} (tests/sweep_space.py ALIASES says why)")
     if a.measure:
         print_proposed(results)
     Path(a.json).write_text(json.dumps({"seed": a.seed, "cases": a.cases, "start": a.start, "aliases": aliased,
