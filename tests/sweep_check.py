@@ -83,7 +83,7 @@ def build_hf(cls: str, kw: dict, seed: int):
     return make_hf(getattr(transformers, cls)(**kw), seed=seed)
 
 
-def _hf_noise(ref, ids, expected) -> float | None:
+def hf_noise(ref, ids, expected) -> float | None:
     """max |HF float32 - HF float64| logits: how far the reference's own rounding moves it on
     this config (random models of some families amplify rounding a hundredfold)."""
     ref64 = copy.deepcopy(ref).to(torch.float64)
@@ -146,7 +146,7 @@ def check(model_type: str, cls: str, kw: dict, index: int, steps: int = 4, table
     except Exception as e:  # HF's own refusal or crash: nothing to compare against
         res.status, res.reason = "hf_refuses", _one_line(e)
         return res
-    res.hf_noise = _hf_noise(ref, ids, expected)
+    res.hf_noise = hf_noise(ref, ids, expected)
     tol = limit(model_type, res.hf_noise, table)
     with tempfile.TemporaryDirectory() as d:
         ref.save_pretrained(d)

@@ -99,7 +99,7 @@ def test_wrong_epsilon_is_caught(model_type, tmp_path):
     """An epsilon of 1e-5 where the config says 1e-6 (a reader dropping the field for a common
     default) moves logits by ~1e-5..1e-4: above the model type's limit on the same config,
     which the correct epsilon stays within."""
-    from sweep_check import _hf_noise, _ids
+    from sweep_check import hf_noise, _ids
 
     index, cls, kw = _first_with_eps(model_type, 1e-6)
     ref = build_hf(cls, kw, seed=index)
@@ -110,7 +110,7 @@ def test_wrong_epsilon_is_caught(model_type, tmp_path):
     ours = archlab.load(tmp_path).eval()
     wrong = archlab.build(ours.config.replace(norm={"eps": 1e-5})).eval()
     wrong.load_state_dict(ours.state_dict())
-    bound = limit(model_type, _hf_noise(ref, ids, expected))
+    bound = limit(model_type, hf_noise(ref, ids, expected))
     with torch.no_grad():
         right = max((ours(x) - e).abs().max().item() for x, e in zip(ids, expected))
         off = max((wrong(x) - e).abs().max().item() for x, e in zip(ids, expected))

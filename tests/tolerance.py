@@ -7,7 +7,7 @@ Two limits, the smaller one applies:
    class that pass limit 2 with greedy tokens equal), rounded up to two significant digits.
    A flat 1e-4 hid a wrong epsilon (1e-5 for 1e-6 moves logits by ~6e-5).
 2. NOISE_RATIO x HF's own float32 error on the same config and inputs (max |HF float32 - HF
-   float64|, sweep_check._hf_noise). Random models differ widely in how much they amplify
+   float64|, sweep_check.hf_noise). Random models differ widely in how much they amplify
    rounding: a 4-layer random Gemma 3 moves its logits by 4e-4 between float32 and float64,
    a 1-layer Llama by 1e-6. Over the measured runs archlab's difference stayed within 3.1x of
    HF's own (gpt_neox; most types 1.3-1.8x), so 8x leaves room without hiding a real
