@@ -95,6 +95,10 @@ def hf_noise(ref, ids, expected) -> float | None:
         return None
 
 
+class _HFRefuses(Exception):
+    pass
+
+
 def _greedy(ref, ours, vocab: int, steps: int, tol: float) -> tuple[bool, bool]:
     """(equal, only at a near-tie): archlab.generate against HF's greedy generate per prompt."""
     import archlab
@@ -104,9 +108,12 @@ def _greedy(ref, ours, vocab: int, steps: int, tol: float) -> tuple[bool, bool]:
     for n in PROMPTS:
         prompt = torch.randint(2, vocab, (n,), generator=g).tolist()
         got = archlab.generate(ours, [prompt], max_new_tokens=steps)[0]
-        with torch.no_grad():
-            want = ref.generate(torch.tensor([prompt]), max_new_tokens=steps, do_sample=False, eos_token_id=None,
-                                pad_token_id=0)[0, n:].tolist()
+        try:
+            with torch.no_grad():
+                want = ref.generate(torch.tensor([prompt]), max_new_tokens=steps, do_sample=False, eos_token_id=None,
+                                    pad_token_id=0)[0, n:].tolist()
+        except Exception as e:  # HF's generate fails on its own model: HF refuses, not archlab
+            raise _HFRefuses(_one_line(e)) from e
         if got == want:
             continue
         i = next(j for j, (a, b) in enumerate(zip(got, want)) if a != b)
@@ -171,6 +178,9 @@ def check(model_type: str, cls: str, kw: dict, index: int, steps: int = 4, table
             res.reason = f"logits differ: max |diff| {res.max_diff:.3g} > {tol:.2g} (HF's own float32 error {res.hf_noise:.2g})"
             return res
         res.greedy_equal, res.near_tie = _greedy(ref, ours, ref.config.vocab_size, steps, tol)
+    except _HFRefuses as e:
+        res.status, res.reason = "hf_refuses", f"generate: {e}"
+        return res
     except Exception as e:
         res.reason = "archlab crashed: " + _where(e)
         return res
