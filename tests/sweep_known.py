@@ -83,13 +83,12 @@ FOUND_OPEN: dict[str, tuple[tuple[str, ...], Callable[[dict], bool], Callable[[d
         ("gemma3_text",), lambda c: "full_attention" in (c.get("rope_parameters") or {})
         and any(p.get("rope_type") == "yarn" and p.get("truncate") is False for p in _rope_dicts(c)),
         lambda c: _map_rope(c, lambda p: {k: v for k, v in p.items() if k != "truncate"})),
-    # attn_temperature_tuning tunes only NoPE layers; with fewer layers than
-    # no_rope_layer_interval there are none and HF runs as if it were off. archlab refuses,
+    # attn_temperature_tuning tunes only NoPE layers; with none (fewer layers than
+    # no_rope_layer_interval, or a no_rope_layers list of 1s) HF runs as if it were off. archlab refuses,
     # naming its own fields: "attention.temperature: AttnTemperature tunes NoPE layers (Llama 4),
     # and rope_layers has none". Llama4TextConfig(num_hidden_layers=2, no_rope_layer_interval=4)
     "llama4 temperature tuning without NoPE layers refused": (
-        ("llama4_text",), lambda c: c.get("attn_temperature_tuning", True) and "no_rope_layers" not in c
-        and c["num_hidden_layers"] < c.get("no_rope_layer_interval", 4),
+        ("llama4_text",), lambda c: c.get("attn_temperature_tuning", True) and 0 not in _no_rope_layers(c),
         lambda c: {**c, "attn_temperature_tuning": False}),
     # An odd number of rotary dimensions (rotary_pct / partial_rotary_factor x head_dim) is
     # refused naming archlab's field, not config.json's: "position.partial: rotates 9 of
@@ -110,6 +109,13 @@ FOUND_OPEN: dict[str, tuple[tuple[str, ...], Callable[[dict], bool], Callable[[d
 }
 
 OPEN = {**KNOWN_OPEN, **FOUND_OPEN}
+
+
+def _no_rope_layers(c: dict) -> list[int]:
+    """Llama 4's per-layer RoPE flags (0: NoPE) as Llama4TextConfig resolves them: the list, or
+    when it is missing or empty, every no_rope_layer_interval-th layer NoPE."""
+    step = c.get("no_rope_layer_interval", 4)
+    return c.get("no_rope_layers") or [int((i + 1) % step != 0) for i in range(c["num_hidden_layers"])]
 
 
 def _rope_dicts(c: dict) -> list[dict]:

@@ -158,7 +158,7 @@ def _gemma3(rng):
     kw["hidden_activation"] = drawn_act if flip(rng, 0.3) else "gelu_pytorch_tanh"
     kw.update(query_pre_attn_scalar=rng.choice([head_dim_of(kw), 16, 20]), sliding_window=rng.choice([3, 5, 8, 64]),
               attention_bias=flip(rng, 0.3), final_logit_softcapping=rng.choice([None, None, 3.0, 30.0]),
-              attn_logit_softcapping=rng.choice([None, None, 0.5, 50.0]))
+              attn_logit_softcapping=rng.choice([None, None, 0.5, 50.0]), use_bidirectional_attention=flip(rng, 0.1))
     if flip(rng):
         kw["layer_types"] = layer_types(rng, L)
     else:
@@ -196,6 +196,11 @@ def _llama4(rng):
               attn_scale=rng.choice([0.1, 0.5]), attn_temperature_tuning=flip(rng, 0.8), use_qk_norm=flip(rng),
               attention_bias=flip(rng, 0.3), interleave_moe_layer_step=rng.choice([1, 2]),
               no_rope_layer_interval=rng.choice([2, 4]), max_position_embeddings=256)
+    # Meta's config.json files say the per-layer lists outright (see families.py's hub configs)
+    if flip(rng, 0.3):
+        kw["no_rope_layers"] = [rng.choice([0, 1]) for _ in range(L)]
+    if flip(rng, 0.3):
+        kw["moe_layers"] = sorted(rng.sample(range(L), rng.randint(0, L)))
     return kw
 
 
