@@ -1,7 +1,7 @@
-"""A minimal reproducer per open failure class (sweep_known.py): the smallest config that shows
-it, each checked by tests/test_sweep_hf.py to still not be equal to HF. A class whose reproducer
-becomes equal has been fixed: take it out of KNOWN_OPEN / FOUND_OPEN and out of here, and the
-sweep's quick slice covers it from then on."""
+"""A minimal reproducer per failure class the sweep or issue 11 found: the smallest config that
+shows it. For a class still open (sweep_known.py) tests/test_sweep_hf.py checks that it still
+differs from HF; once the class is fixed it leaves the open lists and its reproducer stays here
+as a regression test that must equal HF."""
 
 from __future__ import annotations
 

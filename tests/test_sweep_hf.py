@@ -159,6 +159,15 @@ def test_a_refusal_must_name_a_config_field(monkeypatch, message, status):
 
 # ---- the open classes are still open -------------------------------------------------------------
 
+@pytest.mark.parametrize("name", sorted(set(REPRODUCERS) - set(OPEN)))
+def test_fixed_class_reproducer_equals_hf(name):
+    """Every class the sweep (or the issue) once listed open and that has been fixed: its
+    minimal reproducer now gives HF's logits and greedy tokens."""
+    model_type, cls, kw = REPRODUCERS[name]
+    r = check(model_type, cls, kw, 0)
+    assert r.status == "equal", f"{name}: {r.status} {r.reason}"
+
+
 @pytest.mark.parametrize("name", sorted(OPEN))
 def test_open_class_reproducer_still_differs(name):
     """Each open class's minimal reproducer (sweep_reproducers.py) is not equal to HF yet, and
