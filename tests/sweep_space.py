@@ -129,6 +129,30 @@ def _qwen3_moe(rng):
     return kw
 
 
+@sampler("qwen2", "Qwen2Config")
+def _qwen2(rng):
+    # Qwen2Config: sliding_window kept only with use_sliding_window, then from layer
+    # max_window_layers on; q/k/v biases are hard-coded (Qwen2Attention), so no bias field.
+    # partial_rotary_factor is Llama's whole-head case, drawn in the llama sampler already
+    kw = _llama_common(rng, partial=False)
+    L = kw["num_hidden_layers"] = rng.randint(1, 4)
+    return {**kw, **_qwen3_window(rng, L)}
+
+
+@sampler("qwen2_moe", "Qwen2MoeConfig")
+def _qwen2_moe(rng):
+    # Qwen2MoeConfig: sliding layers are the even-indexed ones below max_window_layers;
+    # qkv_bias (default true) and a sigmoid-gated shared expert of shared_expert_intermediate_size
+    kw = _llama_common(rng, partial=False)
+    n, k = moe_sizes(rng)
+    L = kw["num_hidden_layers"] = rng.randint(1, 4)
+    kw.update(_qwen3_window(rng, L), num_experts=n, num_experts_per_tok=k, moe_intermediate_size=rng.choice([8, 16, 24]),
+              shared_expert_intermediate_size=rng.choice([8, 16, 24, 40]), norm_topk_prob=flip(rng),
+              decoder_sparse_step=rng.choice([1, 1, 2, 3]), qkv_bias=flip(rng, 0.8),
+              mlp_only_layers=sorted(rng.sample(range(L), rng.randint(0, L - 1))))
+    return kw
+
+
 @sampler("olmo2", "Olmo2Config")
 def _olmo2(rng):
     kw = _llama_common(rng, explicit_head_dim=False)
