@@ -120,3 +120,19 @@ def test_bad_fields_are_clear_errors():
 @pytest.mark.parametrize("preset", GEMMA3_PRESETS)
 def test_tiny_preset_keeps_both_layer_kinds(preset):
     assert {"sliding", "global"} <= {s.kind for s in archlab.tiny(preset).layers}
+
+
+def test_per_layer_yarn_truncate_false_is_ignored_as_hf_does():
+    """HF reads YaRN's `truncate` from the top level of rope_parameters, which Gemma 3 keys by
+    layer type: a per-layer truncate=false never reaches its rope init. archlab truncates too
+    (the logits equal HF's: sweep_reproducers' 'gemma3 yarn truncate=false per layer type' in
+    test_sweep_hf.py::test_fixed_class_reproducer_equals_hf) and says so at load."""
+    from archlab.io.hf.gemma3 import _text_config
+
+    yarn = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 8.0, "original_max_position_embeddings": 32,
+            "truncate": False}
+    hf = {**_hf("gemma3-1b-like").to_dict(), "rope_parameters": {"full_attention": yarn,
+                                                                    "sliding_attention": {"rope_type": "default"}}}
+    with pytest.warns(UserWarning, match=r"rope_parameters\['full_attention'\].truncate=false is ignored"):
+        cfg = _text_config(hf)
+    assert cfg.position.scaling.truncate is True

@@ -21,14 +21,17 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
     # mlp_bias: DeepseekV2MLP's gate/up/down biases, in the dense layers and the shared
     # experts (DeepseekV2Experts has none). DeepseekV3MLP has no bias whatever config.json says.
     mlp_bias = not v3 and hf.get("mlp_bias") is not None and flag(hf, "mlp_bias")
-    if mlp_bias and hf.get("n_routed_experts") and not hf.get("n_shared_experts"):
+    n_layers = positive_int(hf, "num_hidden_layers")
+    first_dense = int(hf.get("first_k_dense_replace", 0))
+    # DeepseekV2/V3DecoderLayer builds a MoE only from layer first_k_dense_replace on: with every
+    # layer dense HF never routes, whatever n_group / topk_group say, so nothing of the MoE is read
+    n_experts = hf.get("n_routed_experts") if first_dense < n_layers else None
+    if mlp_bias and n_experts and not hf.get("n_shared_experts"):
         raise CheckpointError(
             f"config.json: mlp_bias=true with n_shared_experts={hf.get('n_shared_experts')!r} is not supported: HF's "
             "zero-width shared expert still adds its down_proj bias to every MoE layer's output"
         )
     hf = with_defaults(hf, {"rms_norm_eps": 1e-6})
-    n_layers = positive_int(hf, "num_hidden_layers")
-    n_experts = hf.get("n_routed_experts")
     moe = None
     ffn_types = None
     if n_experts:
@@ -89,7 +92,6 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             )
         except ConfigError as e:
             raise CheckpointError(f"config.json: {e}") from None
-        first_dense = int(hf.get("first_k_dense_replace", 0))
         freq = hf.get("moe_layer_freq", 1)
         if freq not in (1, None):
             # DeepSeek's own modeling_deepseek.py makes layer i MoE only when i % moe_layer_freq == 0;

@@ -58,6 +58,17 @@ def _ropes(hf: dict) -> dict[str, dict]:
     if hf.get("partial_rotary_factor") is not None:  # standardize_rope_params gives it to every layer type
         for p in (full, sliding):
             p.setdefault("partial_rotary_factor", hf["partial_rotary_factor"])
+    for kind, p in (("full_attention", full), ("sliding_attention", sliding)):
+        # HF's _compute_yarn_parameters reads `truncate` from the top-level rope_parameters
+        # (modeling_rope_utils.py: config.rope_parameters.get("truncate", True)), which for Gemma 3
+        # is keyed by layer type and never holds it: HF always truncates, and so does archlab
+        if "truncate" in p and not p.pop("truncate"):
+            warnings.warn(
+                f"gemma3: rope_parameters[{kind!r}].truncate=false is ignored, as HF transformers ignores it "
+                "(it reads truncate from the top level of rope_parameters, which Gemma 3 keys by layer type): "
+                "YaRN's correction range is truncated",
+                stacklevel=3,
+            )
     return {"full_attention": full, "sliding_attention": sliding}
 
 

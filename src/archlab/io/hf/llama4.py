@@ -109,7 +109,9 @@ def _llama4_config(hf: dict) -> ModelConfig:
     # Meta's hub configs say `"attn_temperature_tuning": 4`; HF only tests it for truth
     if not isinstance(tuning, (bool, int)):
         raise CheckpointError(f"config.json: attn_temperature_tuning must be true or false, got {tuning!r}")
-    if tuning:
+    # Llama4TextAttention tunes only NoPE layers (`if self.attn_temperature_tuning and not
+    # self.use_rope`): with none, HF runs as if tuning were off, and so does archlab
+    if tuning and 0 in uses_rope:
         floor_scale, scale = hf.get("floor_scale"), hf.get("attn_scale")
         if not isinstance(floor_scale, (int, float)) or isinstance(floor_scale, bool) or floor_scale <= 0:
             raise CheckpointError(f"config.json: floor_scale must be a positive number, got {floor_scale!r}")
