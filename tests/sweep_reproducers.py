@@ -53,6 +53,14 @@ REPRODUCERS: dict[str, tuple[str, str, dict]] = {
                                                              num_experts_per_tok=1, swiglu_alpha=1.0)),
     "moe_layer_freq": ("deepseek_v3", "DeepseekV3Config", {**_DS, "moe_layer_freq": 2}),
     # found by the sweep
+    "llama pretraining_tp > 1 refused": ("llama", "LlamaConfig", {**_LLAMA, "pretraining_tp": 2}),
+    "qwen3_next non-silu hidden_act refused": ("qwen3_next", "Qwen3NextConfig", {**_QN, "hidden_act": "gelu"}),
+    "qwen3_next shared_expert_intermediate_size 0 refused": ("qwen3_next", "Qwen3NextConfig", {
+        **_QN, "shared_expert_intermediate_size": 0}),
+    "qwen2_moe shared_expert_intermediate_size 0 refused": ("qwen2_moe", "Qwen2MoeConfig", dict(
+        vocab_size=101, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, num_experts=2, num_experts_per_tok=1, moe_intermediate_size=16,
+        shared_expert_intermediate_size=0, max_position_embeddings=128)),
     "partial_rotary_factor ignored by HF's Llama-style attention": ("llama", "LlamaConfig", {**_LLAMA, "rope_parameters": {
         "rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}}),
     "gemma3 yarn truncate=false per layer type": ("gemma3_text", "Gemma3TextConfig", dict(

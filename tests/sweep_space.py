@@ -147,7 +147,7 @@ def _qwen2_moe(rng):
     n, k = moe_sizes(rng)
     L = kw["num_hidden_layers"] = rng.randint(1, 4)
     kw.update(_qwen3_window(rng, L), num_experts=n, num_experts_per_tok=k, moe_intermediate_size=rng.choice([8, 16, 24]),
-              shared_expert_intermediate_size=rng.choice([8, 16, 24, 40]), norm_topk_prob=flip(rng),
+              shared_expert_intermediate_size=rng.choice([0, 8, 16, 24, 40]), norm_topk_prob=flip(rng),
               decoder_sparse_step=rng.choice([1, 1, 2, 3]), qkv_bias=flip(rng, 0.8),
               mlp_only_layers=sorted(rng.sample(range(L), rng.randint(0, L - 1))))
     return kw
@@ -280,7 +280,7 @@ def _glm4_moe(rng):
 def _qwen3_next(rng):
     kw = _llama_common(rng, types=("default", "linear", "yarn"))
     L = kw["num_hidden_layers"] = rng.randint(1, 4)
-    kw["hidden_act"] = rng.choice(["silu", "silu", "silu", kw["hidden_act"]])  # its convolution takes silu only
+    kw["hidden_act"] = rng.choice(["silu", "silu", "silu", kw["hidden_act"]])  # the published models' silu, mostly
     kw["rope_parameters"] = _explicit_partial(kw["rope_parameters"], 0.25)
     n, k = moe_sizes(rng)
     nk = rng.choice([1, 2])

@@ -313,18 +313,23 @@ class DeltaNetConfig:
     """Gated DeltaNet linear attention (Qwen3-Next's "linear_attention" layers): a causal
     depthwise convolution over [q | k | v], then a fixed-size per-head state S (k_head_dim x
     v_head_dim) updated by the gated delta rule S <- a S + b k (v - S^T k)^T, read out by q,
-    normalised and gated. n_v_heads is a multiple of n_k_heads (grouped like GQA)."""
+    normalised and gated. n_v_heads is a multiple of n_k_heads (grouped like GQA).
+    conv_activation: applied after the convolution (Qwen3-Next's published config: silu; HF's
+    Qwen3NextGatedDeltaNet applies its hidden_act there)."""
 
     n_k_heads: int
     n_v_heads: int
     k_head_dim: int
     v_head_dim: int
     conv_kernel: int = 4
+    conv_activation: str = "silu"
 
     def __post_init__(self) -> None:
         for k in ("n_k_heads", "n_v_heads", "k_head_dim", "v_head_dim", "conv_kernel"):
             v = getattr(self, k)
             _require(isinstance(v, int) and v > 0, f"linear_attention.{k}", f"must be a positive integer, got {v!r}")
+        _require(self.conv_activation in ACTIVATIONS, "linear_attention.conv_activation",
+                 f"expected one of {ACTIVATIONS}, got {self.conv_activation!r}")
         _require(
             self.n_v_heads % self.n_k_heads == 0,
             "linear_attention.n_v_heads",

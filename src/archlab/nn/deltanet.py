@@ -36,6 +36,7 @@ from torch import nn
 from ..cache import DeltaNetCache
 from ..model_config import LayerSpec, ModelConfig
 from .context import Context
+from .ffn import ACTIVATIONS
 
 CHUNK = 64
 
@@ -148,6 +149,7 @@ class GatedDeltaNet(nn.Module):
         self.wqkvz = nn.Linear(d, self.channels + H * self.dv, bias=False)
         self.wba = nn.Linear(d, 2 * H, bias=False)
         self.conv = nn.Parameter(torch.empty(self.channels, self.kernel))  # one filter per channel
+        self.conv_act = ACTIVATIONS[g.conv_activation]
         self.dt_bias = nn.Parameter(torch.empty(H))
         self.A_log = nn.Parameter(torch.empty(H))
         self.norm = GatedRMSNorm(self.dv, cfg.norm.eps)
@@ -166,7 +168,7 @@ class GatedDeltaNet(nn.Module):
         return DeltaNetCache(batch, self.channels, self.kernel, self.n_heads, self.dk, self.dv, dtype, device)
 
     def _conv(self, u: torch.Tensor, cache: DeltaNetCache | None) -> torch.Tensor:
-        """Causal depthwise convolution then silu: u (B, T, C) -> (B, T, C). The kernel - 1
+        """Causal depthwise convolution then its activation (silu in Qwen3-Next): u (B, T, C) -> (B, T, C). The kernel - 1
         inputs before the first token come from the cache (zeros when there is none)."""
         B, _, C = u.shape
         u = u.transpose(1, 2)  # (B, C, T)
@@ -175,7 +177,7 @@ class GatedDeltaNet(nn.Module):
         if cache is not None:
             cache.conv.copy_(full[:, :, full.shape[-1] - (self.kernel - 1) :])
         y = F.conv1d(full, self.conv.unsqueeze(1), groups=C)  # (B, C, T)
-        return F.silu(y).transpose(1, 2)
+        return self.conv_act(y).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, ctx: Context, cache: DeltaNetCache | None = None) -> torch.Tensor:
         B, T, _ = x.shape

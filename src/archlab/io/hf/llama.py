@@ -16,8 +16,9 @@ _DEFAULTS = {"rms_norm_eps": 1e-6, "attention_bias": False, "mlp_bias": False, "
 
 
 def _llama_config(hf: dict) -> ModelConfig:
-    if int(hf.get("pretraining_tp", 1) or 1) != 1:
-        raise CheckpointError("config.json: pretraining_tp > 1 is not supported")
+    # pretraining_tp is not read: HF v5's modeling_llama.py never reads it (v4 split the
+    # projections into pretraining_tp slices and summed them: the same product), so it is the
+    # same model whatever it says
     hf = with_defaults(hf, _DEFAULTS)
     return llama_like_config(hf, family="llama", ffn={"bias": bool(hf.get("mlp_bias"))})
 

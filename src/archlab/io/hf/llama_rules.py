@@ -108,3 +108,20 @@ def no_shared_expert(hf: dict, cfg: ModelConfig) -> list[str]:
     if cfg.moe is None or cfg.moe.n_shared:
         return []
     return [r"^model\.layers\.\d+\.mlp\.shared_experts\.(gate|up|down)_proj\.(weight|bias)$"]
+
+
+def no_gated_shared_expert(hf: dict, cfg: ModelConfig) -> list[str]:
+    """With shared_expert_intermediate_size=0, HF's Qwen2MoeSparseMoeBlock and
+    Qwen3NextSparseMoeBlock still build a zero-width shared expert (saved as empty tensors,
+    skipped) and its gate."""
+    if cfg.moe is None or cfg.moe.n_shared:
+        return []
+    return [r"^model\.layers\.\d+\.mlp\.shared_expert\.(gate|up|down)_proj\.weight$"]
+
+
+def unused_shared_gate(hf: dict, cfg: ModelConfig) -> list[str]:
+    """The gate of no_gated_shared_expert's zero-width expert: a (1, D) weight that scales its
+    all-zero output, so it carries nothing the model needs."""
+    if cfg.moe is None or cfg.moe.n_shared:
+        return []
+    return [r"^model\.layers\.\d+\.mlp\.shared_expert_gate\.weight$"]

@@ -141,6 +141,10 @@ def _qwen3_next_problems(cfg: ModelConfig) -> list[str]:
         p.append(f"moe.n_shared={m.n_shared} shared_gate={m.shared_gate} (Qwen3-Next's MoE layers have a gated shared expert)")
     if "linear" not in kinds(cfg) and m is None:
         p.append("no linear-attention layer and no experts (that is a plainer family's model)")
+    g, f = cfg.linear_attention, cfg.resolved_ffn or m
+    if g is not None and f is not None and g.conv_activation != f.activation:
+        p.append(f"linear_attention.conv_activation={g.conv_activation!r} differs from the FFN's activation "
+                 f"{f.activation!r} (Qwen3-Next has one hidden_act)")
     return p
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, rename
-from .core import CheckpointError, HFFamily, activation, register
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import flag, layer_types, llama_like_config, positive_int, sliding_window, sparse_ffn_types, with_defaults
-from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, expert_rules, shared_expert_rules
+from .llama_rules import (IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
+                          unused_shared_gate)
 
 # The class defaults (configuration_qwen2.py, configuration_qwen2_moe.py) for what config.json
 # may leave out. rope_theta 10000 is theirs too (rope_parameters None -> the default theta).
@@ -68,10 +69,18 @@ def _layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
 
 def _moe(hf: dict, act: str) -> MoEConfig:
     hidden = positive_int(hf, "moe_intermediate_size")
-    shared = positive_int(hf, "shared_expert_intermediate_size")
-    # one GLU of shared_expert_intermediate_size (Qwen2MoeSparseMoeBlock.shared_expert): said as
-    # n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
-    n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
+    shared = get_field(hf, "shared_expert_intermediate_size")
+    if not isinstance(shared, int) or isinstance(shared, bool) or shared < 0:
+        raise CheckpointError(f"config.json: shared_expert_intermediate_size must be a non-negative integer, got {shared!r}")
+    if shared == 0:
+        # Qwen2MoeSparseMoeBlock: a zero-width shared expert adds sigmoid(gate) * 0,
+        # the same as none
+        n_shared, shared_hidden, gate = 0, None, False
+    else:
+        # one GLU of shared_expert_intermediate_size (Qwen2MoeSparseMoeBlock.shared_expert): said
+        # as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
+        n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
+        gate = True
     try:
         return MoEConfig(
             n_experts=hf["num_experts"],
@@ -79,7 +88,7 @@ def _moe(hf: dict, act: str) -> MoEConfig:
             hidden=hidden,
             n_shared=n_shared,
             shared_hidden=shared_hidden,
-            shared_gate=True,
+            shared_gate=gate,
             activation=act,
             router=RouterConfig(score="softmax", norm_topk=flag(hf, "norm_topk_prob")),
         )
@@ -121,4 +130,5 @@ def _qwen2_moe_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
 
 
 register(HFFamily(("qwen2",), _qwen2_config, lambda cfg, hf: decoder_rules(PRE_NORMS), ignore=IGNORE))
-register(HFFamily(("qwen2_moe",), _qwen2_config, _qwen2_moe_rules, ignore=IGNORE))
+register(HFFamily(("qwen2_moe",), _qwen2_config, _qwen2_moe_rules, ignore=IGNORE, extra_ignore=unused_shared_gate,
+                  empty_tensors=no_gated_shared_expert))

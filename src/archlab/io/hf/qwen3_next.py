@@ -28,9 +28,10 @@ import torch
 
 from ...model_config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, Tensors, rename
-from .core import CheckpointError, HFFamily, activation, register
+from .core import CheckpointError, HFFamily, activation, get_field, register
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
-from .llama_rules import ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, shared_expert_rules
+from .llama_rules import (ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
+                          unused_shared_gate)
 
 # Qwen3NextConfig's class defaults for the knobs a config.json may leave out (sizes are required)
 DEFAULTS: dict[str, Any] = {
@@ -51,17 +52,25 @@ LAYER_TYPES = {"linear_attention": "linear", "full_attention": "global"}
 
 def _moe(hf: dict, act: str) -> MoEConfig:
     hidden = positive_int(hf, "moe_intermediate_size")
-    shared = positive_int(hf, "shared_expert_intermediate_size")
-    # one GLU of shared_expert_intermediate_size (Qwen3NextSparseMoeBlock.shared_expert): said as
-    # n_shared routed experts' widths where it is a multiple of theirs, as the preset says it
-    n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
+    shared = get_field(hf, "shared_expert_intermediate_size")
+    if not isinstance(shared, int) or isinstance(shared, bool) or shared < 0:
+        raise CheckpointError(f"config.json: shared_expert_intermediate_size must be a non-negative integer, got {shared!r}")
+    if shared == 0:
+        # Qwen3NextSparseMoeBlock: a zero-width shared expert adds sigmoid(gate) * 0,
+        # the same as none
+        n_shared, shared_hidden, gate = 0, None, False
+    else:
+        # one GLU of shared_expert_intermediate_size (Qwen3NextSparseMoeBlock.shared_expert): said
+        # as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
+        n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
+        gate = True
     return MoEConfig(
         n_experts=hf["num_experts"],
         top_k=positive_int(hf, "num_experts_per_tok"),
         hidden=hidden,
         n_shared=n_shared,
         shared_hidden=shared_hidden,
-        shared_gate=True,
+        shared_gate=gate,
         activation=act,
         router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
     )
@@ -70,11 +79,6 @@ def _moe(hf: dict, act: str) -> MoEConfig:
 def _qwen3_next_config(hf: dict) -> ModelConfig:
     hf = with_defaults(hf, DEFAULTS)
     act = activation(hf, "hidden_act")
-    if act != "silu":
-        raise CheckpointError(
-            f"config.json: hidden_act={hf['hidden_act']!r}; qwen3_next also applies it after the linear-attention "
-            "convolution, where only 'silu' is supported"
-        )
     n_layers = positive_int(hf, "num_hidden_layers")
     if "partial_rotary_factor" not in hf:  # Qwen3NextConfig.__post_init__'s kwargs.setdefault: fills the RoPE dict
         hf = {**hf, "partial_rotary_factor": 0.25}
@@ -94,6 +98,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
             k_head_dim=positive_int(hf, "linear_key_head_dim"),
             v_head_dim=positive_int(hf, "linear_value_head_dim"),
             conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
+            conv_activation=act,  # Qwen3NextGatedDeltaNet: self.activation = config.hidden_act, after conv1d
         ) if "linear" in types else None,
         moe=_moe(hf, act) if "moe" in ffn_types else None,
     )
@@ -169,5 +174,5 @@ def _qwen3_next_rules(cfg: ModelConfig, hf: dict) -> list[Rule]:
 register(HFFamily(
     ("qwen3_next",), _qwen3_next_config, _qwen3_next_rules,
     # the multi-token-prediction layer the hub checkpoints carry (HF skips it too: _keys_to_ignore_on_load_unexpected)
-    ignore=IGNORE + (r"^mtp\.",),
+    ignore=IGNORE + (r"^mtp\.",), extra_ignore=unused_shared_gate, empty_tensors=no_gated_shared_expert,
 ))
