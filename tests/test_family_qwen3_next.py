@@ -194,3 +194,15 @@ def test_config_defaults_follow_hf():
 def test_bad_config_fields_are_named(changes, match):
     with pytest.raises((CheckpointError, archlab.ConfigError), match=match):
         _read(changes)
+
+
+def test_hidden_act_reaches_the_deltanet_convolution():
+    """Qwen3NextGatedDeltaNet applies hidden_act after its convolution (its activation =
+    config.hidden_act); parity with HF: sweep_reproducers' 'qwen3_next non-silu hidden_act
+    refused' in test_sweep_hf.py. A model whose convolution and FFN activations differ has no
+    qwen3_next config.json: saving refuses it by name."""
+    cfg = _read({"hidden_act": "gelu"})
+    assert cfg.linear_attention.conv_activation == "gelu"
+    apart = cfg.replace(linear_attention={"conv_activation": "silu"})
+    assert any("conv_activation='silu'" in p for p in FAMILIES["qwen3_next"].problems(apart))
+    assert not FAMILIES["qwen3_next"].problems(cfg)
