@@ -53,6 +53,12 @@ REPRODUCERS: dict[str, tuple[str, str, dict]] = {
                                                              num_experts_per_tok=1, swiglu_alpha=1.0)),
     "moe_layer_freq": ("deepseek_v3", "DeepseekV3Config", {**_DS, "moe_layer_freq": 2}),
     # found by the sweep
+    # HF's longrope broadcasts a single factor to every frequency (here 2: 3 of 12 dimensions)
+    "longrope single factor refused as position.scaling.short_factor": ("gpt_neox", "GPTNeoXConfig", dict(
+        vocab_size=101, hidden_size=36, intermediate_size=48, num_hidden_layers=1, num_attention_heads=3,
+        max_position_embeddings=128, rope_parameters={
+            "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.25,
+            "original_max_position_embeddings": 16, "factor": 2.0, "short_factor": [1.5], "long_factor": [3.0]})),
     "llama pretraining_tp > 1 refused": ("llama", "LlamaConfig", {**_LLAMA, "pretraining_tp": 2}),
     "qwen3_next non-silu hidden_act refused": ("qwen3_next", "Qwen3NextConfig", {**_QN, "hidden_act": "gelu"}),
     "qwen3_next shared_expert_intermediate_size 0 refused": ("qwen3_next", "Qwen3NextConfig", {

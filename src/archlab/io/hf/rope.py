@@ -110,19 +110,48 @@ def _read_rope(hf: dict, honours_partial: bool) -> RopeConfig:
     elif kind == "longrope":
         # HF _compute_longrope_parameters: factor unset is max_position_embeddings / original
         factor = params.get("factor") or max_pos / original
+        n = _factor_count(hf, params, partial)
         scaling = RopeScaling(
             "longrope",
             factor=float(factor),
             original_max_seq_len=int(original),
             attention_factor=params.get("attention_factor"),
-            short_factor=_factors(params, "short_factor"),
-            long_factor=_factors(params, "long_factor"),
+            short_factor=_factors(params, "short_factor", n),
+            long_factor=_factors(params, "long_factor", n),
         )
     else:
         raise CheckpointError(
             f"config.json: rope type {kind!r} is not supported (supported: default, linear, llama3, yarn, dynamic, longrope)"
         )
     return RopeConfig(theta=theta, partial=partial, scaling=scaling)
+
+
+def _factor_count(hf: dict, params: dict, partial: float) -> int | None:
+    """How many factors longrope takes: one per rotated frequency. HF's _compute_longrope_parameters
+    multiplies them into arange(0, dim, 2) with dim = int(head_dim * partial_rotary_factor): a
+    single factor broadcasts to every frequency (read so: _factors), several factors against a
+    single frequency broadcast into a RoPE of the factors' count at one frequency, which archlab
+    cannot express, and other counts fail in HF. Refused here, where the config.json names are
+    known (the model config would name its own fields). None: the head size is not known here."""
+    n_heads = hf.get("num_attention_heads")
+    # DeepSeek's MLA turns qk_rope_head_dim of each head (DeepseekV3Config: head_dim = qk_rope_head_dim)
+    head_dim = hf.get("qk_rope_head_dim") or hf.get("head_dim") or (
+        hf.get("hidden_size") // n_heads if isinstance(hf.get("hidden_size"), int) and isinstance(n_heads, int) and n_heads > 0
+        else None)
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim <= 0:
+        return None  # the model config checks it once the head size is known
+    rotary = int(head_dim * partial)
+    n = (rotary + 1) // 2
+    for key in ("short_factor", "long_factor"):
+        got = params.get(key)
+        if isinstance(got, list) and len(got) not in (1, n):
+            raise CheckpointError(
+                f"config.json: rope_parameters {key} has {len(got)} entries, but RoPE over {rotary} dimensions "
+                f"(head_dim {head_dim} x partial_rotary_factor {partial}) has {n} frequencies: longrope needs one factor "
+                "per frequency, or a single one for all (HF fails on other counts, or broadcasts them into a RoPE archlab "
+                "cannot express)"
+            )
+    return n
 
 
 def _number(params: dict, key: str) -> float:
@@ -132,10 +161,12 @@ def _number(params: dict, key: str) -> float:
     return v
 
 
-def _factors(params: dict, key: str) -> tuple[float, ...]:
+def _factors(params: dict, key: str, n: int | None) -> tuple[float, ...]:
     v = params.get(key)
     if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         raise CheckpointError(f"config.json: rope longrope needs {key} as a list of numbers, got {v!r}")
+    if n is not None and len(v) == 1:  # HF broadcasts a single factor to all n frequencies (_factor_count)
+        v = v * n
     return tuple(float(x) for x in v)
 
 
