@@ -59,6 +59,8 @@ REPRODUCERS: dict[str, tuple[str, str, dict]] = {
         max_position_embeddings=128, rope_parameters={
             "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.25,
             "original_max_position_embeddings": 16, "factor": 2.0, "short_factor": [1.5], "long_factor": [3.0]})),
+    "gpt2 tanh activation refused": ("gpt2", "GPT2Config", dict(vocab_size=101, n_embd=32, n_head=2, n_layer=1,
+                                                           activation_function="tanh")),
     "llama pretraining_tp > 1 refused": ("llama", "LlamaConfig", {**_LLAMA, "pretraining_tp": 2}),
     "qwen3_next non-silu hidden_act refused": ("qwen3_next", "Qwen3NextConfig", {**_QN, "hidden_act": "gelu"}),
     "qwen3_next shared_expert_intermediate_size 0 refused": ("qwen3_next", "Qwen3NextConfig", {

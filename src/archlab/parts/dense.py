@@ -8,8 +8,9 @@ from typing import Any
 from ..model_config import ModelConfig
 from .base import FFNKind, Part, linear
 
-ACT_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU", "quick_gelu": "QuickGELU"}
-GLU_NAMES = {"SiLU": "SwiGLU", "GELU": "GeGLU", "ReLU": "ReGLU", "QuickGELU": "QuickGeGLU"}
+ACT_NAMES = {"gelu": "GELU", "gelu_tanh": "GELU", "silu": "SiLU", "relu": "ReLU", "quick_gelu": "QuickGELU",
+             "tanh": "Tanh"}
+GLU_NAMES = {"SiLU": "SwiGLU", "GELU": "GeGLU", "ReLU": "ReGLU", "QuickGELU": "QuickGeGLU", "Tanh": "TanhGLU"}
 
 
 def ratio(x: float) -> str:

@@ -93,6 +93,7 @@ ACTIVATIONS_IN = {
     "swish": "silu",
     "relu": "relu",
     "quick_gelu": "quick_gelu",
+    "tanh": "tanh",  # activations.py ACT2CLS: nn.Tanh
 }
 
 
@@ -106,7 +107,8 @@ def activation(hf: dict, key: str) -> str:
 # ---- writing config.json: the inverse of the readers --------------------------------------
 
 # our activation -> the HF name that computes exactly it (gelu_pytorch_tanh is F.gelu(approximate="tanh"))
-HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
+HF_ACTIVATION = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu", "silu": "silu", "relu": "relu", "quick_gelu": "quick_gelu",
+                 "tanh": "tanh"}
 
 
 def common_problems(cfg: ModelConfig) -> list[str]:
