@@ -187,7 +187,7 @@ def test_config_defaults_follow_hf():
      r"layer_types has \['sliding_attention'\]"),
     ({"layer_types": ["full_attention"]}, "one entry per layer"),
     ({"shared_expert_intermediate_size": -8}, "shared_expert_intermediate_size"),
-    ({"linear_num_value_heads": 3}, "n_v_heads: must be a multiple of n_k_heads"),
+    ({"linear_num_value_heads": 3}, r"^config.json: linear_num_value_heads: must be a multiple of linear_num_key_heads \(2\)"),
     ({"decoder_sparse_step": 0}, "decoder_sparse_step must be a positive integer"),
     ({"linear_key_head_dim": None}, "linear_key_head_dim"),
 ])

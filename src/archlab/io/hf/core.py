@@ -97,6 +97,33 @@ ACTIVATIONS_IN = {
 }
 
 
+def in_config_json_names(e: Exception, names: dict[str, str], fields: str = "") -> CheckpointError:
+    """A model-config refusal said in config.json's terms: each of archlab's field names in
+    `names` (e.g. "moe.top_k", or a bare "n_experts" in the text) replaced by the config.json
+    field that feeds it, so that the refusal names what the user can change. Another error (a
+    TypeError from a value of the wrong type) is prefixed by `fields`, the config.json fields read."""
+    if not isinstance(e, ConfigError):
+        return CheckpointError(f"config.json: {fields}: {e}")
+    msg = str(e)
+    for ours in sorted(names, key=len, reverse=True):  # moe.router.n_groups before n_groups
+        msg = re.sub(r"(?<![\w.])" + re.escape(ours) + r"\b", names[ours], msg)
+    return CheckpointError(f"config.json: {msg}")
+
+
+# archlab's MoEConfig fields -> the config.json fields of the DeepSeek line (DeepSeek-V2/V3, GLM-4.5)
+DEEPSEEK_MOE_NAMES = {
+    "moe.n_experts": "n_routed_experts", "n_experts": "n_routed_experts", "moe.top_k": "num_experts_per_tok",
+    "moe.hidden": "moe_intermediate_size", "moe.n_shared": "n_shared_experts", "n_shared": "n_shared_experts",
+    "moe.router.n_groups": "n_group", "n_groups": "n_group", "moe.router.topk_groups": "topk_group",
+    "topk_groups": "topk_group", "moe.router.group_score": "n_group (groups ranked by their two best experts)",
+}
+# and of the other MoE families: Qwen (num_experts), Mixtral / GPT-OSS / Llama 4 (num_local_experts)
+QWEN_MOE_NAMES = {"moe.n_experts": "num_experts", "n_experts": "num_experts", "moe.top_k": "num_experts_per_tok",
+                  "moe.hidden": "moe_intermediate_size"}
+LOCAL_MOE_NAMES = {"moe.n_experts": "num_local_experts", "n_experts": "num_local_experts",
+                   "moe.top_k": "num_experts_per_tok", "moe.hidden": "intermediate_size"}
+
+
 def activation(hf: dict, key: str) -> str:
     name = get_field(hf, key)
     if name not in ACTIVATIONS_IN:

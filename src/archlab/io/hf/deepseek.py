@@ -11,7 +11,7 @@ import torch
 from ...model_config import ConfigError, MLAConfig, ModelConfig, MoEConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
 from ..mapping import Rule, Tensors, rename, same
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import DEEPSEEK_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .deepseek_save import deepseek_json, deepseek_problems, empty_shared_expert, zero_score_bias
 from .llama_like import flag, llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
@@ -91,7 +91,7 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 router=router,
             )
         except ConfigError as e:
-            raise CheckpointError(f"config.json: {e}") from None
+            raise in_config_json_names(e, DEEPSEEK_MOE_NAMES) from None
         freq = hf.get("moe_layer_freq", 1)
         if freq not in (1, None):
             # DeepSeek's own modeling_deepseek.py makes layer i MoE only when i % moe_layer_freq == 0;

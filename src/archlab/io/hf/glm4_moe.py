@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import DEEPSEEK_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import flag, llama_like_config, positive_int, rms_norm, rope, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
@@ -70,10 +70,8 @@ def _glm4_moe_config(hf: dict) -> ModelConfig:
                     score_bias=True,
                 ),
             )
-        except ConfigError as e:  # names our field; say which config.json fields feed it
-            raise CheckpointError(
-                f"config.json: n_routed_experts / num_experts_per_tok / n_group / topk_group: {e}"
-            ) from None
+        except ConfigError as e:
+            raise in_config_json_names(e, DEEPSEEK_MOE_NAMES) from None
     return llama_like_config(
         hf, family="glm4_moe", n_layers=n_layers, ffn={"activation": act}, moe=moe,
         position=rope(hf, 10000.0, honours_partial=True),  # Glm4MoeAttention rotates the first cos.shape[-1] dims

@@ -33,7 +33,7 @@ from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..layouts import transpose_experts
 from ..mapping import Rule, Tensors, rename
 from ..mxfp4 import BLOCK, dequantize, packed_shapes
-from .core import CheckpointError, HFFamily, register
+from .core import LOCAL_MOE_NAMES, CheckpointError, HFFamily, in_config_json_names, register
 from .llama_like import layer_types, llama_like_config, positive_int, sliding_window, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
@@ -79,7 +79,7 @@ def _gpt_oss_config(hf: dict) -> ModelConfig:
             swiglu_alpha=float(alpha),
         )
     except ConfigError as e:
-        raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
+        raise in_config_json_names(e, LOCAL_MOE_NAMES) from None
     return llama_like_config(
         hf, family="gpt_oss", theta=150000.0, n_layers=n_layers, moe=moe, layer_types=types,
         attention={"window": sliding_window(hf, types), "sinks": True},

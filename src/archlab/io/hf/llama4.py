@@ -30,7 +30,7 @@ import torch
 from ...model_config import AttnTemperature, ConfigError, ModelConfig, MoEConfig, NormConfig, RouterConfig
 from ..layouts import rope_halves_to_pairs, rope_pairs_to_halves, transpose_experts
 from ..mapping import Rule, Tensors, rename
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import LOCAL_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import flag, llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, shared_expert_rules
 
@@ -103,7 +103,7 @@ def _llama4_config(hf: dict) -> ModelConfig:
                 router=RouterConfig(score="sigmoid", weights_on="input"),
             )
         except ConfigError as e:
-            raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
+            raise in_config_json_names(e, LOCAL_MOE_NAMES) from None
     temperature = None
     tuning = hf.get("attn_temperature_tuning")
     # Meta's hub configs say `"attn_temperature_tuning": 4`; HF only tests it for truth

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import LOCAL_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, expert_rules
 
@@ -50,7 +50,7 @@ def _mistral_config(hf: dict) -> ModelConfig:
                 router=RouterConfig(score="softmax", norm_topk=True),
             )
         except (ConfigError, TypeError) as e:
-            raise CheckpointError(f"config.json: num_local_experts / num_experts_per_tok: {e}") from None
+            raise in_config_json_names(e, LOCAL_MOE_NAMES, "num_local_experts / num_experts_per_tok") from None
     return llama_like_config(
         hf, family="mistral", theta=_THETA[model_type], n_layers=n_layers,
         attention={"qkv_bias": False, "out_bias": False, "window": window},

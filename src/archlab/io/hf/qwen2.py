@@ -23,7 +23,7 @@ from typing import Any
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, rename
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import flag, layer_types, llama_like_config, positive_int, sliding_window, sparse_ffn_types, with_defaults
 from .llama_rules import (IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
                           unused_shared_gate)
@@ -93,7 +93,7 @@ def _moe(hf: dict, act: str) -> MoEConfig:
             router=RouterConfig(score="softmax", norm_topk=flag(hf, "norm_topk_prob")),
         )
     except ConfigError as e:
-        raise CheckpointError(f"config.json: num_experts / num_experts_per_tok: {e}") from None
+        raise in_config_json_names(e, QWEN_MOE_NAMES) from None
 
 
 def _qwen2_config(hf: dict) -> ModelConfig:

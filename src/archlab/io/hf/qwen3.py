@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import (
     head_dim, layer_types, llama_like_config, positive_int, rms_norm, sliding_window, sparse_ffn_types, with_defaults,
 )
@@ -70,7 +70,7 @@ def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[st
             router=RouterConfig(score="softmax", norm_topk=bool(hf.get("norm_topk_prob"))),
         )
     except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"config.json: num_experts / num_experts_per_tok / moe_intermediate_size: {e}") from None
+        raise in_config_json_names(e, QWEN_MOE_NAMES, "num_experts / num_experts_per_tok / moe_intermediate_size") from None
     return moe, ffn_types
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from ...model_config import DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule, Tensors, rename
-from .core import CheckpointError, HFFamily, activation, get_field, register
+from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
 from .llama_rules import (ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
                           unused_shared_gate)
@@ -64,16 +64,40 @@ def _moe(hf: dict, act: str) -> MoEConfig:
         # as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
         n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
         gate = True
-    return MoEConfig(
-        n_experts=hf["num_experts"],
-        top_k=positive_int(hf, "num_experts_per_tok"),
-        hidden=hidden,
-        n_shared=n_shared,
-        shared_hidden=shared_hidden,
-        shared_gate=gate,
-        activation=act,
-        router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
-    )
+    try:
+        return MoEConfig(
+            n_experts=hf["num_experts"],
+            top_k=positive_int(hf, "num_experts_per_tok"),
+            hidden=hidden,
+            n_shared=n_shared,
+            shared_hidden=shared_hidden,
+            shared_gate=gate,
+            activation=act,
+            router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
+        )
+    except ConfigError as e:
+        raise in_config_json_names(e, QWEN_MOE_NAMES) from None
+
+
+# archlab's DeltaNetConfig fields -> Qwen3NextConfig's
+_DELTANET_NAMES = {
+    "linear_attention.n_k_heads": "linear_num_key_heads", "n_k_heads": "linear_num_key_heads",
+    "linear_attention.n_v_heads": "linear_num_value_heads", "n_v_heads": "linear_num_value_heads",
+}
+
+
+def _deltanet(hf: dict, act: str) -> DeltaNetConfig:
+    try:
+        return DeltaNetConfig(
+            n_k_heads=positive_int(hf, "linear_num_key_heads"),
+            n_v_heads=positive_int(hf, "linear_num_value_heads"),
+            k_head_dim=positive_int(hf, "linear_key_head_dim"),
+            v_head_dim=positive_int(hf, "linear_value_head_dim"),
+            conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
+            conv_activation=act,  # Qwen3NextGatedDeltaNet: self.activation = config.hidden_act, after conv1d
+        )
+    except ConfigError as e:
+        raise in_config_json_names(e, _DELTANET_NAMES) from None
 
 
 def _qwen3_next_config(hf: dict) -> ModelConfig:
@@ -92,14 +116,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
         hf, family="qwen3_next", n_layers=n_layers, norm=norm, layer_types=types, ffn_types=ffn_types,
         position=rope(hf, 10000.0, honours_partial=True),  # Qwen3NextAttention rotates the first cos.shape[-1] dims
         attention={"head_dim": positive_int(hf, "head_dim"), "qk_norm": norm, "qk_norm_scope": "head", "output_gate": True},
-        linear_attention=DeltaNetConfig(
-            n_k_heads=positive_int(hf, "linear_num_key_heads"),
-            n_v_heads=positive_int(hf, "linear_num_value_heads"),
-            k_head_dim=positive_int(hf, "linear_key_head_dim"),
-            v_head_dim=positive_int(hf, "linear_value_head_dim"),
-            conv_kernel=positive_int(hf, "linear_conv_kernel_dim"),
-            conv_activation=act,  # Qwen3NextGatedDeltaNet: self.activation = config.hidden_act, after conv1d
-        ) if "linear" in types else None,
+        linear_attention=_deltanet(hf, act) if "linear" in types else None,
         moe=_moe(hf, act) if "moe" in ffn_types else None,
     )
 
