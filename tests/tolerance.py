@@ -24,29 +24,30 @@ NOISE_MIN = 4e-6
 
 # model type -> (limit, largest |logit difference| measured among known-equal configs, how many);
 # measured with `scripts/sweep_hf.py --measure --cases 250 --seed 1` (torch 2.13.0 CPU, transformers
-# 5.23.0, 2026-11-30). Gemma 3 and Qwen3-Next are high because their random models amplify
-# rounding (HF's own float32 error reaches 4e-4 on such Gemma configs): there limit 2 decides.
+# 5.23.0, 2026-11-30, after the sweep's open classes were fixed, so over every config HF runs and
+# archlab loads). Gemma 3 and Qwen3-Next are high because their random models amplify rounding
+# (HF's own float32 error reaches 4e-4 on such configs): there limit 2 decides.
 TOLERANCE: dict[str, tuple[float, float, int]] = {  # model type: (limit, measured floor, configs)
-    'bloom': (1.3e-05, 3.1e-06, 177),
-    'deepseek_v2': (1.5e-05, 3.64e-06, 133),
-    'deepseek_v3': (1.3e-05, 3.13e-06, 170),
-    'gemma3_text': (0.0017, 0.000402, 142),
-    'glm4_moe': (2.2e-05, 5.48e-06, 169),
-    'gpt2': (1.1e-05, 2.5e-06, 146),
-    'gpt_neox': (1.8e-05, 4.29e-06, 127),
-    'gpt_oss': (1.3e-05, 3.1e-06, 152),
-    'llama': (2.1e-05, 5.02e-06, 71),
-    'llama4_text': (2.2e-05, 5.3e-06, 178),
-    'mistral': (2.4e-05, 5.84e-06, 128),
-    'mixtral': (2.3e-05, 5.72e-06, 102),
-    'olmo2': (2e-05, 4.77e-06, 108),
+    'bloom': (1.3e-05, 3.22e-06, 250),
+    'deepseek_v2': (1.4e-05, 3.46e-06, 242),
+    'deepseek_v3': (1.3e-05, 3.16e-06, 233),
+    'gemma3_text': (0.0013, 0.00031, 140),
+    'glm4_moe': (2.5e-05, 6.2e-06, 227),
+    'gpt2': (1.2e-05, 2.98e-06, 250),
+    'gpt_neox': (1.8e-05, 4.29e-06, 225),
+    'gpt_oss': (1.3e-05, 3.1e-06, 187),
+    'llama': (2.1e-05, 5.02e-06, 160),
+    'llama4_text': (2.8e-05, 6.79e-06, 181),
+    'mistral': (2.4e-05, 5.84e-06, 177),
+    'mixtral': (2.3e-05, 5.72e-06, 128),
+    'olmo2': (2.2e-05, 5.3e-06, 166),
     'openai-gpt': (7.2e-06, 1.79e-06, 206),
-    'qwen2': (2.7e-05, 6.56e-06, 209),  # these two: the same command, --types qwen2,qwen2_moe
+    'qwen2': (2.7e-05, 6.56e-06, 209),
     'qwen2_moe': (2.7e-05, 6.74e-06, 192),
-    'qwen3': (1.6e-05, 3.81e-06, 85),
-    'qwen3_moe': (1.9e-05, 4.53e-06, 109),
-    'qwen3_next': (0.00019, 4.57e-05, 108),
-    'smollm3': (3.1e-05, 7.51e-06, 106),
+    'qwen3': (1.6e-05, 3.81e-06, 124),
+    'qwen3_moe': (1.9e-05, 4.53e-06, 167),
+    'qwen3_next': (0.00037, 9.01e-05, 235),
+    'smollm3': (3.1e-05, 7.51e-06, 168),
 }
 
 DEFAULT = 1e-4  # a model type not measured yet
