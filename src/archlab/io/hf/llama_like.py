@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...model_config import AttentionConfig, FFNConfig, MLAConfig, ModelConfig, NormConfig, RopeConfig
-from .core import CheckpointError, activation, ffn_parts, get_field
+from ...model_config import AttentionConfig, ConfigError, FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
+from .core import QWEN_MOE_NAMES, CheckpointError, activation, ffn_parts, get_field, in_config_json_names
 from .rope import read_rope, rope_dict
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
@@ -176,3 +176,33 @@ def llama_like_config(
         position=lambda: rope(hf, theta),
         tie_embeddings=lambda: bool(hf.get("tie_word_embeddings")),
     ))
+
+
+def gated_shared_moe(hf: dict, act: str, norm_topk: bool) -> MoEConfig:
+    """The MoE of Qwen2-MoE and Qwen3-Next: softmax top-k experts beside one shared GLU of
+    shared_expert_intermediate_size behind a sigmoid gate (Qwen2MoeSparseMoeBlock,
+    Qwen3NextSparseMoeBlock: the same block)."""
+    hidden = positive_int(hf, "moe_intermediate_size")
+    shared = get_field(hf, "shared_expert_intermediate_size")
+    if not isinstance(shared, int) or isinstance(shared, bool) or shared < 0:
+        raise CheckpointError(f"config.json: shared_expert_intermediate_size must be a non-negative integer, got {shared!r}")
+    if shared == 0:
+        # a zero-width shared expert adds sigmoid(gate) * 0, the same as none
+        n_shared, shared_hidden, gate = 0, None, False
+    else:
+        # said as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
+        n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
+        gate = True
+    try:
+        return MoEConfig(
+            n_experts=hf["num_experts"],
+            top_k=positive_int(hf, "num_experts_per_tok"),
+            hidden=hidden,
+            n_shared=n_shared,
+            shared_hidden=shared_hidden,
+            shared_gate=gate,
+            activation=act,
+            router=RouterConfig(score="softmax", norm_topk=norm_topk),
+        )
+    except ConfigError as e:
+        raise in_config_json_names(e, QWEN_MOE_NAMES) from None

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ModelConfig
 from ..mapping import Rule, rename
-from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
-from .llama_like import flag, layer_types, llama_like_config, positive_int, sliding_window, sparse_ffn_types, with_defaults
+from .core import CheckpointError, HFFamily, activation, register
+from .llama_like import flag, gated_shared_moe, layer_types, llama_like_config, positive_int, sliding_window, sparse_ffn_types, with_defaults
 from .llama_rules import (IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
                           unused_shared_gate)
 
@@ -67,35 +67,6 @@ def _layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
     return types
 
 
-def _moe(hf: dict, act: str) -> MoEConfig:
-    hidden = positive_int(hf, "moe_intermediate_size")
-    shared = get_field(hf, "shared_expert_intermediate_size")
-    if not isinstance(shared, int) or isinstance(shared, bool) or shared < 0:
-        raise CheckpointError(f"config.json: shared_expert_intermediate_size must be a non-negative integer, got {shared!r}")
-    if shared == 0:
-        # Qwen2MoeSparseMoeBlock: a zero-width shared expert adds sigmoid(gate) * 0,
-        # the same as none
-        n_shared, shared_hidden, gate = 0, None, False
-    else:
-        # one GLU of shared_expert_intermediate_size (Qwen2MoeSparseMoeBlock.shared_expert): said
-        # as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
-        n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
-        gate = True
-    try:
-        return MoEConfig(
-            n_experts=hf["num_experts"],
-            top_k=positive_int(hf, "num_experts_per_tok"),
-            hidden=hidden,
-            n_shared=n_shared,
-            shared_hidden=shared_hidden,
-            shared_gate=gate,
-            activation=act,
-            router=RouterConfig(score="softmax", norm_topk=flag(hf, "norm_topk_prob")),
-        )
-    except ConfigError as e:
-        raise in_config_json_names(e, QWEN_MOE_NAMES) from None
-
-
 def _qwen2_config(hf: dict) -> ModelConfig:
     model_type = hf.get("model_type")
     hf = with_defaults(hf, _DEFAULTS[model_type])
@@ -108,7 +79,7 @@ def _qwen2_config(hf: dict) -> ModelConfig:
             raise CheckpointError(f"config.json: num_experts must be a non-negative integer, got {n_experts!r}")
         ffn_types = sparse_ffn_types(hf, n_layers, n_experts)
         fields = {"ffn_types": ffn_types,
-                  "moe": _moe(hf, activation(hf, "hidden_act")) if "moe" in ffn_types else None}
+                  "moe": gated_shared_moe(hf, activation(hf, "hidden_act"), flag(hf, "norm_topk_prob")) if "moe" in ffn_types else None}
         qkv_bias = flag(hf, "qkv_bias")
     else:
         qkv_bias = True  # Qwen2Attention: bias=True on q, k, v, hard-coded

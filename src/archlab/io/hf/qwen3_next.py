@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from ...model_config import ConfigError, DeltaNetConfig, ModelConfig, MoEConfig, RouterConfig
+from ...model_config import ConfigError, DeltaNetConfig, ModelConfig
 from ..mapping import Rule, Tensors, rename
-from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
-from .llama_like import layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
+from .core import HFFamily, activation, in_config_json_names, register
+from .llama_like import gated_shared_moe, layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
 from .llama_rules import (ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
                           unused_shared_gate)
 
@@ -48,35 +48,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 LAYER_TYPES = {"linear_attention": "linear", "full_attention": "global"}
-
-
-def _moe(hf: dict, act: str) -> MoEConfig:
-    hidden = positive_int(hf, "moe_intermediate_size")
-    shared = get_field(hf, "shared_expert_intermediate_size")
-    if not isinstance(shared, int) or isinstance(shared, bool) or shared < 0:
-        raise CheckpointError(f"config.json: shared_expert_intermediate_size must be a non-negative integer, got {shared!r}")
-    if shared == 0:
-        # Qwen3NextSparseMoeBlock: a zero-width shared expert adds sigmoid(gate) * 0,
-        # the same as none
-        n_shared, shared_hidden, gate = 0, None, False
-    else:
-        # one GLU of shared_expert_intermediate_size (Qwen3NextSparseMoeBlock.shared_expert): said
-        # as n_shared routed experts' widths where it is a multiple of theirs, as the presets say it
-        n_shared, shared_hidden = (shared // hidden, None) if shared % hidden == 0 else (1, shared)
-        gate = True
-    try:
-        return MoEConfig(
-            n_experts=hf["num_experts"],
-            top_k=positive_int(hf, "num_experts_per_tok"),
-            hidden=hidden,
-            n_shared=n_shared,
-            shared_hidden=shared_hidden,
-            shared_gate=gate,
-            activation=act,
-            router=RouterConfig(score="softmax", norm_topk=bool(hf["norm_topk_prob"])),
-        )
-    except ConfigError as e:
-        raise in_config_json_names(e, QWEN_MOE_NAMES) from None
 
 
 # archlab's DeltaNetConfig fields -> Qwen3NextConfig's
@@ -117,7 +88,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
         position=rope(hf, 10000.0, honours_partial=True),  # Qwen3NextAttention rotates the first cos.shape[-1] dims
         attention={"head_dim": positive_int(hf, "head_dim"), "qk_norm": norm, "qk_norm_scope": "head", "output_gate": True},
         linear_attention=_deltanet(hf, act) if "linear" in types else None,
-        moe=_moe(hf, act) if "moe" in ffn_types else None,
+        moe=gated_shared_moe(hf, act, bool(hf["norm_topk_prob"])) if "moe" in ffn_types else None,
     )
 
 
