@@ -171,7 +171,7 @@ def test_generation_errors_are_clear():
         archlab.generate(model, list(range(20)), 5)
     with pytest.raises(ValueError, match=r"prompt 1 is empty"):
         archlab.generate(model, [[1], []], 5)
-    with pytest.raises(ValueError, match=r"top_p: must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"top_p: expected a number in \(0, 1\]"):
         archlab.generate(model, [1], 5, temperature=1.0, top_p=1.5)
     with pytest.raises(ValueError, match=r"token ids must be in \[0, 512\)"):
         archlab.generate(model, [1, 999], 5)

@@ -13,6 +13,7 @@ an already-built nn.Module without importing torch) serve `archlab inspect`.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -113,6 +114,11 @@ def fmt_si(x: float) -> str:
     return f"{x:g}"
 
 
+# far past any model's context (the longest published are ~10M tokens), and small enough that
+# every count derived from it (KV bytes, FLOPs) stays an exact float
+MAX_TOKENS = 2**40
+
+
 def parse_tokens(text: str) -> int:
     """A token count as a user writes it: 8192, 8K, 128k, 1M (K = 1024, as in fmt_tokens)."""
     s = str(text).strip().replace(",", "").replace("_", "")
@@ -124,6 +130,8 @@ def parse_tokens(text: str) -> int:
         v = float(s) * mult
     except ValueError:
         raise ValueError(f"expected a number of tokens such as 8192, 8K or 1M, got {text!r}") from None
+    if not math.isfinite(v) or v > MAX_TOKENS:
+        raise ValueError(f"expected at most {MAX_TOKENS:,} tokens (2**40), got {text!r}")
     if v != int(v):
         raise ValueError(f"expected a whole number of tokens, got {text!r}")
     if v < 1:

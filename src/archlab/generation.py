@@ -7,6 +7,7 @@ not depend on what else is in the batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
@@ -47,9 +48,14 @@ def sample(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Next token per row from logits (B, V). temperature 0 is greedy (argmax)."""
-    if temperature == 0.0:
+    # below float32's smallest normal number the temperature itself rounds to 0 in the division;
+    # sampling's limit as it falls is the argmax anyway
+    if temperature < torch.finfo(torch.float32).tiny:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    # the largest logit to 0 first: dividing by a tiny temperature then gives 0 and -inf, never
+    # inf - inf (a temperature of 1e-45 would otherwise make every probability NaN)
+    logits = logits.float()
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -65,14 +71,17 @@ def sample(
 
 
 def _validate(model: Transformer, prompts: list[list[int]], max_new_tokens: int, temperature, top_k, top_p) -> None:
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens: expected an integer >= 0, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature: must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k: must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p: must be in (0, 1], got {top_p}")
+    if not number(temperature) or temperature < 0:
+        raise ValueError(f"temperature: expected a finite number >= 0 (0: greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k: expected an integer >= 1, got {top_k!r}")
+    if top_p is not None and (not number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p: expected a number in (0, 1], got {top_p!r}")
     ctx = model.config.max_seq_len
     V = model.config.vocab_size
     for i, p in enumerate(prompts):
