@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
+from ...memory import check_load_memory
 from ...model import build
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
@@ -280,8 +281,11 @@ def _checked_empty(src: HFCheckpoint, patterns: list[str]) -> list[str]:
     return patterns
 
 
-def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
+def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None,
+            check_memory: bool = True):
     hf, family, cfg = read_config(directory)
+    if check_memory:
+        check_load_memory(cfg, dtype, device, source=directory)
     src = HFCheckpoint(directory, hf)
     model = build(cfg, dtype=dtype, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}
