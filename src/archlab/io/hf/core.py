@@ -17,6 +17,7 @@ import torch
 
 from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
 from ...memory import check_load_memory
+from .bounds import check_bounds
 from ...model import build
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
@@ -187,8 +188,9 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
     try:
         hf = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # JSONDecodeError, or an integer over Python's 4300-digit limit
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    check_bounds(hf, path)
     model_type = hf.get("model_type")
     if model_type not in FAMILIES:
         raise CheckpointError(
