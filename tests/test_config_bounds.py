@@ -160,14 +160,24 @@ def test_deepseek_mtp_ignore_of_2_63_layers_is_immediate():
     assert not re.search(pattern, f"model.layers.{n - 1}.mlp.gate.weight")
 
 
-@pytest.mark.parametrize("value", [100_000, 10**9, 2**63, 2**64 - 1])
-def test_gguf_block_count_is_bounded(tmp_path, value):
+GGUF_CASES = [("block_count", v, "layers") for v in (100_000, 10**9, 2**63, 2**64 - 1)] + [
+    ("rope.scaling.original_context_length", v, "positions") for v in (2**63, float("inf"), float("nan"))
+] + [("vocab_size", 2**40, "vocabulary")]
+
+
+@pytest.mark.parametrize("key,value,kind", GGUF_CASES)
+def test_gguf_counts_are_bounded(tmp_path, key, value, kind):
     from archlab.io.gguf import read_gguf_config
 
-    # a small llama's metadata as llama.cpp's converter writes it, with a hostile block_count
+    # a small llama's metadata as llama.cpp's converter writes it, with one hostile value
+    hostile = {"block_count": 2, "vocab_size": 64, **{key: value}}
     w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "llama")
-    w.add_vocab_size(64)
-    w.add_uint64("llama.block_count", value)
+    for k in ("vocab_size", "block_count"):
+        w.add_uint64(f"llama.{k}", hostile[k])
+    if key.startswith("rope.scaling"):
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(4.0)
+        (w.add_float64 if isinstance(value, float) else w.add_uint64)(f"llama.{key}", value)
     w.add_context_length(128)
     w.add_embedding_length(32)
     w.add_feed_forward_length(64)
@@ -179,6 +189,6 @@ def test_gguf_block_count_is_bounded(tmp_path, value):
     w.write_kv_data_to_file()
     w.close()
     start = time.perf_counter()
-    with pytest.raises(CheckpointError, match=r"m\.gguf: llama\.block_count is .*bound on layers"):
+    with pytest.raises(CheckpointError, match=rf"m\.gguf: llama\.{re.escape(key)} is .*bound on {kind}"):
         read_gguf_config(tmp_path / "m.gguf")
     assert time.perf_counter() - start < 1.0

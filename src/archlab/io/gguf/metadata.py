@@ -51,6 +51,7 @@ def vocab_size(g: GGUFFile) -> int:
         return g.length("tokenizer.ggml.tokens")  # one entry per token; cheaper than decoding them all
     v = g.arch_value("vocab_size", None)
     if v is not None:
+        _check_bound(g, "vocab_size", v)
         return int(v)
     if "token_embd.weight" in g:
         return g.shape("token_embd.weight")[0]
@@ -98,7 +99,7 @@ def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
     scaling = None
     if kind in ("linear", "yarn"):
         factor = float(g.arch_value("rope.scaling.factor"))
-        orig = int(g.arch_value("rope.scaling.original_context_length", ctx))
+        orig = int_value(g, "rope.scaling.original_context_length", ctx)
         if kind == "linear":
             scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
         else:
