@@ -19,7 +19,7 @@ from archlab.errors import CheckpointError
 from archlab.io.index_range import index_range
 from archlab.model_config import BOUNDS, ConfigError, ModelConfig
 
-FAST = settings(max_examples=25, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=10, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 HUGE_LITERAL = 10**5000  # str() and json refuse integers over 4300 digits; a file may still hold one
@@ -138,7 +138,7 @@ def test_config_json_with_huge_sizes_is_refused_before_the_family_reads_it(tmp_p
 
 
 @given(lo=st.integers(1, 10**6), n=st.one_of(st.integers(0, 3000), st.integers(0, 2**64)), probe=st.integers(0, 10**7))
-@settings(max_examples=200, deadline=1000)
+@settings(max_examples=100, deadline=1000)
 def test_mtp_layer_pattern_matches_exactly_the_range_without_listing_it(lo, n, probe):
     pattern = re.compile(rf"^(?:{index_range(lo, lo + n)})$")
     assert len(pattern.pattern) < 2000  # grows with the digits, not with n
