@@ -11,10 +11,12 @@ lowest first:
   (which only re-exports CheckpointError) and io/atomic.py (atomic file writes, torch-free),
   which reports write through.
 - analysis: analysis.py, describe.py, report.py -- torch-free siblings of config that count,
-  describe and draw configs; they import base only (the cli uses them, no model does).
+  describe and draw configs; they import base only (the cli uses them; model only to count
+  parameters for the memory guard).
 - nn: nn/ and cache.py -- the parts, and the state they keep while decoding (nn/attention.py
   allocates its cache, so the cache sits with the parts, not above them).
-- model: model.py (Transformer and `build`) and generation.py.
+- model: model.py (Transformer and `build`), generation.py and memory.py (the memory guard, which
+  counts parameters with analysis).
 - io: io/ (checkpoint formats), tokenizer.py, hub.py -- translate files to models, so they
   build models (model.build) and never reach up into the public api.
 - train: training/ -- the training loop, checkpoints, torchrun; over models, data and tokenizers.
@@ -42,7 +44,9 @@ MAY_IMPORT = {
     "base": {"base"},
     "analysis": {"base", "analysis"},
     "nn": {"base", "nn"},
-    "model": {"base", "nn", "model"},
+    # build (and load, through it) counts parameters with analysis (torch-free) to refuse, before
+    # allocating, weights that cannot fit (archlab.memory)
+    "model": {"base", "analysis", "nn", "model"},
     "io": {"base", "nn", "model", "io"},
     # training counts parameters with analysis (torch-free) for its summary line
     "train": {"base", "analysis", "nn", "model", "io", "train"},
@@ -56,7 +60,7 @@ MODULES = {
     "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.cache": "nn",
-    "archlab.model": "model", "archlab.generation": "model",
+    "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
     "archlab.tokenizer": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli",

@@ -25,6 +25,7 @@ import archlab
 from archlab.training import TrainError, TrainOptions
 from archlab.training import checkpoint as ckpt
 from archlab.training import loop
+from archlab import memory
 from archlab.training.distributed import Processes
 
 from marks import QUICK_PRESETS, slow_except
@@ -357,9 +358,9 @@ def test_bfloat16_autocast_trains(tmp_path, corpus):
 
 
 def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path, corpus, monkeypatch):
-    monkeypatch.setattr(loop, "_memory", lambda device: 24 * 2**30)  # whatever machine runs the tests
+    monkeypatch.setattr(memory, "available", lambda device: 24 * 2**30)  # whatever machine runs the tests
     # (6.98B: the 8B preset with the byte tokenizer's 256-row embedding)
-    with pytest.raises(TrainError, match=r"llama-3-8b has 6.98B parameters: .* need about 104 GiB per process .* has 24 GiB.*--tiny"):
+    with pytest.raises(TrainError, match=r"llama-3-8b has 6.98B parameters: .* need about 104.0 GiB .* has 24.0 GiB available.*--tiny"):
         archlab.train("llama-3-8b", corpus, tmp_path / "run", **SMALL)
     assert not (tmp_path / "run").exists()
 

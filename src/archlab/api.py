@@ -33,24 +33,27 @@ def load(
     path: str | Path,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
+    check_memory: bool = True,
 ) -> Transformer:
     """A model from an HF-format directory (config.json and *.safetensors, sharded or not), a
     GGUF file (quantized tensors are dequantized), an `archlab train` run folder (its latest
     checkpoint) or one of its checkpoint folders, or the name of a fetchable model (fetched into
-    the local cache when missing). float32 unless dtype says otherwise."""
+    the local cache when missing). float32 unless dtype says otherwise. Weights that exceed the
+    free memory are refused before any is read, unless check_memory=False or
+    ARCHLAB_NO_MEMORY_CHECK=1 (archlab.memory)."""
     p = _resolve(path)
     if p.is_dir() and ((p / "checkpoints" / "latest").is_file() or (p / "state.json").is_file()):
         from .training.checkpoint import load_model
 
-        return load_model(p, dtype=resolve_dtype(dtype), device=device)
+        return load_model(p, dtype=resolve_dtype(dtype), device=device, check_memory=check_memory)
     if p.is_dir():
         from .io.hf import load_hf
 
-        return load_hf(p, dtype=resolve_dtype(dtype), device=device)
+        return load_hf(p, dtype=resolve_dtype(dtype), device=device, check_memory=check_memory)
     if p.suffix == ".gguf":
         from .io.gguf import load_gguf
 
-        return load_gguf(p, dtype=resolve_dtype(dtype), device=device)
+        return load_gguf(p, dtype=resolve_dtype(dtype), device=device, check_memory=check_memory)
     raise CheckpointError(f"{p}: expected an HF-format model directory (config.json and *.safetensors) or a .gguf file")
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import memory
 from .cache import Cache
 from .model_config import MLAConfig, ModelConfig
 from .nn.block import BLOCKS
@@ -266,10 +267,15 @@ def build(
     name_or_config: str | ModelConfig,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
+    check_memory: bool = True,
 ) -> Transformer:
-    """A freshly initialised model. device="meta" allocates nothing (for counting)."""
+    """A freshly initialised model. device="meta" allocates nothing (for counting). A model whose
+    weights exceed the device's free memory is refused up front (archlab.memory) unless
+    check_memory=False or ARCHLAB_NO_MEMORY_CHECK=1."""
     cfg = resolve_config(name_or_config)
     dt = resolve_dtype(dtype)
+    if check_memory:
+        memory.check_weights(cfg, dt, device, verb="build")
     with torch.device("meta"):
         model = Transformer(cfg)
     model = model.to(dtype=dt)

@@ -144,7 +144,7 @@ class RopeScaling:
     def __post_init__(self) -> None:
         _require(self.kind in ROPE_SCALINGS, "rope.scaling.kind", f"expected one of {ROPE_SCALINGS}, got {self.kind!r}")
         _require(self.factor > 0, "rope.scaling.factor", f"must be > 0, got {self.factor}")
-        _require(self.original_max_seq_len > 0, "rope.scaling.original_max_seq_len", "must be > 0")
+        bounded(self.original_max_seq_len, "rope.scaling.original_max_seq_len", "positions")
         for k in ("short_factor", "long_factor"):
             v = getattr(self, k)
             if isinstance(v, list):
@@ -327,8 +327,7 @@ class DeltaNetConfig:
 
     def __post_init__(self) -> None:
         for k in ("n_k_heads", "n_v_heads", "k_head_dim", "v_head_dim", "conv_kernel"):
-            v = getattr(self, k)
-            _require(isinstance(v, int) and v > 0, f"linear_attention.{k}", f"must be a positive integer, got {v!r}")
+            bounded(getattr(self, k), f"linear_attention.{k}", "counts" if k.startswith("n_") else "widths")
         _require(self.conv_activation in ACTIVATIONS, "linear_attention.conv_activation",
                  f"expected one of {ACTIVATIONS}, got {self.conv_activation!r}")
         _require(
@@ -360,12 +359,14 @@ class FFNConfig:
         _require(
             (self.hidden is None) != (self.mult is None),
             "ffn.hidden",
-            f"give the width (hidden) or a multiple of d_model (mult), exactly one; got hidden={self.hidden!r}, mult={self.mult!r}",
+            f"give the width (hidden) or a multiple of d_model (mult), exactly one; got hidden={shown(self.hidden)}, mult={shown(self.mult)}",
         )
         if self.hidden is not None:
-            _require(_is_count(self.hidden), "ffn.hidden", f"must be a positive integer, got {self.hidden!r}")
+            bounded(self.hidden, "ffn.hidden", "widths")
         else:
-            _require(self.mult > 0, "ffn.mult", f"must be > 0, got {self.mult!r}")
+            # finite and at most MAX_WIDTH: width() multiplies it by d_model (itself <= MAX_WIDTH)
+            _require(isinstance(self.mult, (int, float)) and 0 < self.mult <= MAX_WIDTH, "ffn.mult",
+                     f"must be a number in (0, {MAX_WIDTH:,}], got {shown(self.mult)}")
         _require(self.kind in FFN_KINDS, "ffn.kind", f"expected one of {FFN_KINDS}, got {self.kind!r}")
         _require(self.activation in ACTIVATIONS, "ffn.activation", f"expected one of {ACTIVATIONS}, got {self.activation!r}")
 
@@ -413,11 +414,11 @@ class RouterConfig:
         _require(self.score in ROUTER_SCORES, "moe.router.score", f"expected one of {ROUTER_SCORES}, got {self.score!r}")
         _require(self.weights_on in ROUTER_WEIGHTS_ON, "moe.router.weights_on", f"expected one of {ROUTER_WEIGHTS_ON}, got {self.weights_on!r}")
         _require(self.group_score in GROUP_SCORES, "moe.router.group_score", f"expected one of {GROUP_SCORES}, got {self.group_score!r}")
-        _require(self.n_groups >= 1, "moe.router.n_groups", f"must be >= 1, got {self.n_groups}")
+        bounded(self.n_groups, "moe.router.n_groups", "counts")
         _require(
             1 <= self.topk_groups <= self.n_groups,
             "moe.router.topk_groups",
-            f"must be between 1 and n_groups ({self.n_groups}), got {self.topk_groups}",
+            f"must be between 1 and n_groups ({self.n_groups}), got {shown(self.topk_groups)}",
         )
         _require(
             self.n_groups > 1 or self.group_score == "max",
@@ -460,11 +461,13 @@ class MoEConfig:
         return self.shared_hidden if self.shared_hidden is not None else self.n_shared * self.hidden
 
     def __post_init__(self) -> None:
-        _require(self.n_experts >= 1, "moe.n_experts", f"must be >= 1, got {self.n_experts}")
+        bounded(self.n_experts, "moe.n_experts", "counts")
+        bounded(self.hidden, "moe.hidden", "widths")
+        bounded(self.n_shared, "moe.n_shared", "counts", zero=True)
         _require(
             1 <= self.top_k <= self.n_experts,
             "moe.top_k",
-            f"must be between 1 and n_experts ({self.n_experts}), got {self.top_k}",
+            f"must be between 1 and n_experts ({self.n_experts}), got {shown(self.top_k)}",
         )
         _require(self.hidden > 0, "moe.hidden", f"must be > 0, got {self.hidden}")
         _require(self.n_shared >= 0, "moe.n_shared", f"must be >= 0, got {self.n_shared}")
@@ -481,7 +484,7 @@ class MoEConfig:
         _require(not (self.shared_gate and not self.n_shared), "moe.shared_gate", "gates a shared expert, but n_shared is 0")
         _require(not (self.shared_bias and not self.n_shared), "moe.shared_bias", "biases a shared expert, but n_shared is 0")
         if self.shared_hidden is not None:
-            _require(_is_count(self.shared_hidden), "moe.shared_hidden", f"must be a positive integer, got {self.shared_hidden!r}")
+            bounded(self.shared_hidden, "moe.shared_hidden", "widths")
             _require(self.n_shared == 1, "moe.shared_hidden",
                      f"is the width of one shared expert, but n_shared is {self.n_shared} (use n_shared alone for multiples of hidden)")
         _require(self.swiglu_limit is not None or self.swiglu_alpha == 1.702, "moe.swiglu_alpha",
@@ -511,6 +514,34 @@ def _check_longrope(rope: RopeConfig, rotary_dim: int, where: str) -> None:
 
 def _is_count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+# Bounds on the sizes a config may state, checked here so that every source (config.json, GGUF,
+# our JSON, replace()) meets them before anything is allocated or looped over: a hostile or
+# corrupt file's 10**9 layers would otherwise hang or exhaust memory. Each is far above any
+# published model, so none is refused:
+MAX_LAYERS = 4096  # 32x the deepest, Llama 3.1 405B's num_hidden_layers 126 (meta-llama/Llama-3.1-405B config.json)
+MAX_WIDTH = 2**20  # widths and ranks: ~20x the widest, Llama 3.1 405B's intermediate_size 53248 (same file)
+MAX_VOCAB = 2**24  # 64x the largest, Gemma 3's 262,208 (google/gemma-3-4b-it config.json)
+MAX_COUNT = 2**16  # heads and experts: 128x Qwen3-Next's num_experts 512 (Qwen/Qwen3-Next-80B-A3B-Instruct config.json)
+MAX_POSITIONS = 2**28  # positions, windows, chunks: 25x Llama 4 Scout's max_position_embeddings 10,485,760
+BOUNDS = {"layers": MAX_LAYERS, "widths": MAX_WIDTH, "vocabulary": MAX_VOCAB, "counts": MAX_COUNT, "positions": MAX_POSITIONS}
+
+
+def shown(v: Any) -> str:
+    """`v` for an error message: an integer too long to print (str() refuses > 4300 digits) by its size."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of {len(hex(v)) - 2} hex digits (~2**{v.bit_length() - 1})"
+    return repr(v)
+
+
+def bounded(v: Any, where: str, kind: str, *, zero: bool = False) -> None:
+    """`v` is a positive integer (or 0 when `zero`) within the bound on `kind` (BOUNDS)."""
+    ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if zero else v > 0)
+    _require(ok, where, f"must be a {'non-negative' if zero else 'positive'} integer, got {shown(v)}")
+    limit = BOUNDS[kind]
+    _require(v <= limit, where, f"{shown(v)} exceeds {limit:,}, archlab's bound on {kind}, far above any published "
+             "model (archlab.model_config.BOUNDS): the file that states it is corrupt or not a real model")
 
 
 @dataclass(frozen=True)
@@ -632,9 +663,8 @@ class ModelConfig:
 
     # ---- validation: nothing is written back --------------------------------------------
     def __post_init__(self) -> None:
-        for k in ("vocab_size", "d_model", "n_layers", "max_seq_len"):
-            v = getattr(self, k)
-            _require(_is_count(v), k, f"must be a positive integer, got {v!r}")
+        for k, kind in (("vocab_size", "vocabulary"), ("d_model", "widths"), ("n_layers", "layers"), ("max_seq_len", "positions")):
+            bounded(getattr(self, k), k, kind)
         p = self.position
         _require(
             isinstance(p, RopeConfig) or p in POSITION_KINDS,
@@ -668,6 +698,8 @@ class ModelConfig:
             if isinstance(rule, list):
                 object.__setattr__(self, name, tuple(rule))  # the same value, made hashable
         self.resolved_attention  # noqa: B018  (validates the attention against the width)
+        if self.ffn is not None and self.ffn.mult is not None:
+            bounded(self.ffn.width(self.d_model), "ffn.mult", "widths")  # the width it gives at this d_model
         self._check_layer_rules()
         self.layers  # noqa: B018  (validates the rules against the depth)
 
@@ -750,17 +782,17 @@ class ModelConfig:
         """`attention` with what follows from it filled in (n_kv_heads, head_dim)."""
         a = self.attention
         if isinstance(a, MLAConfig):
-            for k in ("n_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+            for k in ("n_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "q_lora_rank"):
                 v = getattr(a, k)
-                _require(_is_count(v), f"attention.{k}", f"must be a positive integer, got {v!r}")
-            _require(a.q_lora_rank is None or _is_count(a.q_lora_rank), "attention.q_lora_rank", "must be None or a positive integer")
+                if v is not None or k != "q_lora_rank":
+                    bounded(v, f"attention.{k}", "counts" if k == "n_heads" else "widths")
             _require(a.qk_rope_head_dim % 2 == 0, "attention.qk_rope_head_dim", f"must be even for RoPE, got {a.qk_rope_head_dim}")
             _check_longrope(self.rope, a.qk_rope_head_dim, "position")
             _require(a.latent_norm_eps > 0, "attention.latent_norm_eps", f"must be > 0, got {a.latent_norm_eps}")
             return a
-        _require(_is_count(a.n_heads), "attention.n_heads", f"must be a positive integer, got {a.n_heads!r}")
+        bounded(a.n_heads, "attention.n_heads", "counts")
         kv = a.n_kv_heads if a.n_kv_heads is not None else a.n_heads
-        _require(_is_count(kv), "attention.n_kv_heads", f"must be a positive integer, got {kv!r}")
+        bounded(kv, "attention.n_kv_heads", "counts")
         _require(
             a.n_heads % kv == 0,
             "attention.n_kv_heads",
@@ -774,7 +806,10 @@ class ModelConfig:
                 f"unset, and d_model ({self.d_model}) is not divisible by n_heads ({a.n_heads}); set head_dim explicitly",
             )
             hd = self.d_model // a.n_heads
-        _require(_is_count(hd), "attention.head_dim", f"must be a positive integer, got {hd!r}")
+        bounded(hd, "attention.head_dim", "widths")
+        for k in ("window", "chunk"):
+            if getattr(a, k) is not None:
+                bounded(getattr(a, k), f"attention.{k}", "positions")
         for rope, where in ((self.rope, "position"), (self.rope_local, "rope_local")):
             if rope is not None:
                 rd = rope.rotary_dim(hd)
@@ -867,11 +902,14 @@ class ModelConfig:
         p = Path(path)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError, an integer over 4300 digits
             raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
         if isinstance(d, dict):
             d.pop("params", None)  # `archlab config` prints the count beside the fields
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A new config with `changes`, validated again; everything derived follows.

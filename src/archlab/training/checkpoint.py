@@ -316,12 +316,15 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(f"{path}: not a readable checkpoint file ({e})") from None
 
 
-def load_model(path: Path, dtype: torch.dtype, device) -> nn.Module:
+def load_model(path: Path, dtype: torch.dtype, device, check_memory: bool = True) -> nn.Module:
     """The model of a run folder (its latest checkpoint) or of one checkpoint folder."""
+    from ..memory import check_load_memory
     from ..model import build
 
     checkpoint = checkpoint_of(path)
     config = read_config(checkpoint)
+    if check_memory:  # the checkpoint's float32 weights are allocated before the cast to dtype
+        check_load_memory(config, torch.float32, device, source=checkpoint)
     model = build(config, device="meta")
     model = model.to_empty(device=device or "cpu")
     procs = Processes(0, 1, 0, torch.device(device or "cpu"), "none", False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 
 from ..catalog import resolve as resolve_config
 from ..catalog import tiny as tiny_config
+from .. import memory
 from ..model import build
 from ..errors import CheckpointError
 from ..model_config import ConfigError, ModelConfig
@@ -455,31 +455,14 @@ def _train(procs: Processes, opts: TrainOptions, model_arg, data_arg, out: Path,
 BYTES_PER_PARAM = 16
 
 
-def _memory(device: torch.device) -> int | None:
-    try:
-        if device.type == "cuda":
-            return torch.cuda.mem_get_info(device)[1]
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError, RuntimeError):
-        return None
-
-
 def _check_memory(cfg: ModelConfig, procs: Processes) -> None:
     """Refuse a model whose weights and optimizer state alone cannot fit, before allocating it
     (`archlab train llama-3-8b` without --tiny would otherwise start filling memory)."""
-    from ..analysis import analyze
-
-    params = analyze(cfg).total_params
-    share = procs.world if procs.strategy == "fsdp" else 1
-    need = params * BYTES_PER_PARAM // share
-    have = _memory(procs.device)
-    if have is not None and need > have:
-        raise TrainError(
-            f"{cfg.name or 'the model'} has {params / 1e9:.2f}B parameters: its weights, gradients and AdamW state "
-            f"need about {need / 2**30:,.0f} GiB per process ({BYTES_PER_PARAM} bytes per parameter"
-            f"{f', sharded over {share} processes' if share > 1 else ''}), and {procs.device} has {have / 2**30:,.0f} GiB. "
-            "Train the --tiny version, a smaller config, or shard it over more processes (--strategy fsdp)."
-        )
+    memory.check(
+        cfg, procs.device, BYTES_PER_PARAM, what="its weights, gradients and AdamW state", error=TrainError,
+        share=procs.world if procs.strategy == "fsdp" else 1,
+        ways_out="Train the --tiny version, a smaller config, or shard it over more processes (--strategy fsdp)",
+    )
 
 
 def _check_init_tokenizer(init: _Init, meta: dict) -> None:

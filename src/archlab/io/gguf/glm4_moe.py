@@ -16,6 +16,7 @@ from ...errors import CheckpointError
 from .deepseek2 import NAMES as DEEPSEEK_NAMES
 from .families import llama_like_json
 from .hf_backed import LAYER, HFBacked, Names
+from ..index_range import index_range
 from .metadata import int_value
 from .reader import GGUFFile
 
@@ -55,7 +56,9 @@ def _mtp_ignore(g: GGUFFile) -> tuple[str, ...]:
     if not n:
         return ()
     first = int_value(g, "block_count") - n
-    return (r"^blk\.(%s)\." % "|".join(str(first + j) for j in range(n)),)
+    if first < 1:
+        raise CheckpointError(f"{g.path}: glm4moe.nextn_predict_layers={n} leaves no model layer of block_count={first + n}")
+    return (r"^blk\.%s\." % index_range(first, first + n),)
 
 
 GLM4_MOE = HFBacked(

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ...model_config import ModelConfig
+from ...memory import check_load_memory
 from ...model import build
 from ..mapping import Checkpoint, listing, load_state
 from .arch import architecture, read_config
@@ -47,11 +48,14 @@ def read_gguf_config(path: str | Path) -> ModelConfig:
     return read_config(g, architecture(g))
 
 
-def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
+def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None,
+              check_memory: bool = True):
     """A model from a GGUF file; quantized tensors are dequantized (to float32, then `dtype`)."""
     g = GGUFFile(path)
     arch = architecture(g)
     cfg = read_config(g, arch)
+    if check_memory:
+        check_load_memory(cfg, dtype, device, source=path)
     model = build(cfg, dtype=dtype, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}
     state = load_state(arch.rules(cfg, g), cfg, expected, GGUFCheckpoint(g), dtype, described_by="the metadata",

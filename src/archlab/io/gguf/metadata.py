@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
 
 from ...errors import CheckpointError
-from ...model_config import RopeConfig, RopeScaling
+from ...model_config import BOUNDS, RopeConfig, RopeScaling, shown
 from .reader import GGUFFile
 
 __all__ = ["int_value", "vocab_size", "rope"]
@@ -24,7 +25,25 @@ def int_value(g: GGUFFile, suffix: str, default: Any = _MISSING) -> Any:
         if len(set(v)) != 1:
             raise CheckpointError(f"{g.path}: {g.architecture}.{suffix} varies per layer ({v}); not supported")
         v = v[0]
-    return None if v is None else int(v)
+    if v is None:
+        return None
+    _check_bound(g, suffix, v)
+    return int(v)
+
+
+def _check_bound(g: GGUFFile, suffix: str, v: Any) -> None:
+    """A count beyond ModelConfig's bounds (model_config.BOUNDS) is refused here, before a reader
+    loops over it (per-layer kinds are built from block_count before a ModelConfig exists)."""
+    if suffix.endswith("block_count") or suffix == "nextn_predict_layers":
+        kind = "layers"
+    elif suffix == "vocab_size":
+        kind = "vocabulary"
+    else:
+        kind = "positions"  # the largest of the other bounds: context lengths, widths, head and expert counts
+    limit = BOUNDS[kind]
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v > limit:
+        raise CheckpointError(f"{g.path}: {g.architecture}.{suffix} is {shown(v)}; expected an integer of at most {limit:,}, "
+                              f"archlab's bound on {kind}, far above any published model (archlab.model_config.BOUNDS)")
 
 
 def vocab_size(g: GGUFFile) -> int:
@@ -32,6 +51,7 @@ def vocab_size(g: GGUFFile) -> int:
         return g.length("tokenizer.ggml.tokens")  # one entry per token; cheaper than decoding them all
     v = g.arch_value("vocab_size", None)
     if v is not None:
+        _check_bound(g, "vocab_size", v)
         return int(v)
     if "token_embd.weight" in g:
         return g.shape("token_embd.weight")[0]
@@ -79,7 +99,7 @@ def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
     scaling = None
     if kind in ("linear", "yarn"):
         factor = float(g.arch_value("rope.scaling.factor"))
-        orig = int(g.arch_value("rope.scaling.original_context_length", ctx))
+        orig = int_value(g, "rope.scaling.original_context_length", ctx)
         if kind == "linear":
             scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
         else:

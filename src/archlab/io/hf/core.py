@@ -16,6 +16,8 @@ from typing import Any, Callable
 import torch
 
 from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
+from ...memory import check_load_memory
+from .bounds import check_bounds
 from ...model import build
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
@@ -186,8 +188,9 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
     try:
         hf = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # JSONDecodeError, or an integer over Python's 4300-digit limit
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    check_bounds(hf, path)
     model_type = hf.get("model_type")
     if model_type not in FAMILIES:
         raise CheckpointError(
@@ -280,8 +283,11 @@ def _checked_empty(src: HFCheckpoint, patterns: list[str]) -> list[str]:
     return patterns
 
 
-def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
+def load_hf(directory: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None,
+            check_memory: bool = True):
     hf, family, cfg = read_config(directory)
+    if check_memory:
+        check_load_memory(cfg, dtype, device, source=directory)
     src = HFCheckpoint(directory, hf)
     model = build(cfg, dtype=dtype, device="meta")
     expected = {k: v.shape for k, v in model.state_dict().items()}

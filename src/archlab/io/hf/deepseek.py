@@ -10,6 +10,7 @@ import torch
 
 from ...model_config import ConfigError, MLAConfig, ModelConfig, MoEConfig, RouterConfig
 from ...nn.position import interleaved_to_halves
+from ..index_range import index_range
 from ..mapping import Rule, Tensors, rename, same
 from .core import DEEPSEEK_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .deepseek_save import deepseek_json, deepseek_problems, empty_shared_expert, zero_score_bias
@@ -166,8 +167,10 @@ def _deepseek_rules(cfg: ModelConfig, interleaved: bool) -> list[Rule]:
 
 def _mtp_ignore(hf: dict, cfg: ModelConfig) -> list[str]:
     """DeepSeek-V3 checkpoints carry their multi-token-prediction layers after the last one."""
-    n = int(hf.get("num_nextn_predict_layers", 0) or 0)
-    return [r"^model\.layers\.(%s)\." % "|".join(str(cfg.n_layers + j) for j in range(n))] if n else []
+    n = hf.get("num_nextn_predict_layers", 0) or 0
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise CheckpointError(f"config.json: num_nextn_predict_layers must be a non-negative integer, got {n!r}")
+    return [r"^model\.layers\.%s\." % index_range(cfg.n_layers, cfg.n_layers + n)] if n else []
 
 
 # V3 before V2: an MLA model without experts fits both and is written as the newer one.

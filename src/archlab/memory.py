@@ -1,0 +1,124 @@
+"""One memory check shared by build, load and train: a model whose weights cannot fit is refused
+before anything is allocated (`archlab.build("deepseek-v3")` would otherwise start filling 2.5 TiB).
+
+The override is the environment variable ARCHLAB_NO_MEMORY_CHECK=1 (it reaches the CLI and
+training too) or, from Python, check_memory=False on build() and load(). The meta device
+allocates nothing and is never checked."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .model_config import ConfigError, ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+ENV = "ARCHLAB_NO_MEMORY_CHECK"
+OVERRIDE = f"pass check_memory=False or set {ENV}=1"
+
+
+class MemoryLimitError(ConfigError):
+    """A model too large for the memory of the device it would be allocated on; the message gives
+    the estimate, the memory found and the ways out."""
+
+
+def disabled() -> bool:
+    return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _meminfo_available() -> int | None:
+    # MemAvailable (Linux >= 3.14) counts reclaimable page cache too, unlike MemFree
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def available(device: "torch.device") -> int | None:
+    """Bytes free on `device` now (None when unknown: then nothing is refused)."""
+    import torch
+
+    try:
+        if device.type == "cuda":
+            return torch.cuda.mem_get_info(device)[0]
+        if device.type != "cpu":
+            return None  # mps, xpu...: no portable query
+        found = _meminfo_available()
+        if found is not None:
+            return found
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError, RuntimeError, AssertionError):
+        return None
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 10**9 else f"{n / 1e6:.2f}M"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 2**10:,.1f} KiB"
+
+
+def check(
+    cfg: ModelConfig,
+    device: "str | torch.device | None",
+    bytes_per_param: int,
+    *,
+    what: str,
+    ways_out: str,
+    error: type[ValueError] = MemoryLimitError,
+    share: int = 1,
+    source: str = "",
+) -> None:
+    """Refuse `cfg` when its parameters x bytes_per_param (over `share` processes) exceed what
+    `device` has free. `what` says what those bytes hold; `ways_out` how to do without."""
+    import torch
+
+    dev = torch.device(device if device is not None else "cpu")
+    if dev.type == "meta" or disabled():
+        return
+    from .analysis import analyze
+
+    params = analyze(cfg).total_params
+    need = params * bytes_per_param // share
+    have = available(dev)
+    if have is None or need <= have:
+        return
+    raise error(
+        f"{source + ': ' if source else ''}{cfg.name or 'the model'} has {_count(params)} parameters: {what} need about {_size(need)}"
+        f"{' per process' if share > 1 else ''} ({bytes_per_param} bytes per parameter"
+        f"{f', sharded over {share} processes' if share > 1 else ''}), and {dev} has {_size(have)} available. "
+        f"{ways_out}; or, to try anyway, {OVERRIDE}."
+    )
+
+
+def check_weights(cfg: ModelConfig, dtype: "torch.dtype", device: "str | torch.device | None", *, verb: str,
+                  source: str = "") -> None:
+    """The check for build and load: the weights alone, at `dtype`."""
+    name = cfg.name or "the model"
+    check(
+        cfg, device, dtype.itemsize, source=source,
+        what=f"its {str(dtype).removeprefix('torch.')} weights",
+        ways_out=(f"{verb.capitalize()} it in a smaller dtype (dtype=\"bfloat16\" halves float32), build it on device=\"meta\" "
+                  f"(allocates nothing: enough to count or inspect it)"
+                  + (f", or use its small version archlab.tiny({name!r})" if verb == "build" else "")),
+    )
+
+
+def check_load_memory(cfg: ModelConfig, dtype: "torch.dtype", device: "str | torch.device | None", source="") -> None:
+    """A load reads every tensor into RAM first, then moves the model to `device`: both must hold it.
+    `source`: the file or directory loaded, named in the error."""
+    import torch
+
+    check_weights(cfg, dtype, "cpu", verb="load", source=str(source))
+    if device is not None and torch.device(device).type not in ("cpu", "meta"):
+        check_weights(cfg, dtype, device, verb="load", source=str(source))

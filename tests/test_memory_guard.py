@@ -1,0 +1,92 @@
+"""Issue 12, item 1: a model whose weights cannot fit in free memory is refused before anything is
+allocated (archlab.memory, shared by build, load and train); the meta device never is."""
+
+import re
+
+import pytest
+import torch
+
+import archlab
+from archlab import memory
+from archlab.memory import MemoryLimitError
+from archlab.model_config import ConfigError
+
+SMALL = 2**16  # 64 KiB free: less than any tiny preset's float32 weights (~150K parameters)
+
+
+@pytest.fixture
+def little_memory(monkeypatch):
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "available", lambda device: SMALL)
+
+
+def test_build_refuses_weights_beyond_free_memory(little_memory, monkeypatch):
+    allocated = []
+    monkeypatch.setattr(archlab.Transformer, "init_weights", lambda self: allocated.append(self))
+    cfg = archlab.tiny("llama-3-8b")
+    params = archlab.analyze(cfg).total_params if hasattr(archlab, "analyze") else None
+    with pytest.raises(MemoryLimitError) as e:
+        archlab.build(cfg)
+    msg = str(e.value)
+    assert cfg.name in msg and "float32 weights" in msg and "cpu has 64.0 KiB available" in msg
+    assert 'device="meta"' in msg and "bfloat16" in msg and "archlab.tiny(" in msg
+    assert "check_memory=False" in msg and "ARCHLAB_NO_MEMORY_CHECK=1" in msg
+    if params is not None:
+        assert f"{params / 1e6:.2f}M parameters" in msg
+    assert isinstance(e.value, ConfigError)  # the CLI reports it as a user error, not a traceback
+    assert not allocated
+
+
+def test_the_estimate_follows_the_dtype(little_memory):
+    cfg = archlab.tiny("llama-3-8b")
+    with pytest.raises(MemoryLimitError) as f32:
+        archlab.build(cfg)
+    with pytest.raises(MemoryLimitError, match="bfloat16 weights") as bf16:
+        archlab.build(cfg, dtype="bfloat16")
+    gib = [float(str(x.value).split("need about ")[1].split(" KiB")[0]) for x in (f32, bf16)]
+    assert gib[1] == pytest.approx(gib[0] / 2, abs=0.1)
+
+
+def test_meta_is_never_refused(monkeypatch):
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "available", lambda device: 0)
+    model = archlab.build(archlab.config("llama-3-8b").replace(n_layers=2), device="meta")  # 1.3B parameters
+    assert next(model.parameters()).device.type == "meta"
+
+
+def test_deepseek_v3_is_refused_here_up_front(monkeypatch):
+    # the real free-memory query: 2.5 TiB of float32 weights fit no test machine
+    monkeypatch.delenv(memory.ENV, raising=False)
+    with pytest.raises(MemoryLimitError, match=r"deepseek-v3 has 6\d\d\.\d\dB parameters: its float32 weights need about 2,\d\d\d\.\d GiB"):
+        archlab.build("deepseek-v3")
+
+
+def test_the_check_can_be_turned_off(little_memory, monkeypatch):
+    cfg = archlab.tiny("gpt2")
+    assert archlab.build(cfg, check_memory=False) is not None
+    monkeypatch.setenv(memory.ENV, "1")
+    assert archlab.build(cfg) is not None
+
+
+def test_load_refuses_before_reading_a_tensor(tmp_path, monkeypatch):
+    directory = archlab.save(archlab.build(archlab.tiny("qwen3-8b")), tmp_path / "m")
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "available", lambda device: SMALL)
+    from archlab.io import safetensors_dir
+
+    read = []
+    if hasattr(safetensors_dir, "safe_open"):
+        real = safetensors_dir.safe_open
+        monkeypatch.setattr(safetensors_dir, "safe_open", lambda *a, **k: read.append(a) or real(*a, **k))
+    with pytest.raises(MemoryLimitError, match=re.escape(str(directory)) + r": m has .*float32 weights.*cpu has 64\.0 KiB.*ARCHLAB_NO_MEMORY_CHECK=1"):
+        archlab.load(directory)
+    assert not read
+    assert archlab.load(directory, check_memory=False) is not None
+
+
+def test_a_cuda_target_is_checked_against_the_device_too(monkeypatch):
+    # a load goes through RAM then to the device: RAM may hold it while the GPU cannot
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "available", lambda device: 2**40 if device.type == "cpu" else SMALL)
+    with pytest.raises(MemoryLimitError, match=r"cuda(:0)? has 64\.0 KiB available"):
+        memory.check_load_memory(archlab.tiny("gpt2"), torch.float32, "cuda")
