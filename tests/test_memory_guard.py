@@ -88,5 +88,22 @@ def test_a_cuda_target_is_checked_against_the_device_too(monkeypatch):
     # a load goes through RAM then to the device: RAM may hold it while the GPU cannot
     monkeypatch.delenv(memory.ENV, raising=False)
     monkeypatch.setattr(memory, "available", lambda device: 2**40 if device.type == "cpu" else SMALL)
+    # a stand-in GPU on a machine without one (usable_device asks torch whether it has CUDA)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(MemoryLimitError, match=r"cuda(:0)? has 64\.0 KiB available"):
         memory.check_load_memory(archlab.tiny("gpt2"), torch.float32, "cuda")
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "CUDA is not available"), ("tpu", "not a torch device")])
+def test_an_unusable_device_is_named(device, message):
+    """torch's own answers are an AssertionError from deep inside (CUDA on a CPU-only build) or
+    a list of every device type it knows."""
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=rf"device='{device}': {message}"):
+        archlab.build(archlab.tiny("gpt2"), device=device)
+    from archlab.training import TrainError
+
+    with pytest.raises(TrainError, match=rf"--device: device='{device}': {message}"):
+        archlab.train("gpt2", "shakespeare", "/nonexistent-run", tiny=True, device=device, steps=1)

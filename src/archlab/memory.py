@@ -68,6 +68,23 @@ def _size(n: int) -> str:
     return f"{n / 2**10:,.1f} KiB"
 
 
+def usable_device(device: "str | torch.device | None") -> "torch.device":
+    """`device` as torch names it, refused here, by name, when this machine cannot use it (torch's
+    own errors are an AssertionError from deep inside or a list of every device type it knows)."""
+    import torch
+
+    try:
+        dev = torch.device(device if device is not None else "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device={device!r}: not a torch device (expected cpu, cuda, cuda:N, mps or meta): {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available here (torch {torch.__version__}, "
+                         f"built with CUDA: {torch.version.cuda or 'no'}); use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
 def check(
     cfg: ModelConfig,
     device: "str | torch.device | None",
@@ -81,9 +98,7 @@ def check(
 ) -> None:
     """Refuse `cfg` when its parameters x bytes_per_param (over `share` processes) exceed what
     `device` has free. `what` says what those bytes hold; `ways_out` how to do without."""
-    import torch
-
-    dev = torch.device(device if device is not None else "cpu")
+    dev = usable_device(device)
     if dev.type == "meta" or disabled():
         return
     from .analysis import analyze

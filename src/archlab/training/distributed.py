@@ -90,7 +90,12 @@ def start(strategy: str, device: str | None = None) -> Processes:
     if strategy == "none" and world > 1:
         raise TrainError(f"--strategy none: launched as {world} processes; use --strategy ddp or fsdp (or one process)")
     if device is not None:
-        dev = torch.device(device)
+        from ..memory import usable_device
+
+        try:
+            dev = usable_device(device)
+        except ValueError as e:
+            raise TrainError(f"--device: {e}") from None
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", local_rank)
     elif torch.cuda.is_available():
