@@ -337,54 +337,62 @@ def _bos_eos_processor(backend: _Backend, bos: str | None, eos: str | None):
 
 def _from_gguf(path: Path) -> Tokenizer:
     from .io.gguf.reader import GGUFFile  # the parser alone: no torch to read a vocabulary
+    from .io.gguf.typed import field
 
     g = GGUFFile(path)
-    tokens = g.value("tokenizer.ggml.tokens")
-    kind = g.value("tokenizer.ggml.model")
-    types = g.value("tokenizer.ggml.token_type", None) or [1] * len(tokens)
+    tokens = field(g, "tokenizer.ggml.tokens", "a list of strings")
+    kind = field(g, "tokenizer.ggml.model", "a string")
+    types = field(g, "tokenizer.ggml.token_type", "a list of integers", None) or [1] * len(tokens)
     if len(types) != len(tokens):
         raise CheckpointError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
 
     def token(key: str) -> str | None:
-        i = g.value(f"tokenizer.ggml.{key}", None)
+        i = field(g, f"tokenizer.ggml.{key}", "an integer", None)
         if i is None:
             return None
-        if not 0 <= int(i) < len(tokens):
+        if not 0 <= i < len(tokens):
             raise CheckpointError(f"{path}: tokenizer.ggml.{key} = {i} is outside the vocabulary of {len(tokens)} tokens")
         return tokens[int(i)]
 
     bos, eos = token("bos_token_id"), token("eos_token_id")
     if g.has("tokenizer.huggingface.json"):
         # Some converters embed the original tokenizer.json: the most faithful source there is.
-        backend = _Backend.from_str(g.value("tokenizer.huggingface.json"))
+        text = field(g, "tokenizer.huggingface.json", "a string")
+        try:
+            backend = _Backend.from_str(text)
+        except Exception as e:  # tokenizers raises a bare Exception for any bad tokenizer.json
+            raise CheckpointError(f"{path}: tokenizer.huggingface.json is not a tokenizer.json tokenizers can read ({e})") from None
     elif kind == "gpt2":
         backend = _gguf_byte_level_bpe(
-            path, tokens, types, g.value("tokenizer.ggml.merges"), g.value("tokenizer.ggml.pre", "default"),
-            g.value("tokenizer.ggml.add_bos_token", None), bool(g.value("tokenizer.ggml.add_eos_token", False)),
+            path, tokens, types, field(g, "tokenizer.ggml.merges", "a list of strings"),
+            field(g, "tokenizer.ggml.pre", "a string", "default"),
+            field(g, "tokenizer.ggml.add_bos_token", "a bool", None), field(g, "tokenizer.ggml.add_eos_token", "a bool", False),
             bos, eos,
         )
     elif kind == "llama":
-        if g.value("tokenizer.ggml.add_space_prefix", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
+        if field(g, "tokenizer.ggml.add_space_prefix", "a bool", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
             warnings.warn(
                 f"{path}: tokenizer.ggml.add_space_prefix is false: llama.cpp puts no U+2581 in front of the text, but HF's "
                 "GGUF tokenizer (LlamaTokenizer) does, and archlab's ids equal HF's; a text's first token may differ from llama.cpp's",
                 stacklevel=3,
             )
         backend = sentencepiece_backend(
-            path, g.architecture, tokens, types, g.value("tokenizer.ggml.scores", None), g.value("tokenizer.ggml.merges", None),
+            path, g.architecture, tokens, types, field(g, "tokenizer.ggml.scores", "a list of finite numbers", None),
+            field(g, "tokenizer.ggml.merges", "a list of strings", None),
             [t for t in (bos, eos, token("unknown_token_id"), token("padding_token_id")) if t is not None],
         )
         # llama.cpp and HF's GGUF loader add BOS to a SentencePiece vocabulary that does not say otherwise
-        add_bos = g.value("tokenizer.ggml.add_bos_token", True)
-        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if g.value("tokenizer.ggml.add_eos_token", False) else None)
+        add_bos = field(g, "tokenizer.ggml.add_bos_token", "a bool", True)
+        add_eos = field(g, "tokenizer.ggml.add_eos_token", "a bool", False)
+        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if add_eos else None)
     else:
         raise CheckpointError(
             f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE), llama (SentencePiece)"
         )
-    stops = {int(i) for key in ("eot_token_id", "eom_token_id") if (i := g.value(f"tokenizer.ggml.{key}", None)) is not None}
+    stops = {i for key in ("eot_token_id", "eom_token_id") if (i := field(g, f"tokenizer.ggml.{key}", "an integer", None)) is not None}
     return Tokenizer(
         backend, bos_token=bos, eos_token=eos, unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
-        chat_template=g.value("tokenizer.chat_template", None), stop_ids=stops, vocab_size=len(tokens), source=str(path),
+        chat_template=field(g, "tokenizer.chat_template", "a string", None), stop_ids=stops, vocab_size=len(tokens), source=str(path),
     )
 
 
