@@ -13,7 +13,7 @@ GGUF files we rebuild the tokenizer from those parts:
 
 Chat templates are rendered the way HF transformers renders them: a sandboxed jinja2
 environment with trim_blocks/lstrip_blocks, `raise_exception`, a non-escaping `tojson`,
-and the special tokens available by name.
+and the special tokens available by name (chat_template.py, with limits against hostile templates).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,6 +28,7 @@ from typing import Any, Iterable
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
 from tokenizers import Tokenizer as _Backend
 
+from .chat_template import render as render_chat_template
 from .io import CheckpointError
 from .sentencepiece_gguf import GEMMA_ARCHITECTURES, sentencepiece_backend
 
@@ -170,8 +170,9 @@ class Tokenizer:
         # Like HF, a special token the tokenizer lacks is left undefined (renders as ""), not "None".
         specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "unk_token": self.unk_token, "pad_token": self.pad_token}
         variables = {**{k: v for k, v in specials.items() if v is not None}, "tools": None, "documents": None, **kwargs}
-        return _compile(self.chat_template).render(
-            messages=_plain(list(messages)), add_generation_prompt=add_generation_prompt, **_plain(variables)
+        return render_chat_template(
+            self.chat_template, self.source, messages=_plain(list(messages)), add_generation_prompt=add_generation_prompt,
+            **_plain(variables),
         )
 
 
@@ -190,43 +191,6 @@ def _plain(value: Any) -> Any:
         if isinstance(value, base):
             return base(value)
     return f"<{type(value).__name__}>"
-
-
-@lru_cache(maxsize=16)
-def _compile(template: str):
-    import jinja2
-    from jinja2 import nodes
-    from jinja2.ext import Extension, loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Generation(Extension):
-        # `{% generation %}...{% endgeneration %}` marks assistant text for training masks in
-        # HF's renderer; for rendering it is transparent.
-        tags = {"generation"}
-
-        def parse(self, parser):
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
-
-        def _body(self, caller):
-            return caller()
-
-    def raise_exception(message: str):
-        raise jinja2.exceptions.TemplateError(message)
-
-    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        # jinja's own tojson escapes <, >, & for HTML; chat templates want the JSON as written.
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    try:
-        return env.from_string(template)
-    except jinja2.TemplateSyntaxError as e:
-        raise ValueError(f"chat template: syntax error at line {e.lineno}: {e.message}") from None
 
 
 # ---- GGUF vocabularies ------------------------------------------------------------------------
