@@ -98,6 +98,7 @@ _NAN, _INF = float("nan"), float("inf")
     ("llama", {"context_length": _NAN}, r"llama\.context_length=nan \(float\); expected a non-negative integer"),
     ("qwen3", {"context_length": _INF}, r"qwen3\.context_length=inf \(float\); expected a non-negative integer"),
     ("llama", {"block_count": 2.5}, r"llama\.block_count=2\.5 \(float\); expected a non-negative integer"),
+    ("llama", {"block_count": 2**32 - 1}, r"llama\.block_count=4294967295 \(int\); expected at most 512 \(llama\.cpp's LLAMA_MAX_LAYERS\)"),
     ("llama", {"embedding_length": (-64, V.INT32)}, r"llama\.embedding_length=-64 \(int\); expected a non-negative integer"),
     ("llama", {"feed_forward_length": (True, V.BOOL)}, r"llama\.feed_forward_length=True \(bool\); expected a non-negative integer"),
     ("llama", {"rope__freq_base": _INF}, r"llama\.rope\.freq_base=inf \(float\); expected a finite number"),
@@ -166,9 +167,122 @@ def test_tokenizer_fields_of_the_wrong_type(tmp_path, overrides, message):
         load_tokenizer(_vocab_gguf(tmp_path / "v.gguf", **overrides))
 
 
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("merge, missing", [("a c", "c"), ("b a", "ba")])
+def test_merge_of_tokens_not_in_the_vocabulary(tmp_path, kind, merge, missing):
+    """`tokenizers` refuses such a merge with a bare Exception (found by the fuzz test below)."""
+    from archlab.tokenizer import load_tokenizer
+
+    path = _vocab_gguf(tmp_path / "v.gguf", ggml__model=(kind, V.STRING), ggml__merges=(["a b", merge], V.ARRAY))
+    with pytest.raises(CheckpointError, match=rf"v\.gguf: tokenizer\.ggml\.merges\[1\] = '{merge}' names '{missing}', which is not in the vocabulary"):
+        load_tokenizer(path)
+
+
 def test_embedded_tokenizer_json_that_tokenizers_cannot_read(tmp_path):
     from archlab.tokenizer import load_tokenizer
 
     path = _vocab_gguf(tmp_path / "v.gguf", huggingface__json=('{"model": 3}', V.STRING))
     with pytest.raises(CheckpointError, match=r"v\.gguf: tokenizer\.huggingface\.json is not a tokenizer\.json tokenizers can read \(.+\)"):
         load_tokenizer(path)
+
+
+# ---- item 4: fuzzing the reader with damaged copies of a valid file --------------------------------
+
+_MiB = 1 << 20
+
+
+def _fuzz_base(path: Path) -> bytes:
+    """A small valid GGUF, as gguf-py writes one: every metadata value type, a vocabulary and
+    tensors of several types, so that damage lands in each kind of header field."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    for key, value in _BASE.items():
+        w.add_key_value(f"llama.{key}", value, V.FLOAT32 if isinstance(value, float) else V.UINT32)
+    for key, (value, vtype) in _VOCAB.items():
+        w.add_array(key, value) if vtype == V.ARRAY else w.add_key_value(key, value, vtype)
+    w.add_bool("test.bool", True)
+    w.add_int64("test.int64", -5)
+    w.add_float64("test.float64", 0.25)
+    w.add_array("test.floats", [0.5, 1.5])
+    w.add_string("tokenizer.chat_template", "{% for m in messages %}{{ m.content }}{% endfor %}")
+    rng = np.random.default_rng(0)
+    w.add_tensor("token_embd.weight", rng.standard_normal((4, 32)).astype(np.float32))
+    w.add_tensor("blk.0.attn_norm.weight", rng.standard_normal(32).astype(np.float16))
+    w.add_tensor("blk.0.attn_q.weight", gguf.quants.quantize(rng.standard_normal((2, 64)).astype(np.float32), Q.Q8_0), raw_dtype=Q.Q8_0)
+    w.add_tensor("rope_freqs.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def fuzz_base(tmp_path_factory) -> tuple[bytes, int, list[int]]:
+    path = tmp_path_factory.mktemp("fuzz") / "base.gguf"
+    content = _fuzz_base(path)
+    _read_everything(path)  # the undamaged file reads; and every lazy import is done before memory is measured
+    g = GGUFFile(path)
+    # where each metadata value starts (its 4-byte type code just before it), past the fixed header
+    values = [at for key, (_, at) in g._fields.items() if not key.startswith("GGUF.")]
+    return content, min(t.data_offset for t in g.tensors.values()), values
+
+
+_HUGE_COUNTS = [2**31, 2**32 - 1, 2**32, 2**40, 2**62, 2**63, 2**64 - 1]
+
+
+def _read_everything(path: Path) -> None:
+    """What archlab does with a GGUF: the header, every metadata value, every tensor, the model
+    config and the tokenizer."""
+    from archlab.io.gguf import read_gguf_config
+    from archlab.tokenizer import load_tokenizer
+
+    g = GGUFFile(path)
+    for key in g.keys():
+        g.value(key, None)
+    with np.errstate(all="ignore"):  # damaged scales dequantize to inf/NaN, which is fine here
+        for name in g.tensors:
+            g.read(name)
+    for load in (read_gguf_config, load_tokenizer):
+        try:
+            load(path)
+        except CheckpointError:
+            pass  # each step is tried on its own: a refused config must not hide a crash in the tokenizer
+
+
+@settings(max_examples=120, deadline=1000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_file_reads_or_is_a_checkpoint_error(tmp_path, fuzz_base, data):
+    """Truncated, bytes overwritten in the header, or a length/count blown up: the file reads, or
+    is a CheckpointError naming it, within the deadline and without allocating more than a few MiB."""
+    import tracemalloc
+
+    content, header_end, values = fuzz_base
+    kind = data.draw(st.sampled_from(["truncate", "bytes", "count", "type", "value"]))
+    damaged = bytearray(content)
+    if kind == "truncate":
+        damaged = damaged[:data.draw(st.integers(0, len(content) - 1))]
+    elif kind == "bytes":
+        for _ in range(data.draw(st.integers(1, 4))):
+            damaged[data.draw(st.integers(4, header_end - 1))] = data.draw(st.integers(0, 255))
+    elif kind == "count":  # a u64 length or count (all of them are 8 bytes; any start inside the header)
+        at = data.draw(st.integers(8, header_end - 8))
+        struct.pack_into("<Q", damaged, at, data.draw(st.sampled_from(_HUGE_COUNTS)))
+    elif kind == "type":  # a metadata value read as another type (0..12 are GGUF's, 13+ unknown)
+        struct.pack_into("<I", damaged, data.draw(st.sampled_from(values)) - 4, data.draw(st.integers(0, 14)))
+    else:  # a metadata value's first bytes: 0, NaN, inf, -1, or anything
+        at = data.draw(st.sampled_from(values))
+        new = data.draw(st.sampled_from([bytes(4), struct.pack("<f", float("nan")), struct.pack("<f", float("inf")),
+                                         b"\xff" * 4]) | st.binary(min_size=1, max_size=8))
+        damaged[at:at + len(new)] = new
+        damaged = damaged[:len(content)]
+    path = tmp_path / f"fuzz-{data.draw(st.integers(0, 2**62))}.gguf"
+    path.write_bytes(bytes(damaged))
+    tracemalloc.start()
+    try:
+        _read_everything(path)
+    except CheckpointError as e:
+        assert path.name in str(e)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 16 * _MiB, f"{peak} bytes allocated reading a {len(damaged)}-byte file"

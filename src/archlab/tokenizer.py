@@ -30,7 +30,7 @@ from tokenizers import Tokenizer as _Backend
 
 from .chat_template import render as render_chat_template
 from .io import CheckpointError
-from .sentencepiece_gguf import GEMMA_ARCHITECTURES, sentencepiece_backend
+from .sentencepiece_gguf import GEMMA_ARCHITECTURES, merge_pairs, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
@@ -275,12 +275,7 @@ def _gguf_byte_level_bpe(
         if ty not in (_CONTROL, _USER_DEFINED) and not set(tok) <= alphabet:
             tok = "".join(spelling[b] for b in tok.encode("utf-8"))
         vocab.setdefault(tok, i)
-    pairs = []
-    for n, m in enumerate(merges):
-        parts = m.split(" ")
-        if len(parts) != 2:
-            raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} is not two tokens separated by one space")
-        pairs.append((parts[0], parts[1]))
+    pairs = merge_pairs(path, merges, vocab)
     backend = _Backend(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False, ignore_merges=spec.ignore_merges))
     backend.pre_tokenizer = spec.build()
     backend.decoder = decoders.ByteLevel()

@@ -20,6 +20,9 @@ _MISSING = object()
 # Keys a model cannot have zero of: llama.cpp divides by them or sizes tensors with them
 # (src/llama-model.cpp, load_hparams), so a 0 is a damaged file, not a config.
 _POSITIVE = frozenset(("embedding_length", "block_count", "context_length", "attention.head_count"))
+# llama.cpp refuses more layers than it has room for (src/llama-hparams.h, LLAMA_MAX_LAYERS 512;
+# load_hparams reads per-layer arrays of that size); a damaged count must not size a config.
+_LIMITS = {"block_count": 512}
 
 
 def _bad(g: GGUFFile, suffix: str, v: Any, expected: str) -> CheckpointError:
@@ -41,6 +44,8 @@ def int_value(g: GGUFFile, suffix: str, default: Any = _MISSING) -> Any:
         raise _bad(g, suffix, v, "a non-negative integer")
     if v == 0 and suffix in _POSITIVE:
         raise _bad(g, suffix, v, "a positive integer")
+    if suffix in _LIMITS and v > _LIMITS[suffix]:
+        raise _bad(g, suffix, v, f"at most {_LIMITS[suffix]} (llama.cpp's LLAMA_MAX_LAYERS)")
     return v
 
 
