@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import jinja2
 import pytest
 
 import archlab
+from archlab.chat_template import ChatTemplateError
 from test_fetch import fetch_smollm2
 
 transformers = pytest.importorskip("transformers")
@@ -146,11 +146,12 @@ def test_template_raise_exception_and_sandbox(smollm2):
     saved = ours.chat_template
     try:
         ours.chat_template = "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}ok"
-        with pytest.raises(jinja2.TemplateError, match="first must be user"):
+        # archlab's error names the template's source (chat_template.py), where HF raises jinja's TemplateError
+        with pytest.raises(ChatTemplateError, match="raised an error: first must be user$"):
             ours.apply_chat_template([{"role": "system", "content": "x"}])
         assert ours.apply_chat_template([{"role": "user", "content": "x"}]) == "ok"
         ours.chat_template = "{{ messages.__class__.__mro__ }}"
-        with pytest.raises(jinja2.exceptions.SecurityError):
+        with pytest.raises(ChatTemplateError, match="SecurityError: access to attribute '__class__'"):
             ours.apply_chat_template([{"role": "user", "content": "x"}])
     finally:
         ours.chat_template = saved

@@ -53,6 +53,21 @@ def _respell_spaces(token: str) -> str:
     return MARKER * len(token) if " " in token and not token.strip() else token
 
 
+def merge_pairs(path: Path, merges: list[str], vocab: dict[str, int]) -> list[tuple[str, str]]:
+    """tokenizer.ggml.merges as pairs, each checked as `tokenizers` would (its BPE refuses a merge
+    whose two tokens or their join are not in the vocabulary, with a bare Exception)."""
+    pairs = []
+    for n, m in enumerate(merges):
+        parts = m.split(" ")
+        if len(parts) != 2:
+            raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} is not two tokens separated by one space")
+        missing = [t for t in (*parts, parts[0] + parts[1]) if t not in vocab]
+        if missing:
+            raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} names {missing[0]!r}, which is not in the vocabulary")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
 def sentencepiece_backend(
     path: Path, architecture: str, tokens: list[str], types: list[int], scores: list[float] | None,
     merges: list[str] | None, specials: list[str],
@@ -64,12 +79,7 @@ def sentencepiece_backend(
         tokens = [_respell_spaces(t) for t in tokens]
     vocab = {t: i for i, t in enumerate(tokens)}
     if merges is not None:
-        pairs = []
-        for n, m in enumerate(merges):
-            parts = m.split(" ")
-            if len(parts) != 2:
-                raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} is not two tokens separated by one space")
-            pairs.append((parts[0], parts[1]))
+        pairs = merge_pairs(path, merges, vocab)
     elif gemma:
         # Gemma's scores do not follow its merge order; the tokens' order does (HF's gemma_tokenizer)
         pairs = generate_merges(vocab, {t: -i for i, t in enumerate(tokens)})

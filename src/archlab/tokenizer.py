@@ -13,7 +13,7 @@ GGUF files we rebuild the tokenizer from those parts:
 
 Chat templates are rendered the way HF transformers renders them: a sandboxed jinja2
 environment with trim_blocks/lstrip_blocks, `raise_exception`, a non-escaping `tojson`,
-and the special tokens available by name.
+and the special tokens available by name (chat_template.py, with limits against hostile templates).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,8 +28,9 @@ from typing import Any, Iterable
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
 from tokenizers import Tokenizer as _Backend
 
+from .chat_template import render as render_chat_template
 from .io import CheckpointError
-from .sentencepiece_gguf import GEMMA_ARCHITECTURES, sentencepiece_backend
+from .sentencepiece_gguf import GEMMA_ARCHITECTURES, merge_pairs, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
 
@@ -170,8 +170,9 @@ class Tokenizer:
         # Like HF, a special token the tokenizer lacks is left undefined (renders as ""), not "None".
         specials = {"bos_token": self.bos_token, "eos_token": self.eos_token, "unk_token": self.unk_token, "pad_token": self.pad_token}
         variables = {**{k: v for k, v in specials.items() if v is not None}, "tools": None, "documents": None, **kwargs}
-        return _compile(self.chat_template).render(
-            messages=_plain(list(messages)), add_generation_prompt=add_generation_prompt, **_plain(variables)
+        return render_chat_template(
+            self.chat_template, self.source, messages=_plain(list(messages)), add_generation_prompt=add_generation_prompt,
+            **_plain(variables),
         )
 
 
@@ -190,43 +191,6 @@ def _plain(value: Any) -> Any:
         if isinstance(value, base):
             return base(value)
     return f"<{type(value).__name__}>"
-
-
-@lru_cache(maxsize=16)
-def _compile(template: str):
-    import jinja2
-    from jinja2 import nodes
-    from jinja2.ext import Extension, loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Generation(Extension):
-        # `{% generation %}...{% endgeneration %}` marks assistant text for training masks in
-        # HF's renderer; for rendering it is transparent.
-        tags = {"generation"}
-
-        def parse(self, parser):
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
-
-        def _body(self, caller):
-            return caller()
-
-    def raise_exception(message: str):
-        raise jinja2.exceptions.TemplateError(message)
-
-    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        # jinja's own tojson escapes <, >, & for HTML; chat templates want the JSON as written.
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    try:
-        return env.from_string(template)
-    except jinja2.TemplateSyntaxError as e:
-        raise ValueError(f"chat template: syntax error at line {e.lineno}: {e.message}") from None
 
 
 # ---- GGUF vocabularies ------------------------------------------------------------------------
@@ -311,12 +275,7 @@ def _gguf_byte_level_bpe(
         if ty not in (_CONTROL, _USER_DEFINED) and not set(tok) <= alphabet:
             tok = "".join(spelling[b] for b in tok.encode("utf-8"))
         vocab.setdefault(tok, i)
-    pairs = []
-    for n, m in enumerate(merges):
-        parts = m.split(" ")
-        if len(parts) != 2:
-            raise CheckpointError(f"{path}: tokenizer.ggml.merges[{n}] = {m!r} is not two tokens separated by one space")
-        pairs.append((parts[0], parts[1]))
+    pairs = merge_pairs(path, merges, vocab)
     backend = _Backend(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False, ignore_merges=spec.ignore_merges))
     backend.pre_tokenizer = spec.build()
     backend.decoder = decoders.ByteLevel()
@@ -337,54 +296,62 @@ def _bos_eos_processor(backend: _Backend, bos: str | None, eos: str | None):
 
 def _from_gguf(path: Path) -> Tokenizer:
     from .io.gguf.reader import GGUFFile  # the parser alone: no torch to read a vocabulary
+    from .io.gguf.typed import field
 
     g = GGUFFile(path)
-    tokens = g.value("tokenizer.ggml.tokens")
-    kind = g.value("tokenizer.ggml.model")
-    types = g.value("tokenizer.ggml.token_type", None) or [1] * len(tokens)
+    tokens = field(g, "tokenizer.ggml.tokens", "a list of strings")
+    kind = field(g, "tokenizer.ggml.model", "a string")
+    types = field(g, "tokenizer.ggml.token_type", "a list of integers", None) or [1] * len(tokens)
     if len(types) != len(tokens):
         raise CheckpointError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
 
     def token(key: str) -> str | None:
-        i = g.value(f"tokenizer.ggml.{key}", None)
+        i = field(g, f"tokenizer.ggml.{key}", "an integer", None)
         if i is None:
             return None
-        if not 0 <= int(i) < len(tokens):
+        if not 0 <= i < len(tokens):
             raise CheckpointError(f"{path}: tokenizer.ggml.{key} = {i} is outside the vocabulary of {len(tokens)} tokens")
         return tokens[int(i)]
 
     bos, eos = token("bos_token_id"), token("eos_token_id")
     if g.has("tokenizer.huggingface.json"):
         # Some converters embed the original tokenizer.json: the most faithful source there is.
-        backend = _Backend.from_str(g.value("tokenizer.huggingface.json"))
+        text = field(g, "tokenizer.huggingface.json", "a string")
+        try:
+            backend = _Backend.from_str(text)
+        except Exception as e:  # tokenizers raises a bare Exception for any bad tokenizer.json
+            raise CheckpointError(f"{path}: tokenizer.huggingface.json is not a tokenizer.json tokenizers can read ({e})") from None
     elif kind == "gpt2":
         backend = _gguf_byte_level_bpe(
-            path, tokens, types, g.value("tokenizer.ggml.merges"), g.value("tokenizer.ggml.pre", "default"),
-            g.value("tokenizer.ggml.add_bos_token", None), bool(g.value("tokenizer.ggml.add_eos_token", False)),
+            path, tokens, types, field(g, "tokenizer.ggml.merges", "a list of strings"),
+            field(g, "tokenizer.ggml.pre", "a string", "default"),
+            field(g, "tokenizer.ggml.add_bos_token", "a bool", None), field(g, "tokenizer.ggml.add_eos_token", "a bool", False),
             bos, eos,
         )
     elif kind == "llama":
-        if g.value("tokenizer.ggml.add_space_prefix", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
+        if field(g, "tokenizer.ggml.add_space_prefix", "a bool", True) is False and g.architecture not in GEMMA_ARCHITECTURES:
             warnings.warn(
                 f"{path}: tokenizer.ggml.add_space_prefix is false: llama.cpp puts no U+2581 in front of the text, but HF's "
                 "GGUF tokenizer (LlamaTokenizer) does, and archlab's ids equal HF's; a text's first token may differ from llama.cpp's",
                 stacklevel=3,
             )
         backend = sentencepiece_backend(
-            path, g.architecture, tokens, types, g.value("tokenizer.ggml.scores", None), g.value("tokenizer.ggml.merges", None),
+            path, g.architecture, tokens, types, field(g, "tokenizer.ggml.scores", "a list of finite numbers", None),
+            field(g, "tokenizer.ggml.merges", "a list of strings", None),
             [t for t in (bos, eos, token("unknown_token_id"), token("padding_token_id")) if t is not None],
         )
         # llama.cpp and HF's GGUF loader add BOS to a SentencePiece vocabulary that does not say otherwise
-        add_bos = g.value("tokenizer.ggml.add_bos_token", True)
-        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if g.value("tokenizer.ggml.add_eos_token", False) else None)
+        add_bos = field(g, "tokenizer.ggml.add_bos_token", "a bool", True)
+        add_eos = field(g, "tokenizer.ggml.add_eos_token", "a bool", False)
+        backend.post_processor = _bos_eos_processor(backend, bos if add_bos else None, eos if add_eos else None)
     else:
         raise CheckpointError(
             f"{path}: tokenizer.ggml.model {kind!r} is not supported yet; supported: gpt2 (byte-level BPE), llama (SentencePiece)"
         )
-    stops = {int(i) for key in ("eot_token_id", "eom_token_id") if (i := g.value(f"tokenizer.ggml.{key}", None)) is not None}
+    stops = {i for key in ("eot_token_id", "eom_token_id") if (i := field(g, f"tokenizer.ggml.{key}", "an integer", None)) is not None}
     return Tokenizer(
         backend, bos_token=bos, eos_token=eos, unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
-        chat_template=g.value("tokenizer.chat_template", None), stop_ids=stops, vocab_size=len(tokens), source=str(path),
+        chat_template=field(g, "tokenizer.chat_template", "a string", None), stop_ids=stops, vocab_size=len(tokens), source=str(path),
     )
 
 

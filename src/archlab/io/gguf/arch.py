@@ -23,7 +23,7 @@ from .gpt_oss import GPT_OSS
 from .llama4 import LLAMA4
 from .qwen2 import QWEN2, QWEN2_MOE
 from .qwen3_next import QWEN3_NEXT
-from .metadata import int_value, rope, vocab_size
+from .metadata import float_value, int_value, rope, vocab_size
 from .reader import GGUFFile
 
 __all__ = ["GGUFArch", "ARCHITECTURES", "architecture", "read_config"]
@@ -45,7 +45,7 @@ def _llama_config(g: GGUFFile) -> ModelConfig:
         d_model=d,
         n_layers=int_value(g, "block_count"),
         max_seq_len=ctx,
-        norm=NormConfig("rmsnorm", eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5))),
+        norm=NormConfig("rmsnorm", eps=float_value(g, "attention.layer_norm_rms_epsilon", 1e-5)),
         position=rope(g, head_dim, ctx),
         attention=AttentionConfig(
             n_heads=n_heads,

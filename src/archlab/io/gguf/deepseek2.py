@@ -27,7 +27,7 @@ import torch
 
 from ...errors import CheckpointError
 from .hf_backed import HFBacked, Names, SPECIAL, Tensors
-from .metadata import int_value, vocab_size
+from .metadata import float_value, int_value, vocab_size
 from .reader import GGUFFile
 
 __all__ = ["DEEPSEEK2", "NAMES"]
@@ -45,7 +45,7 @@ def _mla_sizes(g: GGUFFile) -> tuple[int, int]:
 
 
 def _rope(g: GGUFFile, ctx: int) -> dict[str, Any]:
-    theta = float(g.arch_value("rope.freq_base", 10000.0))
+    theta = float_value(g, "rope.freq_base", 10000.0, positive=True)
     kind = g.arch_value("rope.scaling.type", "none")
     if kind == "none":
         return {"rope_type": "default", "rope_theta": theta}
@@ -54,12 +54,12 @@ def _rope(g: GGUFFile, ctx: int) -> dict[str, Any]:
     # llama.cpp's deepseek2 graph: mscale = 1 + yarn_log_multiplier * ln(factor) scales both the
     # attention and (cancelled in the rotation) the YaRN rotation, which is DeepSeek's
     # yarn_get_mscale(factor, mscale_all_dim) with mscale == mscale_all_dim, as every release has it
-    mscale = float(g.arch_value("rope.scaling.yarn_log_multiplier", 0.0)) / 0.1
+    mscale = float_value(g, "rope.scaling.yarn_log_multiplier", 0.0) / 0.1
     return {
-        "rope_type": "yarn", "rope_theta": theta, "factor": float(g.arch_value("rope.scaling.factor")),
+        "rope_type": "yarn", "rope_theta": theta, "factor": float_value(g, "rope.scaling.factor", positive=True),
         "original_max_position_embeddings": int_value(g, "rope.scaling.original_context_length", ctx),
-        "beta_fast": float(g.arch_value("rope.scaling.yarn_beta_fast", 32.0)),
-        "beta_slow": float(g.arch_value("rope.scaling.yarn_beta_slow", 1.0)),
+        "beta_fast": float_value(g, "rope.scaling.yarn_beta_fast", 32.0),
+        "beta_slow": float_value(g, "rope.scaling.yarn_beta_slow", 1.0),
         "mscale": mscale, "mscale_all_dim": mscale,
     }
 
@@ -77,7 +77,7 @@ def _deepseek2_json(g: GGUFFile) -> dict[str, Any]:
         "vocab_size": vocab_size(g), "hidden_size": int_value(g, "embedding_length"), "num_hidden_layers": n_layers,
         "intermediate_size": int_value(g, "feed_forward_length"), "max_position_embeddings": ctx,
         "num_attention_heads": int_value(g, "attention.head_count"),
-        "rms_norm_eps": float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-6)),
+        "rms_norm_eps": float_value(g, "attention.layer_norm_rms_epsilon", 1e-6),
         "q_lora_rank": int_value(g, "attention.q_lora_rank", 0) or None,
         "kv_lora_rank": int_value(g, "attention.kv_lora_rank"),
         "qk_rope_head_dim": int_value(g, "rope.dimension_count"), "qk_nope_head_dim": nope, "v_head_dim": v,
@@ -91,7 +91,7 @@ def _deepseek2_json(g: GGUFFile) -> dict[str, Any]:
             moe_intermediate_size=int_value(g, "expert_feed_forward_length"),
             n_shared_experts=int_value(g, "expert_shared_count", 0),
             first_k_dense_replace=int_value(g, "leading_dense_block_count", 0), moe_layer_freq=1,
-            routed_scaling_factor=float(g.arch_value("expert_weights_scale", 1.0)),
+            routed_scaling_factor=float_value(g, "expert_weights_scale", 1.0),
             norm_topk_prob=bool(g.arch_value("expert_weights_norm", False)),
             n_group=groups, topk_group=groups_used,
             topk_method="group_limited_greedy" if groups > 1 else "greedy",

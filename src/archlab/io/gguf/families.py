@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import CheckpointError
 from .hf_backed import LAYER, SANDWICH, HFBacked, Names, unpermute_qk
-from .metadata import int_value, rope, vocab_size
+from .metadata import float_value, int_value, rope, vocab_size
 from .reader import GGUFFile
 
 __all__ = ["HF_BACKED", "MIXTRAL", "llama_like_json"]
@@ -53,7 +53,7 @@ def llama_like_json(g: GGUFFile, model_type: str) -> dict[str, Any]:
         "num_key_value_heads": int_value(g, "attention.head_count_kv", n_heads),
         "head_dim": head_dim,
         "max_position_embeddings": ctx,
-        "rms_norm_eps": float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-5)),
+        "rms_norm_eps": float_value(g, "attention.layer_norm_rms_epsilon", 1e-5),
         # llama.cpp's graphs take the optional biases when the tensors are present
         "attention_bias": "blk.0.attn_q.bias" in g,
         "hidden_act": "silu",
@@ -122,11 +122,11 @@ def _gemma3_json(g: GGUFFile) -> dict[str, Any]:
         hf["layer_types"] = ["full_attention"] * hf["num_hidden_layers"]
     hf.update(
         hidden_activation="gelu_pytorch_tanh",  # llama.cpp's ggml_gelu: the tanh approximation
-        rms_norm_eps=float(g.arch_value("attention.layer_norm_rms_epsilon", 1e-6)),
+        rms_norm_eps=float_value(g, "attention.layer_norm_rms_epsilon", 1e-6),
         sliding_window=window or None,
         sliding_window_pattern=_GEMMA3_PATTERN,
         query_pre_attn_scalar=scalar,
-        final_logit_softcapping=g.arch_value("final_logit_softcapping", None),
+        final_logit_softcapping=float_value(g, "final_logit_softcapping", None),
         rope_parameters={"full_attention": full, "sliding_attention": sliding},
     )
     hf.pop("hidden_act")
@@ -147,7 +147,7 @@ def _gpt2_json(g: GGUFFile) -> dict[str, Any]:
         "model_type": "gpt2", "vocab_size": vocab_size(g), "n_embd": int_value(g, "embedding_length"),
         "n_layer": int_value(g, "block_count"), "n_head": int_value(g, "attention.head_count"),
         "n_positions": int_value(g, "context_length"), "n_inner": int_value(g, "feed_forward_length"),
-        "layer_norm_epsilon": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "layer_norm_epsilon": float_value(g, "attention.layer_norm_epsilon", 1e-5),
         "activation_function": "gelu_new",  # llama.cpp's LLM_FFN_GELU: ggml_gelu, the tanh approximation
         "tie_word_embeddings": "output.weight" not in g,
     }
@@ -169,7 +169,7 @@ def _bloom_json(g: GGUFFile) -> dict[str, Any]:
     return {
         "model_type": "bloom", "vocab_size": vocab_size(g), "hidden_size": d, "n_layer": int_value(g, "block_count"),
         "n_head": int_value(g, "attention.head_count"), "seq_length": int_value(g, "context_length"),
-        "layer_norm_epsilon": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "layer_norm_epsilon": float_value(g, "attention.layer_norm_epsilon", 1e-5),
         "tie_word_embeddings": "output.weight" not in g,
     }
 
@@ -188,10 +188,10 @@ def _gpt_neox_json(g: GGUFFile) -> dict[str, Any]:
         "model_type": "gpt_neox", "vocab_size": vocab_size(g), "hidden_size": d, "num_attention_heads": heads,
         "num_hidden_layers": int_value(g, "block_count"), "intermediate_size": int_value(g, "feed_forward_length"),
         "max_position_embeddings": int_value(g, "context_length"),
-        "layer_norm_eps": float(g.arch_value("attention.layer_norm_epsilon", 1e-5)),
+        "layer_norm_eps": float_value(g, "attention.layer_norm_epsilon", 1e-5),
         "use_parallel_residual": bool(g.arch_value("use_parallel_residual", True)),
         "rotary_pct": int_value(g, "rope.dimension_count", d // heads) / (d // heads),
-        "rotary_emb_base": float(g.arch_value("rope.freq_base", 10000.0)),
+        "rotary_emb_base": float_value(g, "rope.freq_base", 10000.0, positive=True),
         "hidden_act": "gelu", "attention_bias": "blk.0.attn_qkv.bias" in g,
         "tie_word_embeddings": "output.weight" not in g,
     }

@@ -17,7 +17,7 @@ from .deepseek2 import NAMES as DEEPSEEK_NAMES
 from .families import llama_like_json
 from .hf_backed import LAYER, HFBacked, Names
 from ..index_range import index_range
-from .metadata import int_value
+from .metadata import float_value, int_value
 from .reader import GGUFFile
 
 __all__ = ["GLM4_MOE"]
@@ -43,7 +43,7 @@ def _glm4_moe_json(g: GGUFFile) -> dict[str, Any]:
         moe_intermediate_size=int_value(g, "expert_feed_forward_length"),
         n_shared_experts=int_value(g, "expert_shared_count", 0),
         first_k_dense_replace=int_value(g, "leading_dense_block_count", 0),
-        routed_scaling_factor=float(g.arch_value("expert_weights_scale", 1.0)),
+        routed_scaling_factor=float_value(g, "expert_weights_scale", 1.0),
         # llama.cpp: expert_weights_norm defaults to false (src/llama-model.cpp, get_key(..., false))
         norm_topk_prob=bool(g.arch_value("expert_weights_norm", False)),
         n_group=groups, topk_group=int_value(g, "expert_group_used_count", 1),

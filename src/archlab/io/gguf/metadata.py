@@ -13,22 +13,54 @@ from ...errors import CheckpointError
 from ...model_config import BOUNDS, RopeConfig, RopeScaling, shown
 from .reader import GGUFFile
 
-__all__ = ["int_value", "vocab_size", "rope"]
+__all__ = ["int_value", "float_value", "vocab_size", "rope"]
 
 _MISSING = object()
 
 
+# Keys a model cannot have zero of: llama.cpp divides by them or sizes tensors with them
+# (src/llama-model.cpp, load_hparams), so a 0 is a damaged file, not a config.
+_POSITIVE = frozenset(("embedding_length", "block_count", "context_length", "attention.head_count"))
+# llama.cpp refuses more layers than it has room for (src/llama-hparams.h, LLAMA_MAX_LAYERS 512;
+# load_hparams reads per-layer arrays of that size); a damaged count must not size a config.
+_LIMITS = {"block_count": 512}
+
+
+def _bad(g: GGUFFile, suffix: str, v: Any, expected: str) -> CheckpointError:
+    return CheckpointError(f"{g.path}: GGUF metadata {g.architecture}.{suffix}={v!r} ({type(v).__name__}); expected {expected}")
+
+
 def int_value(g: GGUFFile, suffix: str, default: Any = _MISSING) -> Any:
+    """An integer key, refused unless it is one: llama.cpp's loader checks the stored type
+    (llama-model-loader.cpp, GGUFMeta), so a float 2.5 is never read as 2, nor NaN as a crash."""
     v = g.arch_value(suffix) if default is _MISSING else g.arch_value(suffix, default)
     if isinstance(v, list):
         # Some architectures give per-layer lists (e.g. OpenELM head counts); one value is all we model.
-        if len(set(v)) != 1:
+        if not v or len(set(map(repr, v))) != 1:
             raise CheckpointError(f"{g.path}: {g.architecture}.{suffix} varies per layer ({v}); not supported")
         v = v[0]
     if v is None:
         return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise _bad(g, suffix, v, "a non-negative integer")
+    if v == 0 and suffix in _POSITIVE:
+        raise _bad(g, suffix, v, "a positive integer")
+    if suffix in _LIMITS and v > _LIMITS[suffix]:
+        raise _bad(g, suffix, v, f"at most {_LIMITS[suffix]} (llama.cpp's LLAMA_MAX_LAYERS)")
     _check_bound(g, suffix, v)
-    return int(v)
+    return v
+
+
+def float_value(g: GGUFFile, suffix: str, default: Any = _MISSING, positive: bool = False) -> Any:
+    """A finite number (an integer is taken as one); `positive` where 0 or less means nothing."""
+    v = g.arch_value(suffix) if default is _MISSING else g.arch_value(suffix, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _bad(g, suffix, v, "a finite number")
+    if positive and v <= 0:
+        raise _bad(g, suffix, v, "a positive number")
+    return float(v)
 
 
 def _check_bound(g: GGUFFile, suffix: str, v: Any) -> None:
@@ -49,13 +81,14 @@ def _check_bound(g: GGUFFile, suffix: str, v: Any) -> None:
 def vocab_size(g: GGUFFile) -> int:
     if g.has("tokenizer.ggml.tokens"):
         return g.length("tokenizer.ggml.tokens")  # one entry per token; cheaper than decoding them all
-    v = g.arch_value("vocab_size", None)
+    v = int_value(g, "vocab_size", None)
     if v is not None:
-        _check_bound(g, "vocab_size", v)
-        return int(v)
+        return v
     if "token_embd.weight" in g:
         return g.shape("token_embd.weight")[0]
     raise CheckpointError(f"{g.path}: cannot tell the vocabulary size (no tokenizer.ggml.tokens, {g.architecture}.vocab_size or token_embd.weight)")
+
+
 # Llama 3.x's RoPE scaling is not in GGUF metadata: llama.cpp's converter
 # (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors) stores the per-frequency divisors
 # it implies as a tensor `rope_freqs.weight` instead. We recover the RopeScaling that yields
@@ -91,29 +124,29 @@ def _llama3_from_divisors(g: GGUFFile, divisors: torch.Tensor, theta: float, dim
 
 
 def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
-    theta = float(g.arch_value("rope.freq_base", 10000.0))
+    theta = float_value(g, "rope.freq_base", 10000.0, positive=True)
     rot = int_value(g, "rope.dimension_count", head_dim)
     if rot > head_dim or rot <= 0:
         raise CheckpointError(f"{g.path}: {g.architecture}.rope.dimension_count={rot} must be in (0, head_dim={head_dim}]")
     kind = g.arch_value("rope.scaling.type", "none")
     scaling = None
     if kind in ("linear", "yarn"):
-        factor = float(g.arch_value("rope.scaling.factor"))
+        factor = float_value(g, "rope.scaling.factor", positive=True)
         orig = int_value(g, "rope.scaling.original_context_length", ctx)
         if kind == "linear":
             scaling = RopeScaling("linear", factor=factor, original_max_seq_len=orig)
         else:
-            ext = g.arch_value("rope.scaling.yarn_ext_factor", None)
-            if ext is not None and float(ext) not in (-1.0, 1.0):
+            ext = float_value(g, "rope.scaling.yarn_ext_factor", None)
+            if ext is not None and ext not in (-1.0, 1.0):
                 # -1: llama.cpp's "unset", which it takes as 1 for YaRN, as every HF YaRN computes
                 raise CheckpointError(f"{g.path}: {g.architecture}.rope.scaling.yarn_ext_factor={ext} is not supported (1)")
             # the converter writes HF's attention_factor as yarn_attn_factor (TextModel.set_gguf_parameters);
             # attn_factor is the older key
-            attention = g.arch_value("rope.scaling.yarn_attn_factor", g.arch_value("rope.scaling.attn_factor", None))
+            attention = float_value(g, "rope.scaling.yarn_attn_factor", float_value(g, "rope.scaling.attn_factor", None))
             scaling = RopeScaling(
                 "yarn", factor=factor, original_max_seq_len=orig,
-                beta_fast=float(g.arch_value("rope.scaling.yarn_beta_fast", 32.0)),
-                beta_slow=float(g.arch_value("rope.scaling.yarn_beta_slow", 1.0)),
+                beta_fast=float_value(g, "rope.scaling.yarn_beta_fast", 32.0),
+                beta_slow=float_value(g, "rope.scaling.yarn_beta_slow", 1.0),
                 attention_factor=attention,
             )
     elif kind != "none":
@@ -122,6 +155,11 @@ def rope(g: GGUFFile, head_dim: int, ctx: int) -> RopeConfig:
         if scaling is not None:
             raise CheckpointError(f"{g.path}: has both rope.scaling.type={kind!r} and rope_freqs.weight; not supported")
         divisors = torch.from_numpy(g.read("rope_freqs.weight")).flatten()
+        if not bool(torch.isfinite(divisors).all() and (divisors > 0).all()):
+            # llama.cpp divides each frequency by these (ggml rope's freq_factors)
+            raise CheckpointError(
+                f"{g.path}: rope_freqs.weight holds {divisors.tolist()[:8]}...; expected finite positive RoPE frequency divisors"
+            )
         if divisors.numel() != rot // 2:
             raise CheckpointError(f"{g.path}: rope_freqs.weight has {divisors.numel()} entries, expected rope dimensions / 2 = {rot // 2}")
         scaling = _llama3_from_divisors(g, divisors, theta, rot, ctx)

@@ -212,6 +212,10 @@ class _Header:
         data_start = -(-off // alignment) * alignment
 
         tensors: dict[str, GGUFTensor] = {}
+        # llama.cpp (ggml/src/gguf.cpp, gguf_init_from_file_impl) accepts only one layout: the
+        # tensors packed in header order, each at the previous one's end rounded up to the
+        # alignment. Checking only the file's size would let a tensor point into its neighbour.
+        expected = 0
         for name, dims, code, rel in infos:
             if name in tensors:
                 raise _Corrupt(f"tensor {name!r} appears twice")
@@ -223,6 +227,12 @@ class _Header:
             if dims and dims[0] % block:
                 raise _Corrupt(f"tensor {name!r} ({ttype.name}) has rows of {dims[0]} values, not a multiple of its block size {block}")
             n_bytes = math.prod(dims) // block * type_size
+            if rel != expected:
+                raise _Corrupt(
+                    f"tensor {name!r} has data offset {rel}, expected {expected} (the end of the tensor before it, "
+                    f"rounded up to general.alignment {alignment}, as llama.cpp requires)"
+                )
+            expected = rel + -(-n_bytes // alignment) * alignment
             start = data_start + rel
             if start > self.size or n_bytes > self.size - start:
                 raise _Corrupt(
