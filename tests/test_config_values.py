@@ -9,6 +9,7 @@ import math
 import re
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -140,3 +141,20 @@ def test_a_hostile_value_in_any_field_loads_or_is_refused_naming_it(tmp_path, da
         read_config(tmp_path)
     except (archlab.CheckpointError, ConfigError) as e:
         assert field in str(e), (field, hf[field], str(e))
+
+
+# ---- item 3: a weight of an integer type ---------------------------------------------------
+
+@pytest.mark.parametrize("dtype,name", [(torch.int32, "I32"), (torch.int64, "I64"), (torch.bool, "BOOL"), (torch.uint8, "U8")])
+def test_an_integer_weight_is_refused_naming_the_tensor_and_dtype(tmp_path, dtype, name):
+    from safetensors.torch import load_file, save_file
+
+    from hf_reference import make_hf
+
+    make_hf(_BASE["llama"]()).save_pretrained(tmp_path)
+    (path,) = tmp_path.glob("*.safetensors")
+    tensors = load_file(path)
+    tensors["model.layers.0.mlp.up_proj.weight"] = tensors["model.layers.0.mlp.up_proj.weight"].to(dtype)
+    save_file(tensors, path, metadata={"format": "pt"})
+    with pytest.raises(archlab.CheckpointError, match=rf"model\.layers\.0\.mlp\.up_proj\.weight: stored as {name}"):
+        archlab.load(tmp_path)

@@ -250,6 +250,8 @@ def _fp8_block(hf: dict) -> tuple[int, int]:
 
 
 _FP8 = ("F8_E4M3", "F8_E5M2")
+# safetensors' integer and bool dtype names (its README's dtype list)
+_INTEGER = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64")
 
 
 class HFCheckpoint(TensorSource):
@@ -268,10 +270,14 @@ class HFCheckpoint(TensorSource):
 
     def problems(self, names: list[str]) -> list[str]:
         # MXFP4's packed codes and exponents (GPT-OSS's release, io/mxfp4.py) are bytes
+        mxfp4 = [n for n in names if n.endswith(("_blocks", "_scales"))]
         return [
             f"{n}: MXFP4 {'codes' if n.endswith('_blocks') else 'exponents'} must be stored as U8 (uint8), "
             f"stored as {self.dtype_name(n)}"
-            for n in names if n.endswith(("_blocks", "_scales")) and self.dtype_name(n) != "U8"
+            for n in mxfp4 if self.dtype_name(n) != "U8"
+        ] + [  # every other weight is a float: an integer one would reach load_state_dict as a RuntimeError
+            f"{n}: stored as {self.dtype_name(n)}, an integer type; the model's weights are floating point"
+            for n in names if n not in mxfp4 and self.dtype_name(n) in _INTEGER
         ]
 
     def read(self, name: str) -> torch.Tensor:
