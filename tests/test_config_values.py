@@ -158,3 +158,29 @@ def test_an_integer_weight_is_refused_naming_the_tensor_and_dtype(tmp_path, dtyp
     save_file(tensors, path, metadata={"format": "pt"})
     with pytest.raises(archlab.CheckpointError, match=rf"model\.layers\.0\.mlp\.up_proj\.weight: stored as {name}"):
         archlab.load(tmp_path)
+
+
+# what a sweep over every family's fields (tests/sweep_space.py's samplers) found a reader tripping on
+_MORE = {
+    "qwen3": lambda: transformers.Qwen3Config(**_SMALL, use_sliding_window=True, sliding_window=4),
+    "qwen3_next": lambda: transformers.Qwen3NextConfig(**_SMALL, head_dim=16, num_experts=4, moe_intermediate_size=16,
+                                                       shared_expert_intermediate_size=16, layer_types=["full_attention"],
+                                                       num_experts_per_tok=2),
+    "openai-gpt": lambda: transformers.OpenAIGPTConfig(vocab_size=101, n_embd=32, n_layer=1, n_head=2, n_positions=128),
+    "gemma3_text": lambda: transformers.Gemma3TextConfig(**_SMALL, head_dim=16),
+}
+
+
+@pytest.mark.parametrize("model_type,field,value,expected", [
+    ("qwen3", "max_window_layers", None, "max_window_layers"),
+    ("qwen3_next", "num_experts", None, "num_experts"),
+    ("openai-gpt", "afn", [], "afn=[] (list); expected a string"),
+    ("gemma3_text", "final_logit_softcapping", 0, "final_logit_softcapping=0 (int); expected a finite number > 0"),
+    ("qwen3", "layer_types", [[]], "layer_types=[[]] (list); expected a list of strings"),
+])
+def test_a_value_a_reader_tripped_on_is_refused_naming_it(tmp_path, model_type, field, value, expected):
+    make = _MORE.get(model_type) or _BASE[model_type]
+    hf = json.loads(make().to_json_string())
+    _write(tmp_path, hf)
+    read_config(tmp_path)  # the unchanged config loads
+    _refused(tmp_path, {**hf, field: value}, expected)

@@ -205,6 +205,7 @@ _COMMON_NAMES = {
     "vocab_size": ("vocab_size",), "max_seq_len": ("max_position_embeddings", "n_positions"),
     "n_heads": ("num_attention_heads", "n_head"), "n_kv_heads": ("num_key_value_heads",),
     "ffn.hidden": ("intermediate_size", "n_inner"), "head_dim": ("head_dim",),
+    "logit_softcap": ("final_logit_softcapping",),
 }
 
 

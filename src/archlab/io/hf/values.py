@@ -66,12 +66,6 @@ def dict_value(key: str, v: Any) -> dict:
     return v
 
 
-def list_value(key: str, v: Any) -> list:
-    if not isinstance(v, list):
-        raise _bad(key, v, "a list or null")
-    return v
-
-
 _MISSING = object()
 
 
@@ -113,6 +107,14 @@ def _layers(k: str, v: Any) -> int:
     return int_value(k, v, hi=LAYERS_MAX)
 
 
+def _list_of(kind: type, what: str) -> Callable[[str, Any], list]:
+    def check(k: str, v: Any) -> list:
+        if not isinstance(v, list) or not all(isinstance(x, kind) and not isinstance(x, bool) for x in v):
+            raise _bad(k, v, f"a list of {what} or null")
+        return v
+    return check
+
+
 def _fraction(k: str, v: Any) -> float:
     f = float_value(k, v)
     if f > 1:
@@ -141,11 +143,13 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
              "sliding_window", "shared_expert_intermediate_size"),
     **_kinds(float_value, "rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps", "rope_theta", "rotary_emb_base",
              "routed_scaling_factor", "rope_local_base_freq", "query_pre_attn_scalar", "floor_scale", "attn_scale"),
-    **_kinds(_nonneg_float, "final_logit_softcapping", "attn_logit_softcapping"),
+    # Gemma 3 divides by these when they are not null (Gemma3ForCausalLM.forward, eager_attention_forward): 0 is NaN
+    **_kinds(float_value, "final_logit_softcapping", "attn_logit_softcapping"),
     **_kinds(_fraction, "partial_rotary_factor", "rotary_pct"),
-    **_kinds(str_value, "hidden_act", "activation_function", "topk_method", "scoring_func", "hidden_activation"),
+    **_kinds(str_value, "hidden_act", "activation_function", "topk_method", "scoring_func", "hidden_activation", "afn"),
     **_kinds(dict_value, "rope_parameters", "rope_scaling", "quantization_config", "text_config"),
-    **_kinds(list_value, "layer_types", "no_rope_layers", "mlp_only_layers", "moe_layers"),
+    **_kinds(_list_of(str, "strings"), "layer_types"),
+    **_kinds(_list_of(int, "integers"), "no_rope_layers", "mlp_only_layers", "moe_layers"),
 }
 
 # inside rope_parameters / rope_scaling (and each of Gemma 3's per-layer-kind dicts)
