@@ -18,7 +18,7 @@ from __future__ import annotations
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
 from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
-from .values import int_field
+from .values import bool_field, int_field
 from .llama_like import (
     head_dim, layer_types, llama_like_config, positive_int, rms_norm, sliding_window, sparse_ffn_types, with_defaults,
 )
@@ -68,7 +68,7 @@ def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[st
             top_k=get_field(hf, "num_experts_per_tok"),
             hidden=get_field(hf, "moe_intermediate_size"),
             activation=activation(hf, "hidden_act"),
-            router=RouterConfig(score="softmax", norm_topk=bool(hf.get("norm_topk_prob"))),
+            router=RouterConfig(score="softmax", norm_topk=bool_field(hf, "norm_topk_prob", False)),
         )
     except (ConfigError, TypeError) as e:
         raise in_config_json_names(e, QWEN_MOE_NAMES, "num_experts / num_experts_per_tok / moe_intermediate_size") from None
