@@ -49,7 +49,7 @@ def _moe_expect(n_shared: int, ffn_types: tuple | None = None, layer_types: tupl
 # Qwen2.5-7B's shape: GQA, q/k/v biases and no o bias, untied head, theta 1e6
 register("qwen2", "qwen2-gqa-bias", lambda: qwen2_config(num_key_value_heads=2, rope_parameters={
     "rope_type": "default", "rope_theta": 1e6}), seed=23, presets=("qwen2.5-7b", "qwen2.5-72b"), expect=_qkv_bias_only,
-    bad_fields=(({"hidden_act": "mish"}, "hidden_act"), ({"num_key_value_heads": 3}, "n_kv_heads"),
+    bad_fields=(({"hidden_act": "mish"}, "hidden_act"), ({"num_key_value_heads": 3}, "num_key_value_heads: must divide num_attention_heads"),
                 ({"layer_types": ["full_attention", "sliding_attention"]}, "use_sliding_window")))
 # Qwen2's sliding layers (from max_window_layers on; window 6 < the 37-token test sequence),
 # MQA, head_dim not hidden / heads, tied head, and the YaRN scaling Qwen2.5's model cards add

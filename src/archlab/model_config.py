@@ -904,6 +904,8 @@ class ModelConfig:
             d = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError, an integer over 4300 digits
             raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply to read") from None
         if isinstance(d, dict):
             d.pop("params", None)  # `archlab config` prints the count beside the fields
         try:
@@ -955,6 +957,22 @@ def _to_dict(obj: Any) -> Any:
     return obj
 
 
+def _require_sub_config(cls: type, key: str, v: Any) -> None:
+    """A field that holds a sub-config (moe, norm, attention, ...) given something else: the
+    dataclasses do not check their own types, so `"moe": "x"` would be kept as a string and
+    fail, or silently do nothing, far from the file that said it."""
+    hint = str(next(f.type for f in fields(cls) if f.name == key))
+    names = {n for n in _TAGGED if n in hint} | ({"AttentionConfig", "MLAConfig"} if hint == "Attention" else set())
+    if not names or v is None or isinstance(v, tuple(_TAGGED[n] for n in names)):
+        return
+    if isinstance(v, str) and "str" in hint.split(" | "):
+        return
+    raise ConfigError(
+        f"{cls.__name__}.{key}: expected a {' or '.join(sorted(names))} (a mapping with its \"type\" tag)"
+        f"{' or null' if 'None' in hint else ''}, got {v!r}"
+    )
+
+
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
     if not isinstance(d, dict):
         raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(d).__name__}")
@@ -971,7 +989,8 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
             if sub is None:
                 raise ConfigError(f"{cls.__name__}.{k}: unknown config type {v['type']!r}")
             v = _from_dict(sub, v)
-        elif isinstance(v, list):
+        _require_sub_config(cls, k, v)
+        if isinstance(v, list):
             v = tuple(v)
         kw[k] = v
     try:

@@ -233,7 +233,10 @@ def load_state(
     state: dict[str, torch.Tensor] = {}
     for step in steps:
         for k, v in zip(step.ours, step.rule.load(step.gather(ckpt.read), cfg)):
-            state[k] = v.to(dtype) if v.is_floating_point() else v
+            if not v.is_floating_point():  # every format's problems() should have said so first
+                raise CheckpointError(f"{ckpt.where}: {k} would be loaded from {step.label()} as {v.dtype}; the model's "
+                                      "weights are floating point")
+            state[k] = v.to(dtype)
     return state
 
 

@@ -21,6 +21,7 @@ from .bounds import check_bounds
 from ...model import build
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
+from .values import check_values
 
 def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> list[Rule]:
     """Many hub checkpoints were saved from the bare base model (GPT2Model, BloomModel,
@@ -182,25 +183,65 @@ def enable_saving(model_type: str, *, architecture: str, write_config: Callable[
 
 # ---- loading --------------------------------------------------------------------------------
 
+def _parse(path: Path) -> dict:
+    """config.json's object, or a CheckpointError saying what is wrong with the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not UTF-8 text ({e}); config.json is JSON, which is UTF-8") from None
+    try:
+        hf = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, or an integer over Python's 4300-digit limit
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: JSON nested too deeply to read (no config.json nests more than a few levels)") from None
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got a JSON {type(hf).__name__}")
+    return hf
+
+
+# archlab's ModelConfig fields -> the config.json fields that feed them, first found wins (the
+# llama line's names, GPT-2's): a model-config refusal then names what the user can change
+_COMMON_NAMES = {
+    "d_model": ("hidden_size", "n_embd"), "n_layers": ("num_hidden_layers", "n_layer"),
+    "vocab_size": ("vocab_size",), "max_seq_len": ("max_position_embeddings", "n_positions"),
+    "n_heads": ("num_attention_heads", "n_head"), "n_kv_heads": ("num_key_value_heads",),
+    "ffn.hidden": ("intermediate_size", "n_inner"), "head_dim": ("head_dim",),
+    "logit_softcap": ("final_logit_softcapping",),
+}
+
+
+def _common_names(hf: dict) -> dict[str, str]:
+    out = {}
+    for ours, theirs in _COMMON_NAMES.items():
+        given = [t for t in theirs if t in hf]
+        if given and given[0] != ours:
+            out[ours] = out["attention." + ours] = given[0]
+    return out
+
+
 def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     path = Path(directory) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
-    try:
-        hf = json.loads(path.read_text())
-    except ValueError as e:  # JSONDecodeError, or an integer over Python's 4300-digit limit
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    hf = _parse(path)
     check_bounds(hf, path)
     model_type = hf.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         raise CheckpointError(
             f"{path}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(FAMILIES))}"
         )
     family = FAMILIES[model_type]
     try:
+        check_values(hf)
         cfg = family.read_config(hf)
+    except CheckpointError:
+        raise  # its message names config.json and the field already
     except ConfigError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+        raise CheckpointError(f"{path}: {str(in_config_json_names(e, _common_names(hf)))[len('config.json: '):]}") from None
+    except (TypeError, KeyError, AttributeError, ValueError, OverflowError, ZeroDivisionError, RecursionError) as e:
+        # a value check_values does not know that a reader trips on: still the file's fault
+        raise CheckpointError(f"{path}: a value a {model_type} reader cannot use ({type(e).__name__}: {e})") from None
     return hf, family, cfg.replace(name=Path(directory).resolve().name, source=str(path))
 
 
@@ -213,6 +254,8 @@ def _fp8_block(hf: dict) -> tuple[int, int]:
 
 
 _FP8 = ("F8_E4M3", "F8_E5M2")
+# safetensors' integer and bool dtype names (its README's dtype list)
+_INTEGER = ("BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64")
 
 
 class HFCheckpoint(TensorSource):
@@ -231,10 +274,14 @@ class HFCheckpoint(TensorSource):
 
     def problems(self, names: list[str]) -> list[str]:
         # MXFP4's packed codes and exponents (GPT-OSS's release, io/mxfp4.py) are bytes
+        mxfp4 = [n for n in names if n.endswith(("_blocks", "_scales"))]
         return [
             f"{n}: MXFP4 {'codes' if n.endswith('_blocks') else 'exponents'} must be stored as U8 (uint8), "
             f"stored as {self.dtype_name(n)}"
-            for n in names if n.endswith(("_blocks", "_scales")) and self.dtype_name(n) != "U8"
+            for n in mxfp4 if self.dtype_name(n) != "U8"
+        ] + [  # every other weight is a float: an integer one would reach load_state_dict as a RuntimeError
+            f"{n}: stored as {self.dtype_name(n)}, an integer type; the model's weights are floating point"
+            for n in names if n not in mxfp4 and self.dtype_name(n) in _INTEGER
         ]
 
     def read(self, name: str) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ..index_range import index_range
 from ..mapping import Rule, Tensors, rename, same
 from .core import DEEPSEEK_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
 from .deepseek_save import deepseek_json, deepseek_problems, empty_shared_expert, zero_score_bias
+from .values import bool_field, finite_float, int_field
 from .llama_like import flag, llama_like_config, positive_int, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules, deepseek_moe_rules, no_shared_expert
 
@@ -23,10 +24,10 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
     # experts (DeepseekV2Experts has none). DeepseekV3MLP has no bias whatever config.json says.
     mlp_bias = not v3 and hf.get("mlp_bias") is not None and flag(hf, "mlp_bias")
     n_layers = positive_int(hf, "num_hidden_layers")
-    first_dense = int(hf.get("first_k_dense_replace", 0))
+    first_dense = int_field(hf, "first_k_dense_replace", 0, lo=0)
     # DeepseekV2/V3DecoderLayer builds a MoE only from layer first_k_dense_replace on: with every
     # layer dense HF never routes, whatever n_group / topk_group say, so nothing of the MoE is read
-    n_experts = hf.get("n_routed_experts") if first_dense < n_layers else None
+    n_experts = int_field(hf, "n_routed_experts", 0, lo=0) if first_dense < n_layers else None
     if mlp_bias and n_experts and not hf.get("n_shared_experts"):
         raise CheckpointError(
             f"config.json: mlp_bias=true with n_shared_experts={hf.get('n_shared_experts')!r} is not supported: HF's "
@@ -39,12 +40,12 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         if v3:
             router = RouterConfig(
                 score="sigmoid",
-                norm_topk=bool(hf.get("norm_topk_prob", True)),
-                scale=float(hf.get("routed_scaling_factor", 1.0)),
-                n_groups=int(hf.get("n_group") or 1),
-                topk_groups=int(hf.get("topk_group") or 1),
+                norm_topk=bool_field(hf, "norm_topk_prob", True),
+                scale=finite_float(hf, "routed_scaling_factor", 1.0),
+                n_groups=int_field(hf, "n_group", 1),
+                topk_groups=int_field(hf, "topk_group", 1),
                 # groups ranked by their two best experts; with one group there is nothing to rank
-                group_score="top2_sum" if int(hf.get("n_group") or 1) > 1 else "max",
+                group_score="top2_sum" if int_field(hf, "n_group", 1) > 1 else "max",
                 score_bias=True,
             )
         else:
@@ -52,8 +53,8 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             if method not in ("greedy", "group_limited_greedy"):
                 raise CheckpointError(f"config.json: topk_method={method!r} is not supported for deepseek_v2")
             grouped = method == "group_limited_greedy"
-            n_groups = int(hf.get("n_group") or 1) if grouped else 1
-            topk_groups = int(hf.get("topk_group") or 1) if grouped else 1
+            n_groups = int_field(hf, "n_group", 1) if grouped else 1
+            topk_groups = int_field(hf, "topk_group", 1) if grouped else 1
             # DeepseekV2TopkRouter zeroes the dropped groups' scores, DeepSeek-V3 excludes them:
             # the two differ only when top-k needs more experts than the kept groups hold
             # (RouterConfig.dropped_groups), and only then is it said, so that the published
@@ -75,7 +76,7 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
             router = RouterConfig(
                 score="softmax",
                 norm_topk=False,  # DeepseekV2TopkRouter: never renormalised (see the warning above)
-                scale=float(hf.get("routed_scaling_factor", 1.0)),
+                scale=finite_float(hf, "routed_scaling_factor", 1.0),
                 n_groups=n_groups,
                 topk_groups=topk_groups,
                 group_score="max",
@@ -86,7 +87,7 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
                 n_experts=int(n_experts),
                 top_k=get_field(hf, "num_experts_per_tok"),
                 hidden=get_field(hf, "moe_intermediate_size"),
-                n_shared=int(hf.get("n_shared_experts") or 0),
+                n_shared=int_field(hf, "n_shared_experts", 0, lo=0),
                 shared_bias=mlp_bias,
                 activation=activation(hf, "hidden_act"),
                 router=router,
@@ -113,7 +114,7 @@ def _deepseek_config(hf: dict, v3: bool) -> ModelConfig:
         qk_nope_head_dim=get_field(hf, "qk_nope_head_dim"),
         qk_rope_head_dim=get_field(hf, "qk_rope_head_dim"),
         v_head_dim=get_field(hf, "v_head_dim"),
-        bias=bool(hf.get("attention_bias", False)),
+        bias=bool_field(hf, "attention_bias", False),
     )
     return llama_like_config(hf, family="deepseek", n_layers=n_layers, attention=attention, moe=moe, ffn_types=ffn_types,
                              ffn={"bias": mlp_bias})

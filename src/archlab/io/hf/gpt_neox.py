@@ -16,6 +16,7 @@ import torch
 from ...model_config import AttentionConfig, FFNConfig, ModelConfig, NormConfig
 from ..mapping import Rule, Tensors, rename
 from .core import CheckpointError, HFFamily, activation, get_field, register
+from .values import bool_field
 from .rope import read_rope, rope_dict
 
 
@@ -82,7 +83,7 @@ def _gpt_neox_config(hf: dict) -> ModelConfig:
         attention=AttentionConfig(n_heads=n_heads, qkv_bias=bias, out_bias=bias),
         # GPTNeoXMLP's linears have biases whatever attention_bias says
         ffn=FFNConfig(hidden=get_field(hf, "intermediate_size"), kind="mlp", activation=activation(acts, "hidden_act"), bias=True),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        tie_embeddings=bool_field(hf, "tie_word_embeddings", False),
     )
 
 

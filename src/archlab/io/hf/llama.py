@@ -7,6 +7,7 @@ from typing import Any
 from ...model_config import ModelConfig
 from ..mapping import Rule
 from .core import HF_ACTIVATION, CheckpointError, HFFamily, common_problems, register
+from .values import bool_field
 from .rope import rope_json
 from .llama_like import llama_like_config, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
@@ -20,7 +21,7 @@ def _llama_config(hf: dict) -> ModelConfig:
     # projections into pretraining_tp slices and summed them: the same product), so it is the
     # same model whatever it says
     hf = with_defaults(hf, _DEFAULTS)
-    return llama_like_config(hf, family="llama", ffn={"bias": bool(hf.get("mlp_bias"))})
+    return llama_like_config(hf, family="llama", ffn={"bias": bool_field(hf, "mlp_bias", False)})
 
 
 def _llama_problems(cfg: ModelConfig) -> list[str]:

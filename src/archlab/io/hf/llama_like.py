@@ -12,6 +12,7 @@ from typing import Any
 
 from ...model_config import AttentionConfig, ConfigError, FFNConfig, MLAConfig, ModelConfig, MoEConfig, NormConfig, RopeConfig, RouterConfig
 from .core import QWEN_MOE_NAMES, CheckpointError, activation, ffn_parts, get_field, in_config_json_names
+from .values import bool_field
 from .rope import read_rope, rope_dict
 
 # HF `layer_types` entries -> ours (transformers/configuration_utils.py ALLOWED_LAYER_TYPES)
@@ -174,7 +175,7 @@ def llama_like_config(
         max_seq_len=lambda: positive_int(hf, "max_position_embeddings"),
         norm=lambda: rms_norm(hf),
         position=lambda: rope(hf, theta),
-        tie_embeddings=lambda: bool(hf.get("tie_word_embeddings")),
+        tie_embeddings=lambda: bool_field(hf, "tie_word_embeddings", False),
     ))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from ...model_config import ConfigError, ModelConfig, MoEConfig, RouterConfig
 from ..mapping import Rule
 from .core import QWEN_MOE_NAMES, CheckpointError, HFFamily, activation, get_field, in_config_json_names, register
+from .values import bool_field, int_field
 from .llama_like import (
     head_dim, layer_types, llama_like_config, positive_int, rms_norm, sliding_window, sparse_ffn_types, with_defaults,
 )
@@ -40,7 +41,7 @@ def _qwen3_layer_types(hf: dict, n_layers: int) -> tuple[str, ...]:
     if hf.get("model_type") == "qwen3_moe":
         # no layer_types: sliding_window alone decides, for every layer
         return ("sliding" if window is not None else "global",) * n_layers
-    first = hf.get("max_window_layers")
+    first = int_field(hf, "max_window_layers", lo=0) if window is not None else 0
     derived = [
         "sliding_attention" if window is not None and i >= first else "full_attention" for i in range(n_layers)
     ]
@@ -57,7 +58,7 @@ def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[st
     # v5 maps num_experts onto num_local_experts (Qwen3MoeConfig.attribute_map)
     n_experts = hf.get("num_experts", hf.get("num_local_experts", 128))
     if not isinstance(n_experts, int) or isinstance(n_experts, bool) or n_experts < 0:
-        raise CheckpointError(f"config.json: num_experts must be a non-negative integer, got {n_experts!r}")
+        raise CheckpointError(f"config.json: num_experts (or num_local_experts) must be a non-negative integer, got {n_experts!r}")
     ffn_types = sparse_ffn_types(hf, n_layers, n_experts)
     if "moe" not in ffn_types:
         return None, ffn_types
@@ -67,7 +68,7 @@ def _qwen3_moe_plan(hf: dict, n_layers: int) -> tuple[MoEConfig | None, tuple[st
             top_k=get_field(hf, "num_experts_per_tok"),
             hidden=get_field(hf, "moe_intermediate_size"),
             activation=activation(hf, "hidden_act"),
-            router=RouterConfig(score="softmax", norm_topk=bool(hf.get("norm_topk_prob"))),
+            router=RouterConfig(score="softmax", norm_topk=bool_field(hf, "norm_topk_prob", False)),
         )
     except (ConfigError, TypeError) as e:
         raise in_config_json_names(e, QWEN_MOE_NAMES, "num_experts / num_experts_per_tok / moe_intermediate_size") from None

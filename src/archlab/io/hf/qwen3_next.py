@@ -29,6 +29,7 @@ import torch
 from ...model_config import ConfigError, DeltaNetConfig, ModelConfig
 from ..mapping import Rule, Tensors, rename
 from .core import HFFamily, activation, in_config_json_names, register
+from .values import int_field
 from .llama_like import gated_shared_moe, layer_types, llama_like_config, positive_int, rms_norm, rope, sparse_ffn_types, with_defaults
 from .llama_rules import (ATTN, IGNORE, PRE_NORMS, decoder_rules, expert_rules, no_gated_shared_expert, shared_expert_rules,
                           unused_shared_gate)
@@ -81,7 +82,7 @@ def _qwen3_next_config(hf: dict) -> ModelConfig:
     interval = positive_int(hf, "full_attention_interval", 4)
     types = layer_types(hf, n_layers, ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n_layers)],
                         LAYER_TYPES)
-    ffn_types = sparse_ffn_types(hf, n_layers, hf["num_experts"])
+    ffn_types = sparse_ffn_types(hf, n_layers, int_field(hf, "num_experts", lo=0))
     norm = rms_norm(hf, unit_offset=True)
     return llama_like_config(
         hf, family="qwen3_next", n_layers=n_layers, norm=norm, layer_types=types, ffn_types=ffn_types,

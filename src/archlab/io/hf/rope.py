@@ -81,11 +81,11 @@ def _read_rope(hf: dict, honours_partial: bool) -> RopeConfig:
     if kind == "default":
         scaling = None
     elif kind == "linear":
-        scaling = RopeScaling("linear", factor=float(params["factor"]), original_max_seq_len=int(original))
+        scaling = RopeScaling("linear", factor=float(_number(params, "factor")), original_max_seq_len=int(original))
     elif kind == "llama3":
         scaling = RopeScaling(
             "llama3",
-            factor=float(params["factor"]),
+            factor=float(_number(params, "factor")),
             original_max_seq_len=int(original),
             low_freq_factor=float(params.get("low_freq_factor", 1.0)),
             high_freq_factor=float(params.get("high_freq_factor", 4.0)),

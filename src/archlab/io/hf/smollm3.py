@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ...model_config import ModelConfig
 from .core import HFFamily, register
+from .values import bool_field
 from .llama_like import layer_types, llama_like_config, positive_int, rope_layers, sliding_window, with_defaults
 from .llama_rules import IGNORE, PRE_NORMS, decoder_rules
 
@@ -28,7 +29,7 @@ def _smollm3_config(hf: dict) -> ModelConfig:
     hf = with_defaults(hf, _DEFAULTS)
     n_layers = positive_int(hf, "num_hidden_layers")
     rotates = rope_layers(hf, n_layers)
-    slides = bool(hf.get("use_sliding_window")) and hf.get("sliding_window") is not None
+    slides = bool_field(hf, "use_sliding_window", False) and hf.get("sliding_window") is not None
     types = layer_types(hf, n_layers, ["sliding_attention" if slides and not r else "full_attention" for r in rotates])
     # Sliding layers listed in layer_types slide by sliding_window even with use_sliding_window
     # false: SmolLM3Model builds their mask with create_sliding_window_causal_mask from
@@ -37,7 +38,7 @@ def _smollm3_config(hf: dict) -> ModelConfig:
     # sliding_window makes HF raise there; sliding_window() refuses it by name.
     return llama_like_config(
         hf, family="smollm", theta=2e6, n_layers=n_layers, layer_types=types, rope_layers=rotates,
-        attention={"window": sliding_window(hf, types)}, ffn={"bias": bool(hf.get("mlp_bias"))},
+        attention={"window": sliding_window(hf, types)}, ffn={"bias": bool_field(hf, "mlp_bias", False)},
     )
 
 
