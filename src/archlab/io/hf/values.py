@@ -14,15 +14,16 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from ...model_config import BOUNDS
 from ..safetensors_dir import CheckpointError
 
 # torch sizes are int64, but no dimension of a real model nears 2**31; a larger one is a
 # hostile file (an allocation of that size, or an OverflowError in torch).
 INT_MAX = 2**31 - 1
 # Reading a config costs time per layer (its per-layer tuples): 2**31 layers would hang the
-# reader for hours. The deepest published decoder has 126 (Llama 3.1 405B's config.json,
-# meta-llama/Llama-3.1-405B); 10,000 leaves room for any experiment and reads in ~0.1 s.
-LAYERS_MAX = 10_000
+# reader for hours. One bound for every source of a config: model_config.BOUNDS (4096 layers,
+# 32x the deepest published decoder, Llama 3.1 405B's 126).
+LAYERS_MAX = BOUNDS["layers"]
 
 
 def _bad(key: str, v: Any, expected: str) -> CheckpointError:
