@@ -1,0 +1,105 @@
+"""Issue 12: a model folder read as if hostile. Names in one file that lead outside the folder,
+FIFOs, devices and oversized small files are refused with the file named, never opened or
+read to exhaustion; every check here failed (or hung) before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save_file
+
+from archlab.errors import CheckpointError
+from archlab.io import files
+from archlab.io.safetensors_dir import TensorSource
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+
+
+def within(seconds: float, fn):
+    """fn()'s result or exception, failing the test (instead of hanging it) if fn blocks."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 -- handed back to the test
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still blocked after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def sharded(directory: Path, shard_name: str) -> Path:
+    """A folder whose index names `shard_name` for its one tensor; a real shard beside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({"w": torch.zeros(2)}, str(directory / "model-00001-of-00001.safetensors"))
+    (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard_name}}))
+    return directory
+
+
+# ---- item 1: file names from index.json stay inside the folder ---------------------------------
+
+def test_index_naming_a_file_outside_the_folder(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "outside.safetensors"))
+    for name in ("../outside.safetensors", str(tmp_path / "outside.safetensors")):
+        d = sharded(tmp_path / "model", name)
+        with pytest.raises(CheckpointError, match=r"model\.safetensors\.index\.json: names file .*outside its folder"):
+            TensorSource(d)
+
+
+_segment = st.sampled_from(["..", ".", "a", "b.safetensors", "", "..\\x", "c:"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(_segment, min_size=1, max_size=4), absolute=st.booleans())
+def test_no_name_with_dotdot_or_root_is_accepted(tmp_path_factory, parts, absolute):
+    name = ("/" if absolute else "") + "/".join(parts)
+    d = tmp_path_factory.mktemp("m")
+    try:
+        path = files.file_named_in(d, name, d / "index.json")
+    except CheckpointError as e:
+        assert "index.json" in str(e) and repr(name) in str(e)
+        return
+    # accepted: then it is below the folder, lexically and once resolved
+    assert not absolute and ".." not in Path(name).parts
+    assert path.resolve().is_relative_to(d.resolve())
+
+
+def test_symlinked_shard_leading_outside_is_refused(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "elsewhere.safetensors"))
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "model.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: resolves to .*elsewhere\.safetensors, outside its folder"):
+        TensorSource(d)
+
+
+def test_hf_snapshot_links_into_blobs_are_followed(tmp_path):
+    # huggingface_hub's own layout: snapshots/<rev>/file -> ../../blobs/<hash>
+    repo = tmp_path / "models--org--m"
+    (repo / "blobs").mkdir(parents=True)
+    save_file({"w": torch.ones(2)}, str(repo / "blobs" / "abc123"))
+    snap = repo / "snapshots" / "rev"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").symlink_to("../../blobs/abc123")
+    assert torch.equal(TensorSource(snap).read("w"), torch.ones(2))
+
+
+@needs_fifo
+def test_fifo_shard_is_refused_not_waited_on(tmp_path):
+    d = sharded(tmp_path / "model", "pipe.safetensors")
+    os.mkfifo(d / "pipe.safetensors")
+    with pytest.raises(CheckpointError, match=r"pipe\.safetensors: is not a regular file"):
+        within(20, lambda: TensorSource(d))
