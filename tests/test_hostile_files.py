@@ -103,3 +103,55 @@ def test_fifo_shard_is_refused_not_waited_on(tmp_path):
     os.mkfifo(d / "pipe.safetensors")
     with pytest.raises(CheckpointError, match=r"pipe\.safetensors: is not a regular file"):
         within(20, lambda: TensorSource(d))
+
+
+# ---- item 2: small files are capped and must be regular -----------------------------------------
+
+def _small_files_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    return d
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo"])
+def test_config_json_that_never_ends_is_refused(tmp_path, kind):
+    from archlab.io.hf.core import read_config
+
+    d = _small_files_dir(tmp_path)
+    (d / "config.json").unlink()
+    if kind == "dev_zero":
+        if not Path("/dev/zero").exists():
+            pytest.skip("no /dev/zero")
+        (d / "config.json").symlink_to("/dev/zero")
+    else:
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs")
+        os.mkfifo(d / "config.json")
+    with pytest.raises(CheckpointError, match=r"config\.json: is not a regular file"):
+        within(20, lambda: read_config(d))
+
+
+def test_oversized_small_files_name_the_file_and_the_cap(tmp_path, monkeypatch):
+    from archlab import tokenizer
+    from archlab.io.hf.core import read_config
+
+    d = _small_files_dir(tmp_path)
+    (d / "config.json").write_text(json.dumps({"model_type": "llama", "pad": "x" * 2000}))
+    monkeypatch.setattr(files, "CONFIG_CAP", 1000)
+    monkeypatch.setattr("archlab.io.hf.core.CONFIG_CAP", 1000)
+    with pytest.raises(CheckpointError, match=r"config\.json: \d+ bytes, over the cap of 1000 bytes"):
+        read_config(d)
+    monkeypatch.setattr(tokenizer, "TOKENIZER_CAP", 1000)
+    (d / "tokenizer.json").write_text(json.dumps({"pad": "x" * 2000}))
+    with pytest.raises(CheckpointError, match=r"tokenizer\.json: \d+ bytes, over the cap of 1000 bytes"):
+        tokenizer._from_tokenizer_json(d / "tokenizer.json")
+
+
+@needs_fifo
+def test_fifo_tokenizer_json_is_refused(tmp_path):
+    from archlab import tokenizer
+
+    os.mkfifo(tmp_path / "tokenizer.json")
+    with pytest.raises(CheckpointError, match=r"tokenizer\.json: is not a regular file"):
+        within(20, lambda: tokenizer._from_tokenizer_json(tmp_path / "tokenizer.json"))

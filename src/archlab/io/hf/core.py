@@ -6,7 +6,6 @@ registers an HFFamily; saving is save.py's."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ import torch
 
 from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
 from ...model import build
+from ..files import CONFIG_CAP, read_json
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
 
@@ -184,10 +184,7 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     path = Path(directory) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
-    try:
-        hf = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    hf = read_json(path, CONFIG_CAP)  # capped, regular files only: not /dev/zero, not a FIFO
     model_type = hf.get("model_type")
     if model_type not in FAMILIES:
         raise CheckpointError(
