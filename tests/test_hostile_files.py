@@ -198,3 +198,38 @@ def test_stream_longer_than_expected_stops_at_the_expected_size(tmp_path):
         hub._install(_small_entry(), src, "long", tmp_path / "m.gguf")
     assert src.read_bytes <= 1 << 20  # one chunk, not everything
     assert list(tmp_path.iterdir()) == []  # the temporary is gone
+
+
+# ---- item 4: outputs replace only what is absent or a regular file -------------------------------
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+def test_atomic_file_refuses_to_replace_what_is_not_a_regular_file(tmp_path, kind):
+    from archlab.io.atomic import atomic_file
+
+    target = tmp_path / "report.html"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    if kind == "symlink":
+        target.symlink_to(victim)
+    elif kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs")
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    with pytest.raises(FileExistsError, match=r"report\.html: is .*refusing to replace it"):
+        with atomic_file(target, "w") as f:
+            f.write("new")
+    assert target.is_symlink() or (os.path.lexists(target) and not target.is_file())  # left as it was
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["report.html", "victim.txt"])  # no temporary left
+
+
+def test_atomic_file_replaces_a_regular_file(tmp_path):
+    from archlab.io.atomic import atomic_file
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_file(target, "w") as f:
+        f.write("new")
+    assert target.read_text() == "new"

@@ -10,6 +10,7 @@ import ctypes
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,10 +33,27 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def file_refusal(target: Path) -> str | None:
+    """Why the file `target` may not be replaced, or None: only an absent path or a regular file
+    is. A rename over a symlink, FIFO or device node would silently swap it for our file."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+    return f"{target}: is {kind}; refusing to replace it with an output file, choose another path or remove it"
+
+
 @contextmanager
 def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside `target`; on a clean exit it replaces `target`."""
+    """Open a temporary file beside `target`; on a clean exit it replaces `target`, which must be
+    absent or a regular file (checked before the write and again before the rename)."""
     target = Path(target)
+    why = file_refusal(target)
+    if why:
+        raise FileExistsError(why)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
@@ -44,6 +62,9 @@ def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; our outputs are ordinary files
+        why = file_refusal(target)  # again: the target may have changed while we wrote
+        if why:
+            raise FileExistsError(why)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
