@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,31 @@ def test_atomic_file_replaces_a_regular_file(tmp_path):
     with atomic_file(target, "w") as f:
         f.write("new")
     assert target.read_text() == "new"
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed_on_the_next_save(tmp_path):
+    from archlab.io import atomic
+
+    target = tmp_path / "model"
+    old = time.time() - 3600
+    stale = tmp_path / ".model.tmp-0badf00d"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"partial")
+    fresh = tmp_path / ".model.tmp-12345678"  # as a save running now would have: kept
+    fresh.mkdir()
+    others = [tmp_path / ".model.tmp-0badf00d.x", tmp_path / ".other.tmp-0badf00d", tmp_path / ".model.tmp-NOTHEX00"]
+    for p in others:  # not our pattern for this target: kept, however old
+        p.mkdir()
+    link = tmp_path / ".model.tmp-aaaaaaaa"  # a link of our pattern: kept (never follow it to delete)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "f").write_text("x")
+    link.symlink_to(keep)
+    for p in [stale, *others]:
+        os.utime(p, (old, old))
+    os.utime(link, (old, old), follow_symlinks=False)
+    with atomic.atomic_directory(target) as d:
+        (d / "x").write_text("x")
+    assert not stale.exists()
+    assert fresh.exists() and all(p.exists() for p in others) and link.is_symlink() and (keep / "f").exists()
+    assert (target / "x").read_text() == "x"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import secrets
 import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +123,37 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+# When this process (near enough: this module) started. A temporary folder last changed before
+# it was left by an earlier process that was killed mid-save; none of ours can be that old.
+_STARTED = time.time()
+
+
+def _temporary_name(target: Path) -> str:
+    return f".{target.name}.tmp-{secrets.token_hex(4)}"
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary folders a killed save to `target` left beside it: only names of
+    exactly our pattern (`_temporary_name`), real folders (not links), older than this process."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-[0-9a-f]{{8}}")
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if not pattern.fullmatch(p.name):
+            continue
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_mtime < _STARTED:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary directory beside `target` to fill; on a clean exit it becomes `target`.
@@ -130,7 +163,8 @@ def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Pa
     if why:  # before spending time on the write
         raise FileExistsError(why)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    remove_stale_temporaries(target)
+    tmp = target.with_name(_temporary_name(target))
     tmp.mkdir()
     try:
         yield tmp
