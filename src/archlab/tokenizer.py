@@ -30,6 +30,7 @@ from tokenizers import Tokenizer as _Backend
 
 from .chat_template import render as render_chat_template
 from .io import CheckpointError
+from .io.files import CONFIG_CAP, TOKENIZER_CAP, read_json, read_text
 from .sentencepiece_gguf import GEMMA_ARCHITECTURES, merge_pairs, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
@@ -358,13 +359,7 @@ def _from_gguf(path: Path) -> Tokenizer:
 # ---- HF tokenizer.json ------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
+    return read_json(path, CONFIG_CAP)  # capped, regular files only: not /dev/zero, not a FIFO
 
 
 # Our own key in tokenizer_config.json (HF ignores keys it does not know); not "vocab_size",
@@ -381,7 +376,9 @@ def _token_text(value: Any) -> str | None:
 
 def _from_tokenizer_json(file: Path) -> Tokenizer:
     try:
-        backend = _Backend.from_file(str(file))
+        backend = _Backend.from_str(read_text(file, TOKENIZER_CAP))
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001 -- tokenizers raises plain Exception on bad files
         raise CheckpointError(f"{file}: not a readable tokenizer.json ({e})") from None
     directory = file.parent
@@ -394,7 +391,7 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
     if (directory / "chat_template.jinja").is_file():  # where transformers >= 4.43 saves it
-        template = (directory / "chat_template.jinja").read_text(encoding="utf-8")
+        template = read_text(directory / "chat_template.jinja", CONFIG_CAP)
     stops: set[int] = set()
     if (directory / "generation_config.json").is_file():
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +35,27 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def file_refusal(target: Path) -> str | None:
+    """Why the file `target` may not be replaced, or None: only an absent path or a regular file
+    is. A rename over a symlink, FIFO or device node would silently swap it for our file."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+    return f"{target}: is {kind}; refusing to replace it with an output file, choose another path or remove it"
+
+
 @contextmanager
 def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside `target`; on a clean exit it replaces `target`."""
+    """Open a temporary file beside `target`; on a clean exit it replaces `target`, which must be
+    absent or a regular file (checked before the write and again before the rename)."""
     target = Path(target)
+    why = file_refusal(target)
+    if why:
+        raise FileExistsError(why)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
@@ -44,6 +64,9 @@ def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; our outputs are ordinary files
+        why = file_refusal(target)  # again: the target may have changed while we wrote
+        if why:
+            raise FileExistsError(why)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -100,6 +123,37 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+# When this process (near enough: this module) started. A temporary folder last changed before
+# it was left by an earlier process that was killed mid-save; none of ours can be that old.
+_STARTED = time.time()
+
+
+def _temporary_name(target: Path) -> str:
+    return f".{target.name}.tmp-{secrets.token_hex(4)}"
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary folders a killed save to `target` left beside it: only names of
+    exactly our pattern (`_temporary_name`), real folders (not links), older than this process."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.tmp-[0-9a-f]{{8}}")
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if not pattern.fullmatch(p.name):
+            continue
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_mtime < _STARTED:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary directory beside `target` to fill; on a clean exit it becomes `target`.
@@ -109,7 +163,8 @@ def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Pa
     if why:  # before spending time on the write
         raise FileExistsError(why)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    remove_stale_temporaries(target)
+    tmp = target.with_name(_temporary_name(target))
     tmp.mkdir()
     try:
         yield tmp

@@ -12,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from .files import INDEX_CAP, check_regular, file_named_in, read_json
 from .mapping import Checkpoint
 
 
@@ -26,11 +27,10 @@ class TensorSource(Checkpoint):
         self._handles: dict[Path, object] = {}
         index = self.directory / "model.safetensors.index.json"
         if index.exists():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise CheckpointError(f"{index}: not a valid safetensors index ({e})") from None
-            files = sorted({self.directory / f for f in weight_map.values()})
+            weight_map = read_json(index, INDEX_CAP, self.directory).get("weight_map")
+            if not isinstance(weight_map, dict):
+                raise CheckpointError(f"{index}: not a valid safetensors index (no 'weight_map' object)")
+            files = sorted({file_named_in(self.directory, f, index) for f in weight_map.values()})
             missing = [f.name for f in files if not f.exists()]
             if missing:
                 raise CheckpointError(f"{index}: lists shard files that are not in {self.directory}: {missing}")
@@ -51,6 +51,7 @@ class TensorSource(Checkpoint):
                     raise CheckpointError(f"{index}: says {key!r} is in {fname}, but that file does not hold it")
 
     def _open(self, f: Path):
+        check_regular(f, self.directory)  # a FIFO would block safe_open; a link may lead outside
         try:
             handle = safe_open(str(f), framework="pt")
         except (SafetensorError, OSError, ValueError) as e:

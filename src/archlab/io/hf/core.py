@@ -6,7 +6,6 @@ registers an HFFamily; saving is save.py's."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -15,12 +14,13 @@ from typing import Any, Callable
 
 import torch
 
-from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
 from ...memory import check_load_memory
-from .bounds import check_bounds
 from ...model import build
+from ...model_config import ConfigError, FFNConfig, ModelConfig, MoEConfig
+from ..files import CONFIG_CAP, read_json
 from ..mapping import load_state
 from ..safetensors_dir import CheckpointError, TensorSource
+from .bounds import check_bounds
 from .values import check_values
 
 def base_model_alternatives(rules: list[Rule], prefix: str = "transformer.") -> list[Rule]:
@@ -183,23 +183,6 @@ def enable_saving(model_type: str, *, architecture: str, write_config: Callable[
 
 # ---- loading --------------------------------------------------------------------------------
 
-def _parse(path: Path) -> dict:
-    """config.json's object, or a CheckpointError saying what is wrong with the file."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{path}: not UTF-8 text ({e}); config.json is JSON, which is UTF-8") from None
-    try:
-        hf = json.loads(text)
-    except ValueError as e:  # JSONDecodeError, or an integer over Python's 4300-digit limit
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise CheckpointError(f"{path}: JSON nested too deeply to read (no config.json nests more than a few levels)") from None
-    if not isinstance(hf, dict):
-        raise CheckpointError(f"{path}: expected a JSON object of config fields, got a JSON {type(hf).__name__}")
-    return hf
-
-
 # archlab's ModelConfig fields -> the config.json fields that feed them, first found wins (the
 # llama line's names, GPT-2's): a model-config refusal then names what the user can change
 _COMMON_NAMES = {
@@ -224,7 +207,7 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     path = Path(directory) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
-    hf = _parse(path)
+    hf = read_json(path, CONFIG_CAP)  # capped, regular files only: not /dev/zero, not a FIFO
     check_bounds(hf, path)
     model_type = hf.get("model_type")
     if not isinstance(model_type, str) or model_type not in FAMILIES:
