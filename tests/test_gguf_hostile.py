@@ -113,6 +113,17 @@ def test_impossible_metadata_is_a_checkpoint_error(tmp_path, arch, overrides, me
         read_gguf_config(_meta_gguf(tmp_path / "m.gguf", arch, **overrides))
 
 
+def test_metadata_read_through_an_hf_family_gets_config_json_value_checks(tmp_path):
+    """GGUF files of HF-backed architectures become a config.json for the family's reader: the
+    same value checks as a real config.json run on it first, and name the config.json field."""
+    from archlab.io.gguf import read_gguf_config
+
+    path = _meta_gguf(tmp_path / "m.gguf", "qwen3", attention__layer_norm_rms_epsilon=-1.0)
+    with pytest.raises(CheckpointError, match=r"m\.gguf: the metadata, read as an HF qwen3 config\.json, is not supported: "
+                                              r"rms_norm_eps=-1\.0 \(float\); expected a finite number > 0"):
+        read_gguf_config(path)
+
+
 @pytest.mark.parametrize("divisors", [np.zeros(8), np.full(8, np.inf), np.r_[np.ones(7), np.nan], np.r_[np.ones(7), -1.0]],
                          ids=["zero", "inf", "nan", "negative"])
 def test_rope_freqs_divisors_must_be_finite_and_positive(tmp_path, divisors):

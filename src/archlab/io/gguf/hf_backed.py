@@ -190,7 +190,10 @@ class HFBacked:
 
     def read_config(self, g: GGUFFile) -> ModelConfig:
         hf = self.config_json(g)
+        from ..hf.values import check_values
+
         try:
+            check_values(hf)  # the same checks as a config.json's, before the family reader
             cfg = self.family(hf).read_config(hf)
         except (CheckpointError, ConfigError) as e:
             # the HF reader speaks of config.json; here the fields come from the GGUF metadata
@@ -198,6 +201,8 @@ class HFBacked:
             raise CheckpointError(
                 f"{g.path}: the metadata, read as an HF {hf['model_type']} config.json, is not supported: {msg}"
             ) from None
+        except (TypeError, KeyError, AttributeError, ValueError, OverflowError, ZeroDivisionError, RecursionError) as e:
+            raise CheckpointError(f"{g.path}: metadata a {hf['model_type']} reader cannot use ({type(e).__name__}: {e})") from None
         return cfg.replace(name=g.path.stem, source=str(g.path))
 
     def rules(self, cfg: ModelConfig, g: GGUFFile) -> list[Rule]:
