@@ -178,7 +178,7 @@ def write_result(claim: Claim, ctx: Context, outcome: Outcome, seconds: float, c
         "measurements": outcome.measurements, "notes": outcome.notes,
         "budget": ctx.budget, "seed": ctx.seed, "command": command, "versions": _versions(),
         "device": _device(ctx.device), "seconds": round(seconds, 1),
-        "processes": int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1,
+        "processes": _launched()[1],
     }
     if not write:
         return result
@@ -207,13 +207,21 @@ def write_result(claim: Claim, ctx: Context, outcome: Outcome, seconds: float, c
     return result
 
 
+def _launched() -> tuple[int, int]:
+    """(rank, world) as torchrun set them, as training.distributed.start reads them; (0, 1) alone."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return int(env["RANK"]), int(env["WORLD_SIZE"])
+    return 0, 1
+
+
 @contextmanager
 def processes(device: str | None = None) -> Iterator[Any]:
     """Under torchrun, one process group for a whole lab run, so that every archlab.train a
     claim makes trains data-parallel over all the processes (each on its own GPU, when there
     are GPUs). Everything else a claim does runs on every process alike, from the same seed,
     and the first process alone writes. Yields the Processes, or None when alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1
+    world = _launched()[1]
     import torch.distributed as dist
 
     if world <= 1 or (dist.is_available() and dist.is_initialized()):
@@ -240,7 +248,7 @@ def run_claim(claim: Claim, out: Path, budget: str = "default", seed: int = 0, d
     if budget not in BUDGETS:
         raise LabError(f"--budget: expected one of {', '.join(BUDGETS)}, got {budget!r}")
     with processes(device):
-        main = int(os.environ.get("RANK", "0")) == 0 if "WORLD_SIZE" in os.environ else True
+        main = _launched()[0] == 0
         ctx = Context(claim.name, budget, seed, Path(out) / claim.name, device, quiet, main)
         runs = ctx.folder / "runs"
         if runs.is_dir() and main:  # a rerun of the claim starts its training runs afresh (the results are replaced at the end)
