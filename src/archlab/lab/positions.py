@@ -198,7 +198,8 @@ def _run(ctx: Context) -> Outcome:
     rope_model = models["rope"]
     head_dim = rope_model.config.resolved_attention.head_dim
     scaled: dict[str, dict[str, Any]] = {}
-    for label, rope in _scalings(rope_model.config.rope, L, head_dim).items():
+    scalings = _scalings(rope_model.config.rope, L, head_dim)
+    for label, rope in scalings.items():
         ctx.say(f"{label}: evaluating the trained RoPE weights")
         m = archlab.build(rope_model.config.replace(position=rope)).eval()
         m.load_state_dict(rope_model.state_dict())
@@ -209,7 +210,7 @@ def _run(ctx: Context) -> Outcome:
     ft_lr = ctx.pick(3e-3, 2e-3, 1e-3) / 4  # the base run's peak over 4: adapting, not relearning
     tuned: dict[str, dict[str, Any]] = {}
     tuned_info: dict[str, Any] = {}
-    ropes = {"rope (no scaling)": rope_model.config.rope, **_scalings(rope_model.config.rope, L, head_dim)}
+    ropes = {"rope (no scaling)": rope_model.config.rope, **scalings}
     for label, rope in ropes.items():
         ctx.say(f"{label}: fine-tuning {ft_steps} steps x {ft_batch} x {EXTEND * L} tokens from the RoPE run")
         slug = "ft-" + "".join(c if c.isalnum() else "-" for c in label).strip("-")
@@ -251,7 +252,7 @@ def _run(ctx: Context) -> Outcome:
         "model": {"preset": "llama-3-8b (tiny)", "d_model": configs["rope"].d_model, "n_layers": configs["rope"].n_layers,
                   "n_heads": configs["rope"].attention.n_heads, "head_dim": head_dim, "rope_theta": configs["rope"].rope.theta},
         "training": train_info, "loss": evals, "scaled_rope_loss": scaled,
-        "scaled_rope_configs": {k: repr(v) for k, v in _scalings(rope_model.config.rope, L, head_dim).items()},
+        "scaled_rope_configs": {k: repr(v) for k, v in scalings.items()},
         "rope_scaling_kinds": list(FIXED_ROPE_SCALINGS) + ["ntk (theta)"],
         "helps_at_4L": helps, "scaling_extends_to_4L": extends, "help_margin": HELP_MARGIN, "tolerance": TOLERANCE, "learned_bar": LEARNED_BAR, **why,
         "fine_tune": {"steps": ft_steps, "batch": ft_batch, "seq_len": EXTEND * L, "lr": ft_lr,
