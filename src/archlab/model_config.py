@@ -899,10 +899,17 @@ class ModelConfig:
         import json
         from pathlib import Path
 
+        # the capped reader of model files (a link to /dev/zero or a FIFO must not hang this);
+        # imported here, the one place the config layer reads a file
+        from .io.files import CONFIG_CAP, read_text
+        from .errors import CheckpointError
+
         p = Path(path)
         try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError, an integer over 4300 digits
+            d = json.loads(read_text(p, CONFIG_CAP))
+        except CheckpointError as e:
+            raise ConfigError(str(e)) from None
+        except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, an integer over 4300 digits
             raise ConfigError(f"{path}: not a readable JSON config ({e})") from None
         except RecursionError:
             raise ConfigError(f"{path}: JSON nested too deeply to read") from None
@@ -973,6 +980,27 @@ def _require_sub_config(cls: type, key: str, v: Any) -> None:
     )
 
 
+_SCALARS = {"bool", "int", "float", "str", "None"}
+
+
+def _check_scalar(cls: type, key: str, v: Any) -> None:
+    """A field whose annotation is only scalars (`bool`, `float | str | None`, ...) given a value
+    of another JSON type: the dataclasses do not check types, and a 1 or "false" where a bool
+    belongs is truthy. Numbers must be finite (no field means anything by NaN or infinity)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"{cls.__name__}.{key}: {v!r} is not a finite number")
+    hint = str(next(f.type for f in fields(cls) if f.name == key))
+    alts = set(hint.split(" | "))
+    if not alts <= _SCALARS:
+        return
+    ok = ((v is None and "None" in alts) or (isinstance(v, bool) and "bool" in alts)
+          or (isinstance(v, int) and not isinstance(v, bool) and alts & {"int", "float"})
+          or (isinstance(v, float) and "float" in alts) or (isinstance(v, str) and "str" in alts))
+    if not ok:
+        shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+        raise ConfigError(f"{cls.__name__}.{key}: expected {' or '.join(sorted(alts))}, got {shown} ({type(v).__name__})")
+
+
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
     if not isinstance(d, dict):
         raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(d).__name__}")
@@ -985,11 +1013,12 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
         if k == "type":
             continue
         if isinstance(v, dict) and "type" in v:
-            sub = _TAGGED.get(v["type"])
+            sub = _TAGGED.get(v["type"]) if isinstance(v["type"], str) else None
             if sub is None:
                 raise ConfigError(f"{cls.__name__}.{k}: unknown config type {v['type']!r}")
             v = _from_dict(sub, v)
         _require_sub_config(cls, k, v)
+        _check_scalar(cls, k, v)
         if isinstance(v, list):
             v = tuple(v)
         kw[k] = v

@@ -359,7 +359,8 @@ def _from_gguf(path: Path) -> Tokenizer:
 # ---- HF tokenizer.json ------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
-    return read_json(path, CONFIG_CAP)  # capped, regular files only: not /dev/zero, not a FIFO
+    # capped, regular files only (not /dev/zero, not a FIFO), resolving inside the tokenizer's folder
+    return read_json(path, CONFIG_CAP, path.parent)
 
 
 # Our own key in tokenizer_config.json (HF ignores keys it does not know); not "vocab_size",
@@ -391,7 +392,7 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
     if (directory / "chat_template.jinja").is_file():  # where transformers >= 4.43 saves it
-        template = read_text(directory / "chat_template.jinja", CONFIG_CAP)
+        template = read_text(directory / "chat_template.jinja", CONFIG_CAP, directory)
     stops: set[int] = set()
     if (directory / "generation_config.json").is_file():
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")

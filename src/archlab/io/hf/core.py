@@ -207,7 +207,7 @@ def read_config(directory: str | Path) -> tuple[dict, HFFamily, ModelConfig]:
     path = Path(directory) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{directory}: no config.json (an HF-format model directory needs one)")
-    hf = read_json(path, CONFIG_CAP)  # capped, regular files only: not /dev/zero, not a FIFO
+    hf = read_json(path, CONFIG_CAP, directory)  # capped, regular, inside the folder: not /dev/zero, not a FIFO
     check_bounds(hf, path)
     model_type = hf.get("model_type")
     if not isinstance(model_type, str) or model_type not in FAMILIES:

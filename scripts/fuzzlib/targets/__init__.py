@@ -1,0 +1,7 @@
+"""Each target: NAME, make_seeds(folder) (the undamaged inputs, made once by this tree's archlab and
+the test reference), references(seeds) -> {key: run} (outputs of the undamaged inputs) and
+case(seeds, rng, index) -> Case (drawn from rng alone)."""
+
+from . import config
+
+TARGETS = {m.NAME: m for m in (config,)}
