@@ -107,3 +107,49 @@ def test_an_unusable_device_is_named(device, message):
 
     with pytest.raises(TrainError, match=rf"--device: device='{device}': {message}"):
         archlab.train("gpt2", "shakespeare", "/nonexistent-run", tiny=True, device=device, steps=1)
+
+
+# ---- limits MemAvailable does not see: ulimit -v / RLIMIT_AS, and a container's cgroup ----------
+
+def test_an_address_space_limit_is_memory_not_available(tmp_path):
+    """Under `ulimit -v` (or a sandbox's RLIMIT_AS) /proc/meminfo still shows the machine's memory:
+    a model that fits in RAM but not under the limit must be refused, not die of MemoryError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, torch, archlab, archlab.api, archlab.memory as m\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (m._status_bytes('VmSize') + (512 << 20),) * 2)\n"
+        "try:\n"
+        "    archlab.build(archlab.tiny('llama-3-8b', d_model=2048, n_layers=8))\n"
+        "except archlab.memory.MemoryLimitError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "refused:" in out.stdout and "MiB available" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_cgroup_limit_is_memory_not_available(tmp_path, monkeypatch, version):
+    import archlab.memory as m
+
+    cgroup = tmp_path / "cgroup"
+    if version == "v2":
+        (tmp_path / "fs" / "box").mkdir(parents=True)
+        cgroup.write_text("0::/box\n")
+        (tmp_path / "fs" / "box" / "memory.max").write_text(str(3 << 30))
+        (tmp_path / "fs" / "box" / "memory.current").write_text(str(1 << 30))
+    else:
+        (tmp_path / "fs" / "memory" / "box").mkdir(parents=True)
+        cgroup.write_text("4:memory:/box\n0::/\n")
+        (tmp_path / "fs" / "memory" / "box" / "memory.limit_in_bytes").write_text(str(3 << 30))
+        (tmp_path / "fs" / "memory" / "box" / "memory.usage_in_bytes").write_text(str(1 << 30))
+    monkeypatch.setattr(m, "_CGROUP_FILE", str(cgroup))
+    monkeypatch.setattr(m, "_CGROUP_ROOT", tmp_path / "fs")
+    assert m._cgroup_headroom() == [2 << 30]
+    import torch
+
+    assert m.available(torch.device("cpu")) <= 2 << 30
+    (tmp_path / "fs" / ("box/memory.max" if version == "v2" else "memory/box/memory.limit_in_bytes")).write_text(
+        "max" if version == "v2" else str(2**63 - 4096))
+    assert m._cgroup_headroom() == []  # no limit set: MemAvailable rules

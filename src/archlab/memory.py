@@ -8,6 +8,7 @@ allocates nothing and is never checked."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model_config import ConfigError, ModelConfig
@@ -40,6 +41,65 @@ def _meminfo_available() -> int | None:
     return None
 
 
+def _status_bytes(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _process_limits() -> list[int]:
+    """What this process may still take under limits MemAvailable does not see: its address-space
+    limit (ulimit -v, a sandbox's RLIMIT_AS) and its cgroup's memory.max (a container's limit:
+    /proc/meminfo there shows the host's memory)."""
+    found = []
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        used = _status_bytes("VmSize")
+        if soft != resource.RLIM_INFINITY and used is not None:
+            found.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    found += _cgroup_headroom()
+    return found
+
+
+_CGROUP_FILE, _CGROUP_ROOT = "/proc/self/cgroup", Path("/sys/fs/cgroup")
+
+
+def _cgroup_headroom() -> list[int]:
+    """limit - usage of this process's memory cgroup: v2 (memory.max) or v1 (memory.limit_in_bytes),
+    at the path /proc/self/cgroup names or at the mount's root (a container sees its own there)."""
+    try:
+        with open(_CGROUP_FILE) as f:
+            lines = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return []
+    root = _CGROUP_ROOT
+    places = []
+    for _, controllers, rel in lines:
+        if controllers == "":
+            places += [(root / rel.lstrip("/"), "memory.max", "memory.current"), (root, "memory.max", "memory.current")]
+        elif "memory" in controllers.split(","):
+            places += [(root / "memory" / rel.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                       (root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    for folder, limit_file, usage_file in places:
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a page-rounded 2**63
+                continue
+            return [max(0, int(limit) - int((folder / usage_file).read_text().strip()))]
+        except (OSError, ValueError):
+            continue
+    return []
+
+
 def available(device: "torch.device") -> int | None:
     """Bytes free on `device` now (None when unknown: then nothing is refused)."""
     import torch
@@ -50,9 +110,9 @@ def available(device: "torch.device") -> int | None:
         if device.type != "cpu":
             return None  # mps, xpu...: no portable query
         found = _meminfo_available()
-        if found is not None:
-            return found
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        if found is None:
+            found = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        return min([found, *_process_limits()])
     except (AttributeError, ValueError, OSError, RuntimeError, AssertionError):
         return None
 
