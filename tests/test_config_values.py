@@ -187,3 +187,41 @@ def test_a_value_a_reader_tripped_on_is_refused_naming_it(tmp_path, model_type, 
     _write(tmp_path, hf)
     read_config(tmp_path)  # the unchanged config loads
     _refused(tmp_path, {**hf, field: value}, expected)
+
+
+# ---- null where HF's class annotates a plain bool --------------------------------------------
+
+def _plain_bool_fields():
+    """(model_type, field) for every true/false field the readers read that HF's own config class
+    annotates `bool` (not `bool | None`): HF refuses null there, read from HF's annotations."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sweep_space import SAMPLERS
+    from archlab.io.hf.values import FIELDS, bool_value
+
+    out = []
+    for model_type, (cls, _) in SAMPLERS.items():
+        ann: dict = {}
+        for base in reversed(getattr(transformers, cls).__mro__):
+            ann.update(getattr(base, "__annotations__", {}))
+        out += [(model_type, k) for k, check in FIELDS.items() if check is bool_value and ann.get(k) is bool]
+    return out
+
+
+@pytest.mark.parametrize("model_type,field", _plain_bool_fields())
+def test_null_where_hf_wants_a_bool_is_refused(tmp_path, model_type, field):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sweep_space import SAMPLERS, draw
+
+    cls, kw = draw(model_type, 0, 0)
+    with pytest.raises(Exception, match=field):  # the reference refuses it
+        getattr(transformers, cls)(**{**kw, field: None})
+    hf = {"model_type": model_type, **{k: v for k, v in kw.items()}, field: None}
+    _write(tmp_path, hf)
+    with pytest.raises(archlab.CheckpointError, match=rf"{field}=None .*refuse null"):
+        read_config(tmp_path)

@@ -174,10 +174,19 @@ def _check_rope(where: str, d: dict) -> None:
             ROPE_FIELDS[k](f"{where}.{k}", v)
 
 
+# HF annotates these `bool | None` (DeepSeek's classes: null means the family's default); every
+# other true/false field is a plain `bool`, and HF's strict config classes refuse null there,
+# which a reader taking null as "absent" would turn into its default (true, for some).
+NULLABLE_BOOLS = {"deepseek_v2": {"norm_topk_prob"}, "deepseek_v3": {"norm_topk_prob", "rope_interleave"},
+                  "kimi_k2": {"norm_topk_prob", "rope_interleave"}}
+
+
 def check_values(hf: dict, where: str = "") -> None:
     """Refuse, naming the field, any value of the wrong type or out of range among the fields
     the readers read (FIELDS), at the top level and in a multimodal config's text_config."""
     for k, v in hf.items():
+        if v is None and FIELDS.get(k) is bool_value and k not in NULLABLE_BOOLS.get(hf.get("model_type"), ()):
+            raise _bad(where + k, v, "true or false (HF's config classes refuse null for this field)")
         if k in FIELDS and v is not None:
             FIELDS[k](where + k, v)
     for k in ("rope_parameters", "rope_scaling"):
