@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", default=str(ROOT / "src"), help="the archlab source tree to fuzz")
     ap.add_argument("--json", default=None, help="write the counts and every problem case here")
     ap.add_argument("--keep", action="store_true", help="keep every case's folder, not only the problems'")
+    ap.add_argument("--kinds", action="store_true", help="also print the outcomes by kind of input")
     ap.add_argument("--make-seeds", nargs=2, metavar=("TARGET", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -112,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t}: {len(cases)} cases", file=sys.stderr, flush=True)
         results = box.run(cases)
         counts = {o: 0 for o in OUTCOMES}
-        kinds: dict[str, int] = {}
+        kinds: dict[str, dict[str, int]] = {}
         for r in results:
             counts[r.outcome] += 1
-            kinds[r.case.kind] = kinds.get(r.case.kind, 0) + 1
+            row = kinds.setdefault(r.case.kind, {o: 0 for o in OUTCOMES})
+            row[r.outcome] += 1
             if r.outcome in PROBLEMS:
                 problems.append(r.to_json())
             if args.only is not None:
@@ -130,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {t} | " + " | ".join(str(row[c]) for c in cols) + " |")
     total = {c: sum(row[c] for row in table.values()) for c in cols}
     print("| **all** | " + " | ".join(f"**{total[c]}**" for c in cols) + " |")
+    if args.kinds:
+        print("\n| target | kind of input | cases | accepted | clean error | problems |")
+        print("|---|---|---:|---:|---:|---:|")
+        for t, row in table.items():
+            for kind, c in sorted(row["kinds"].items()):
+                print(f"| {t} | {kind} | {sum(c.values())} | {c['accepted']} | {c['clean error']} | "
+                      f"{sum(c[p] for p in PROBLEMS)} |")
     print(f"\n{sum(total[p] for p in PROBLEMS)} problem case(s) in {time.monotonic() - started:.0f} s; "
           f"problem folders under {work}", file=sys.stderr)
     for p in problems[:40]:

@@ -78,3 +78,17 @@ def put(config: dict, path: tuple, value: Any) -> None:
     for p in path[:-1]:
         d = d[p]
     d[path[-1]] = value
+
+
+def value_kind(old: Any, new: Any) -> str:
+    """A short name of what kind of damage `new` is, for the tables."""
+    if new is None:
+        return "null"
+    if not _finite(new):
+        return "non-finite"
+    if isinstance(new, int) and not isinstance(new, bool) and abs(new) >= 2**40 and type(old) is int:
+        return "absurd-count"
+    if old is not None and type(new) is not type(old) and not (isinstance(old, (int, float)) and not isinstance(old, bool)
+                                                              and isinstance(new, (int, float)) and not isinstance(new, bool)):
+        return "other-json-type"
+    return "hostile-value"

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from fuzzlib.harness import Case
-from fuzzlib.values import bad_for, hostile_value, put, where_keys
+from fuzzlib.values import bad_for, hostile_value, put, value_kind, where_keys
 
 NAME = "config"
 IDS = [[1, 2, 3, 4, 5]]
@@ -138,19 +138,19 @@ def case(seeds: Path, rng: random.Random, index: int) -> Case:
             _copy_model(seed, folder)
             write(folder / "in" / "model" / "config.json")
 
-        return Case(NAME, f"file-{name}", f"{model_type}: config.json {name}", _load_hf, prepare, bad=bad,
+        return Case(NAME, f"hf-file-{name}", f"{model_type}: config.json {name}", _load_hf, prepare, bad=bad,
                     names=("config.json",), escape=name == "symlink-outside")
     config = json.loads(json.dumps(original))
     if roll < 0.25:  # a key removed: HF's default applies, so this is valid input
         key = rng.choice(sorted(config))
         del config[key]
-        kind, detail, bad, names = "delete", f"{model_type}: {key} removed", False, (key,)
+        kind, detail, bad, names = "hf-key-removed", f"{model_type}: {key} removed", False, (key,)
     else:
         path = rng.choice(where_keys(config))
         old = _get(config, path)
         new = hostile_value(rng, old)
         put(config, path, new)
-        kind = f"value-{type(old).__name__}-to-{type(new).__name__}"
+        kind = f"hf-{value_kind(old, new)}"
         detail = f"{model_type}: {'.'.join(map(str, path))}: {_short(old)} -> {_short(new)}"
         bad, names = bad_for(old, new), tuple(str(p) for p in path if isinstance(p, str))
 
@@ -176,7 +176,7 @@ def _own_case(seeds: Path, rng: random.Random) -> Case:
     def prepare(folder):
         (folder / "in" / "config.json").write_text(text)
 
-    return Case(NAME, f"own-{type(old).__name__}-to-{type(new).__name__}",
+    return Case(NAME, f"own-{value_kind(old, new)}",
                 f"{f.stem}.json: {'.'.join(map(str, path))}: {_short(old)} -> {_short(new)}", _build_own, prepare,
                 # embed_scale holds a formula string or a number: a number there is no type error
                 bad=bad_for(old, new) and not (isinstance(old, str) and isinstance(new, (int, float))), names=tuple(str(p) for p in path if isinstance(p, str)) + (f"config.json",),
