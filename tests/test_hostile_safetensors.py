@@ -36,3 +36,12 @@ def test_non_finite_weights_are_refused_naming_the_tensor(saved, tmp_path_factor
     save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=rf"model\.safetensors: tensor '{name}' holds .*(NaN|infinite)"):
         archlab.load(d)
+
+
+@pytest.mark.parametrize("size", [0, True, False, -1, 1.5, float("nan"), "100"])
+def test_max_shard_bytes_that_is_no_size_is_refused_before_writing(tmp_path, size):
+    # 0 was taken as "the default" and True as 1 byte (a shard per tensor)
+    model = archlab.build(archlab.tiny("gpt2"))
+    with pytest.raises(ValueError, match=r"max_shard_bytes: expected a positive number of bytes, got"):
+        archlab.save(model, tmp_path / "out", max_shard_bytes=size)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
