@@ -201,10 +201,14 @@ def case(seeds: Path, rng: random.Random, index: int) -> Case:
                     names=(shard,), reference=ref)
     kind = rng.choice(sorted(st_format.TENSOR_KINDS))
     bad, same = st_format.TENSOR_KINDS[kind]
-    name = rng.choice(st_format.tensor_names(seed / shard))
+    source = seed / rng.choice([s for s in _shards(seed) if s != shard] or [shard])
+    name = rng.choice(st_format.tensor_names(source if kind == "duplicate" else seed / shard))
 
     def prepare(folder, kind=kind):
-        st_format.tensor_change(copy_model(seed, folder) / shard, kind, name, random.Random(sub))
+        if kind == "duplicate":  # a tensor of another shard (or a new file) held twice
+            st_format.duplicate(copy_model(seed, folder) / shard, name, source)
+        else:
+            st_format.tensor_change(copy_model(seed, folder) / shard, kind, name, random.Random(sub))
 
     # a refusal may name the tensor, or its experts together (experts.*: archlab stacks them)
     together = re.sub(r"\.experts\.\d+\.", ".experts.*.", name)

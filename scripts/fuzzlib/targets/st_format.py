@@ -145,11 +145,25 @@ RAW = {"length": _length, "json": _json_text, "field": _tensor_field, "offsets":
 TENSOR_KINDS = {"drop": (True, False), "extra": (True, False), "rename": (True, False), "reshape": (True, False),
                 "transpose": (True, False), "nan": (True, False), "inf": (True, False), "dtype-float": (False, False),
                 "dtype-int": (True, False), "fp8": (True, False), "perturb": (False, False), "meta-benign": (False, True),
-                "meta-huge": (False, True), "pad-header": (False, True)}
+                "meta-huge": (False, True), "pad-header": (False, True), "duplicate": (True, False)}
 
 
 def tensor_names(path: Path) -> list[str]:
     return _tensors(read(path)[0])
+
+
+def duplicate(path: Path, name: str, source: Path) -> None:
+    """A second copy of `name` (from `source`) in another file: in `path` when that is another
+    shard, else in a new file beside it. Which one holds the model's weight is anyone's guess."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as f:
+        t = f.get_tensor(name)
+    if source.name == path.name:
+        save_file({name: t}, str(path.with_name("model-extra.safetensors")), metadata={"format": "pt"})
+    else:
+        _rewrite(path, lambda tensors: tensors.update({name: t}))
 
 
 def tensor_change(path: Path, kind: str, name: str, rng: random.Random) -> None:

@@ -32,7 +32,8 @@ CLEAN = "out:clean"
 _DEFAULT = object()
 # max_shard_bytes: (value, valid). 0 bytes per shard means nothing; None is the documented default.
 SHARD_SIZES = [(None, True), (1, True), (1000, True), (10**30, True), (0, False), (-1, False), (-(2**63), False),
-               (math.nan, False), (math.inf, False), (1.5, False), ("100", False), (True, False), (2**63, True)]
+               (math.nan, False), (math.inf, False), (1.5, False), ("100", False), (True, False), (False, False),
+               (2**63, True)]
 
 
 def _digest(p: Path) -> str:
