@@ -45,3 +45,14 @@ def test_max_shard_bytes_that_is_no_size_is_refused_before_writing(tmp_path, siz
     with pytest.raises(ValueError, match=r"max_shard_bytes: expected a positive number of bytes, got"):
         archlab.save(model, tmp_path / "out", max_shard_bytes=size)
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_dangling_link_to_the_weights_is_a_checkpoint_error_naming_it(saved, tmp_path):
+    # an HF cache whose blob was deleted leaves model.safetensors linking to nothing: it was a
+    # bare FileNotFoundError from deep inside the reader
+    d = tmp_path / "model"
+    shutil.copytree(saved, d)
+    (d / "model.safetensors").unlink()
+    (d / "model.safetensors").symlink_to(tmp_path / "blobs" / "gone")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: is a symbolic link to .*gone, which does not exist"):
+        archlab.load(d)
