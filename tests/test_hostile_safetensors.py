@@ -56,3 +56,15 @@ def test_dangling_link_to_the_weights_is_a_checkpoint_error_naming_it(saved, tmp
     (d / "model.safetensors").symlink_to(tmp_path / "blobs" / "gone")
     with pytest.raises(CheckpointError, match=r"model\.safetensors: is a symbolic link to .*gone, which does not exist"):
         archlab.load(d)
+
+
+def test_output_under_a_file_names_the_file_that_is_no_folder(tmp_path, capsys):
+    # it was "[Errno 17] File exists: '.../afile'", as if the output were there already
+    from archlab.cli import main
+
+    (tmp_path / "afile").write_text("the user's file")
+    with pytest.raises(NotADirectoryError, match=r"afile/out: cannot be written there, .*afile is not a folder"):
+        archlab.save(archlab.build(archlab.tiny("gpt2")), tmp_path / "afile" / "out")
+    assert main(["report", "gpt2", "-q", "-o", str(tmp_path / "afile" / "r.html")]) == 2
+    assert "afile is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "the user's file"
