@@ -63,7 +63,9 @@ def save(model: Transformer, directory: str | Path, *, overwrite: bool = False, 
     was; a non-empty directory is replaced only with overwrite=True."""
     from .io.hf import DEFAULT_MAX_SHARD_BYTES, save_hf
 
-    return save_hf(model, directory, overwrite=overwrite, max_shard_bytes=max_shard_bytes or DEFAULT_MAX_SHARD_BYTES)
+    # only None means the default: 0 is a size, and save_hf refuses it with the others
+    size = DEFAULT_MAX_SHARD_BYTES if max_shard_bytes is None else max_shard_bytes
+    return save_hf(model, directory, overwrite=overwrite, max_shard_bytes=size)
 
 
 def load_tokenizer(path: str | Path):

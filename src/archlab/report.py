@@ -469,10 +469,10 @@ def write_report(
 ) -> Path:
     """Write the report to `path` atomically: a reader never sees half a file, and a
     failure leaves whatever was there before."""
-    from .io.atomic import atomic_file
+    from .io.atomic import atomic_file, make_parent
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, not after the drawing
+    make_parent(path)  # an unwritable place fails now, not after the drawing
     page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab)
     with atomic_file(path, "wb") as f:
         f.write(page.encode("utf-8"))

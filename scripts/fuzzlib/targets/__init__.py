@@ -1,7 +1,7 @@
-"""Each target: NAME, make_seeds(folder) (the undamaged inputs, made once by this tree's archlab and
-the test reference), references(seeds) -> {key: run} (outputs of the undamaged inputs) and
+"""Each target: NAME, make_seeds(folder) (the undamaged inputs, made once by this tree's archlab
+and the test reference), references(seeds) -> {key: run} (outputs of the undamaged inputs) and
 case(seeds, rng, index) -> Case (drawn from rng alone)."""
 
-from . import config
+from . import config, safetensors
 
-TARGETS = {m.NAME: m for m in (config,)}
+TARGETS = {m.NAME: m for m in (config, safetensors)}

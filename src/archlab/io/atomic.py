@@ -48,6 +48,16 @@ def file_refusal(target: Path) -> str | None:
     return f"{target}: is {kind}; refusing to replace it with an output file, choose another path or remove it"
 
 
+def make_parent(target: Path) -> None:
+    """Create the folders above `target`. One of them being a file was a bare "[Errno 17] File
+    exists: 'x'", which reads as if the output itself existed: say which path is no folder."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), target.parent)
+        raise NotADirectoryError(f"{target}: cannot be written there, {blocker} is not a folder") from None
+
+
 @contextmanager
 def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside `target`; on a clean exit it replaces `target`, which must be
@@ -56,7 +66,7 @@ def atomic_file(target: str | Path, mode: str = "wb") -> Iterator[IO]:
     why = file_refusal(target)
     if why:
         raise FileExistsError(why)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, mode) as f:
@@ -162,7 +172,7 @@ def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Pa
     why = refusal(target, overwrite)
     if why:  # before spending time on the write
         raise FileExistsError(why)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target)
     remove_stale_temporaries(target)
     tmp = target.with_name(_temporary_name(target))
     tmp.mkdir()

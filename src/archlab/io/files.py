@@ -86,6 +86,14 @@ def check_regular(path: Path, directory: str | Path | None = None) -> None:
             )
 
 
+def dangling(path: Path) -> str:
+    """Why a path that was listed cannot be found: a link to nothing, or gone."""
+    try:
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist (a broken download, or a cleaned cache)"
+    except OSError:
+        return "does not exist (removed while the folder was read)"
+
+
 def read_capped(path: str | Path, cap: int, directory: str | Path | None = None) -> bytes:
     """The bytes of the regular file `path`, refused when over `cap` bytes. O_NONBLOCK: opening
     a FIFO returns at once (then fstat refuses it) instead of waiting for a writer."""

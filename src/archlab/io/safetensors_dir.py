@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
-from .files import INDEX_CAP, check_regular, file_named_in, read_json
+from .files import INDEX_CAP, check_regular, dangling, file_named_in, read_json
 from .mapping import Checkpoint
 
 
@@ -51,7 +51,10 @@ class TensorSource(Checkpoint):
                     raise CheckpointError(f"{index}: says {key!r} is in {fname}, but that file does not hold it")
 
     def _open(self, f: Path):
-        check_regular(f, self.directory)  # a FIFO would block safe_open; a link may lead outside
+        try:
+            check_regular(f, self.directory)  # a FIFO would block safe_open; a link may lead outside
+        except FileNotFoundError:  # found by the glob, so a link to nothing (a cleaned HF cache's blob)
+            raise CheckpointError(f"{f}: {dangling(f)}") from None
         try:
             handle = safe_open(str(f), framework="pt")
         except (SafetensorError, OSError, ValueError) as e:

@@ -268,6 +268,20 @@ class HFCheckpoint(TensorSource):
         ]
 
     def read(self, name: str) -> torch.Tensor:
+        t = self._dequantized(name)
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            # HF loads them silently; every output they reach is then NaN with nothing to say why.
+            # A weight is never meant to be NaN or infinite: a corrupted file, or a run that diverged.
+            bad = ~torch.isfinite(t)
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise CheckpointError(
+                f"{self._where[name]}: tensor {name!r} holds {int(torch.isnan(t).sum())} NaN and "
+                f"{int(torch.isinf(t).sum())} infinite values (the first at index {first}); a weight is a finite "
+                "number, so the file is corrupted or the training that wrote it diverged"
+            )
+        return t
+
+    def _dequantized(self, name: str) -> torch.Tensor:
         t = super().read(name)
         if t.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
             return t

@@ -155,7 +155,8 @@ def save_hf(
     cfg = getattr(model, "config", None)
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"expected an archlab Transformer (with a ModelConfig), got {type(model).__name__}")
-    if not isinstance(max_shard_bytes, int) or max_shard_bytes <= 0:
+    # a bool is an int to Python, but True is no size (it wrote one shard per tensor)
+    if isinstance(max_shard_bytes, bool) or not isinstance(max_shard_bytes, int) or max_shard_bytes <= 0:
         raise ValueError(f"max_shard_bytes: expected a positive number of bytes, got {max_shard_bytes!r}")
     state = model.state_dict()
     dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
