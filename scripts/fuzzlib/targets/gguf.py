@@ -158,9 +158,11 @@ def references(seeds: Path) -> dict:
 
 def case(seeds: Path, rng: random.Random, index: int) -> Case:
     all_seeds = _seeds(seeds)
-    name = rng.choice(sorted(all_seeds))
+    r = rng.random()
+    # a quarter of the cases on the vocabulary and the rope_freqs divisors, which one seed each has
+    focus, name = ("vocab", "llama-vocab") if r < 0.2 else ("rope", "llama3-rope") if r < 0.25 else ("", rng.choice(sorted(all_seeds)))
     parts, vocab = all_seeds[name]
-    d = gguf_damage.damage(parts, rng)
+    d = gguf_damage.damage(parts, rng, focus)
     content = d.content
 
     def prepare(folder):

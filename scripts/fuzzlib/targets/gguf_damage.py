@@ -108,9 +108,9 @@ def _kv_value(parts: Parts, i: int) -> tuple[int, Any, int | None]:
     return kv.vtype, v, item
 
 
-def _value(parts: Parts, rng: random.Random) -> Damage:
+def _value(parts: Parts, rng: random.Random, prefix: str = "") -> Damage:
     p = parts.copy()
-    i = rng.randrange(len(p.kvs))
+    i = rng.choice([i for i, kv in enumerate(p.kvs) if kv.key.startswith(prefix.encode())])
     key = p.kvs[i].key.decode()
     old = _kv_value(p, i)
     new = _derived(rng, *old) if rng.random() < 0.6 else rng.choice(FIXED)
@@ -189,9 +189,14 @@ def _tensor_info(parts: Parts, rng: random.Random) -> Damage:
     return Damage(f"tensor-{what}", detail, serialize(p), bad, (name, FILE))
 
 
-def damage(parts: Parts, rng: random.Random) -> Damage:
+def damage(parts: Parts, rng: random.Random, focus: str = "") -> Damage:
+    """Any damage; `focus` "vocab" or "rope": damage to the vocabulary or the rope_freqs divisors."""
     from .gguf_damage2 import file_damage
 
+    if focus == "vocab":
+        return _value(parts, rng, "tokenizer.") if rng.random() < 0.6 else file_damage(parts, rng, "vocab")
+    if focus == "rope":
+        return file_damage(parts, rng, "rope")
     r = rng.random()
     if r < 0.30:
         return _value(parts, rng)

@@ -52,18 +52,27 @@ def _with(p: Parts, key: bytes, vtype: int, payload: bytes) -> Parts:
     return p
 
 
-def file_damage(parts: Parts, rng: random.Random) -> Damage:
+def file_damage(parts: Parts, rng: random.Random, what: str = "") -> Damage:
     content = serialize(parts)
     head = len(content) - len(parts.data)  # the header: everything before the (aligned) data section
     keys = [kv.key for kv in parts.kvs]
-    what = rng.choice(["flip", "flip", "truncate", "truncate", "delete", "duplicate", "counts", "alignment",
-                       "magic", "version", "rope", "vocab", "trailing"])
+    what = what or rng.choice(["flip", "flip", "truncate", "truncate", "delete", "duplicate", "counts", "alignment",
+                               "magic", "version", "trailing", "flip-data"])
     if what == "flip":
         b = bytearray(content)
         spots = [rng.randrange(head) for _ in range(rng.randint(1, 4))]
         for at in spots:
             b[at] ^= 1 << rng.randrange(8)
         return Damage("flip-header", f"bits flipped at bytes {spots}", bytes(b), False, (FILE,))
+    if what == "flip-data":
+        # A valid file with other weights. Only each byte's lowest bit: that changes an F32 exponent by 2 at
+        # most and an F16 one (or a quantized block's fp16 scale) not at all, so the weights stay of their
+        # size; a flip making a norm weight 1e38 is valid GGUF that overflows in any reader (llama.cpp too)
+        b = bytearray(content)
+        spots = [rng.randrange(head, len(b)) for _ in range(rng.randint(1, 8))]
+        for at in spots:
+            b[at] ^= 1
+        return Damage("flip-data", f"bits flipped at bytes {spots}", bytes(b), False, (FILE,))
     if what == "truncate":
         end = _data_end(parts)
         cut = rng.randrange(head) if rng.random() < 0.5 else rng.randrange(end)
