@@ -46,6 +46,23 @@ def _relayout(parts: Parts, alignment: int) -> Parts:
     return p
 
 
+def _big_endian(parts: Parts) -> Parts:
+    """The file as gguf-py writes it with endianess=BIG: every header number and F32/F16/BF16 element
+    byte-swapped; quantized blocks are uint8 arrays to gguf-py, written as they are."""
+    p = parts.copy()
+    p.order = ">"
+    for kv in p.kvs:
+        value, item = decode(kv.vtype, kv.payload)
+        kv.payload = encode(kv.vtype, value, item, order=">")
+    data = bytearray(p.data)
+    for t, n in zip(p.infos, _nbytes(parts)):
+        size = {0: 4, 1: 2, 30: 2}.get(t.ttype)  # F32, F16, BF16 (gguf.GGMLQuantizationType)
+        if size:
+            data[t.offset:t.offset + n] = np.frombuffer(p.data, np.uint8, n, t.offset).reshape(-1, size)[:, ::-1].tobytes()
+    p.data = bytes(data)
+    return p
+
+
 def _with(p: Parts, key: bytes, vtype: int, payload: bytes) -> Parts:
     p = p.copy()
     p.kvs.insert(1, KV(key, vtype, payload))
@@ -57,7 +74,7 @@ def file_damage(parts: Parts, rng: random.Random, what: str = "") -> Damage:
     head = len(content) - len(parts.data)  # the header: everything before the (aligned) data section
     keys = [kv.key for kv in parts.kvs]
     what = what or rng.choice(["flip", "flip", "truncate", "truncate", "delete", "duplicate", "counts", "alignment",
-                               "magic", "version", "trailing", "flip-data"])
+                               "magic", "version", "trailing", "flip-data", "big-endian"])
     if what == "flip":
         b = bytearray(content)
         spots = [rng.randrange(head) for _ in range(rng.randint(1, 4))]
@@ -73,6 +90,8 @@ def file_damage(parts: Parts, rng: random.Random, what: str = "") -> Damage:
         for at in spots:
             b[at] ^= 1
         return Damage("flip-data", f"bits flipped at bytes {spots}", bytes(b), False, (FILE,))
+    if what == "big-endian":  # a valid file (gguf-py's --bigendian), whatever tensors a reader can swap back
+        return Damage("big-endian", "written big-endian", serialize(_big_endian(parts)), False, (FILE,))
     if what == "truncate":
         end = _data_end(parts)
         cut = rng.randrange(head) if rng.random() < 0.5 else rng.randrange(end)
