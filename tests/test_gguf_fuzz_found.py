@@ -110,3 +110,39 @@ def test_chat_template_syntax_error_names_the_file(tmp_path):
     tok = archlab.load_tokenizer(path)
     with pytest.raises(ChatTemplateError, match=r"v\.gguf: chat template: syntax error at line 1"):
         tok.apply_chat_template([{"role": "user", "content": "hi"}])
+
+
+# ---- arrays of another item type: an empty one passed as a list of strings ----------------------
+
+def _raw_empty_array(path: Path, key: str, item: int) -> Path:
+    """A vocabulary GGUF whose `key` is an empty array of item type `item` (gguf-py writes no empty
+    arrays, so its non-empty one is replaced with an empty one of that type in place)."""
+    import struct
+
+    tokens = ["a", "b", "ab"]
+    _write(path, {}, {"tokenizer.ggml.model": ("gpt2", V.STRING), "tokenizer.ggml.tokens": (tokens, V.ARRAY),
+                      "tokenizer.ggml.merges": (["a b"], V.ARRAY), "zz.marker": ("end", V.STRING)})
+    r = gguf.GGUFReader(str(path))
+    f = r.fields[key]
+    start = f.offset + 8 + len(key) + 4  # the value: item type, count, items
+    end = f.offset + sum(p.nbytes for p in f.parts)
+    content = path.read_bytes()
+    path.write_bytes(content[:start] + struct.pack("<IQ", item, 0) + content[end:])
+    return path
+
+
+@pytest.mark.parametrize("item, name", [(4, "UINT32"), (6, "FLOAT32"), (7, "BOOL")])
+def test_empty_array_of_another_item_type_is_refused(tmp_path, item, name):
+    import archlab
+
+    path = _raw_empty_array(tmp_path / "v.gguf", "tokenizer.ggml.tokens", item)
+    with pytest.raises(CheckpointError, match=rf"v\.gguf: GGUF metadata field 'tokenizer\.ggml\.tokens' = \[\] is an array of {name} items; expected a list of strings"):
+        archlab.load_tokenizer(path)
+
+
+def test_empty_vocabulary_is_refused(tmp_path):
+    import archlab
+
+    path = _raw_empty_array(tmp_path / "v.gguf", "tokenizer.ggml.tokens", 8)
+    with pytest.raises(CheckpointError, match=r"v\.gguf: GGUF metadata field 'tokenizer\.ggml\.tokens' is empty"):
+        archlab.load_tokenizer(path)

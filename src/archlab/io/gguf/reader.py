@@ -296,6 +296,11 @@ class GGUFFile:
             raise CheckpointError(f"{self.path}: GGUF metadata field {key!r} is not an array")
         return self._header.array_head(off, key)[1]
 
+    def item_type(self, key: str) -> int | None:
+        """The value type (llama.cpp's gguf_type) of an array field's items; None for a scalar."""
+        vtype, off = self._fields[key]
+        return self._header.array_head(off, key)[0] if vtype == _ARRAY else None
+
     def arch_value(self, suffix: str, default: Any = _MISSING) -> Any:
         """`{architecture}.{suffix}`, e.g. llama.block_count."""
         return self.value(f"{self.architecture}.{suffix}", default)
