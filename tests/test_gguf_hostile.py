@@ -130,7 +130,10 @@ def test_rope_freqs_divisors_must_be_finite_and_positive(tmp_path, divisors):
     from archlab.io.gguf import read_gguf_config
 
     path = _meta_gguf(tmp_path / "m.gguf", tensors={"rope_freqs.weight": divisors.astype(np.float32)})
-    with pytest.raises(CheckpointError, match=r"m\.gguf: rope_freqs\.weight holds .*; expected finite positive RoPE frequency divisors"):
+    # NaN and inf are refused when any tensor is read (reader.py: no trained weight is NaN or infinite)
+    message = (r"tensor 'rope_freqs\.weight' \(F32\) holds \d+ NaN or infinite values" if not np.isfinite(divisors).all()
+               else r"rope_freqs\.weight holds .*; expected finite positive RoPE frequency divisors")
+    with pytest.raises(CheckpointError, match=rf"m\.gguf: {message}"):
         read_gguf_config(path)
 
 

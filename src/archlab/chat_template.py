@@ -199,7 +199,10 @@ def render(template: str, source: str, **variables: Any) -> str:
     """The template rendered with `variables`, within the limits above."""
     import jinja2
 
-    compiled = compile_template(template)
+    try:
+        compiled = compile_template(template)
+    except ChatTemplateError as e:  # its message names the line, not the file the template came from
+        raise ChatTemplateError(f"{source}: {e}") from None
     budget = _MAX_STEPS + _STEPS_PER_MESSAGE * len(variables.get("messages") or ())
     out, n = [], 0
     try:

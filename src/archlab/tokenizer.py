@@ -301,6 +301,8 @@ def _from_gguf(path: Path) -> Tokenizer:
 
     g = GGUFFile(path)
     tokens = field(g, "tokenizer.ggml.tokens", "a list of strings")
+    if not tokens:
+        raise CheckpointError(f"{path}: GGUF metadata field 'tokenizer.ggml.tokens' is empty; a vocabulary has at least one token")
     kind = field(g, "tokenizer.ggml.model", "a string")
     types = field(g, "tokenizer.ggml.token_type", "a list of integers", None) or [1] * len(tokens)
     if len(types) != len(tokens):

@@ -210,6 +210,9 @@ class _Header:
             if alignment is None or alignment == 0 or alignment & (alignment - 1):
                 raise _Corrupt(f"general.alignment must be a UINT32 power of two, got {alignment!r} (value type {vtype})")
         data_start = -(-off // alignment) * alignment
+        if infos and data_start > self.size:
+            raise _Corrupt(f"the tensor data would start at byte {data_start} (the header's end rounded up to "
+                           f"general.alignment {alignment}), past the end of the file")
 
         tensors: dict[str, GGUFTensor] = {}
         # llama.cpp (ggml/src/gguf.cpp, gguf_init_from_file_impl) accepts only one layout: the
@@ -258,6 +261,9 @@ class GGUFFile:
                 f"{self.path}: cannot be read as GGUF; the file may be truncated or corrupted ({len(self._buf)} bytes; {e})"
             ) from None
         self.architecture = self.value("general.architecture")
+        if not isinstance(self.architecture, str):
+            raise CheckpointError(f"{self.path}: GGUF metadata field 'general.architecture' = {self.architecture!r}; "
+                                  f"expected a string, not {type(self.architecture).__name__}")
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
@@ -289,6 +295,11 @@ class GGUFFile:
         if vtype != _ARRAY:
             raise CheckpointError(f"{self.path}: GGUF metadata field {key!r} is not an array")
         return self._header.array_head(off, key)[1]
+
+    def item_type(self, key: str) -> int | None:
+        """The value type (llama.cpp's gguf_type) of an array field's items; None for a scalar."""
+        vtype, off = self._fields[key]
+        return self._header.array_head(off, key)[0] if vtype == _ARRAY else None
 
     def arch_value(self, suffix: str, default: Any = _MISSING) -> Any:
         """`{architecture}.{suffix}`, e.g. llama.block_count."""
@@ -335,6 +346,15 @@ class GGUFFile:
             raise CheckpointError(
                 f"{self.path}: tensor {name!r} ({t.tensor_type.name}) cannot be dequantized ({e}); the file may be corrupted"
             ) from None
+        finite = np.isfinite(values)
+        if not finite.all():
+            # no trained weight is NaN or infinite: such values are damage (llama.cpp's --check-tensors,
+            # ggml_validate_row_data, refuses them too), and would make every logit NaN
+            at = int(np.flatnonzero(~finite.reshape(-1))[0])
+            raise CheckpointError(
+                f"{self.path}: tensor {name!r} ({t.tensor_type.name}) holds {int((~finite).sum())} NaN or infinite values "
+                f"(the first at flat index {at}: {values.reshape(-1)[at]}); the file may be corrupted"
+            )
         return values
 
 

@@ -36,6 +36,16 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+# The item types each list may be stored as (llama.cpp's gguf_type codes: 0-5, 10, 11 integers, 6 and
+# 12 floats, 8 strings): llama.cpp reads arrays by their declared type (gguf_get_arr_str asserts it),
+# so even an empty array of integers is no list of strings.
+_INTEGER_TYPES = frozenset((0, 1, 2, 3, 4, 5, 10, 11))
+_ITEM_TYPES = {"a list of strings": frozenset((8,)), "a list of integers": _INTEGER_TYPES,
+               "a list of finite numbers": _INTEGER_TYPES | {6, 12}}
+_TYPE_NAMES = {0: "UINT8", 1: "INT8", 2: "UINT16", 3: "INT16", 4: "UINT32", 5: "INT32", 6: "FLOAT32", 7: "BOOL",
+               8: "STRING", 10: "UINT64", 11: "INT64", 12: "FLOAT64"}
+
+
 def _short(v: Any) -> str:
     r = repr(v)
     return r if len(r) <= 80 else r[:77] + "..."
@@ -53,4 +63,7 @@ def field(g: GGUFFile, key: str, expected: str, default: Any = _MISSING) -> Any:
             f"{g.path}: GGUF metadata field {key!r} = {_short(v)}; expected {expected}"
             + (f" (found {_short(bad)}, {type(bad).__name__})" if bad is not v else f", not {type(v).__name__}")
         )
+    if isinstance(v, list) and expected in _ITEM_TYPES and (item := g.item_type(key)) not in _ITEM_TYPES[expected]:
+        raise CheckpointError(f"{g.path}: GGUF metadata field {key!r} = {_short(v)} is an array of "
+                              f"{_TYPE_NAMES.get(item, item)} items; expected {expected}")
     return v
