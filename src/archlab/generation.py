@@ -30,7 +30,9 @@ def _as_batch(input_ids) -> tuple[list[list[int]], str]:
             return input_ids.tolist(), "tensor"
         raise ValueError(f"input_ids: expected [seq] or [batch, seq] token ids, got shape {tuple(input_ids.shape)}")
     # a str is a Sequence of one-character strs: text goes through a tokenizer first
-    if isinstance(input_ids, Sequence) and not isinstance(input_ids, (str, bytes)) and input_ids:
+    if isinstance(input_ids, Sequence) and not isinstance(input_ids, (str, bytes)) and not input_ids:
+        raise ValueError("input_ids: the prompt is empty (no token ids)")
+    if isinstance(input_ids, Sequence) and not isinstance(input_ids, (str, bytes)):
         if all(_is_id(t) for t in input_ids):
             return [[int(t) for t in input_ids]], "list"
         if all(isinstance(p, Sequence) and not isinstance(p, (str, bytes)) for p in input_ids):
