@@ -66,6 +66,9 @@ class TrainOptions:
         for name in ("steps", "batch", "seq_len", "grad_accum", "eval_every", "eval_tokens", "keep"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
+        # numpy's and torch's generators take seeds in [0, 2**63) both ("Overflow when unpacking long long")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63, "seed",
+             "must be a whole number in [0, 2**63)")
         need(isinstance(self.save_every, int) and self.save_every >= 0, "save_every", "must be >= 0 (0: at the end only)")
         need(self.warmup is None or (isinstance(self.warmup, int) and 0 <= self.warmup), "warmup", "must be >= 0")
         # a warmup as long as the run never reaches the peak learning rate it was given
