@@ -117,3 +117,13 @@ def test_a_huge_batch_is_named(tmp_path, capsys, command, batch):
     extra = ["-o", str(tmp_path / "r.html"), "-q"] if command == "report" else []
     assert main([command, "gpt2", "--batch", batch, *extra]) == 2
     assert "batch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--eval-tokens", "--save-every", "--warmup"])
+def test_train_count_past_2_40_is_refused_up_front(tmp_path, capsys, flag):
+    """--steps 2**64 would train for ever instead of being refused."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be\n" * 20)
+    code = main(["train", "gpt2", "--tiny", "--data", str(corpus), "--out", str(tmp_path / "run"), "--steps", "2",
+                 flag, "18446744073709551616", "-q", "--device", "cpu"])
+    assert code == 2 and flag in capsys.readouterr().err
