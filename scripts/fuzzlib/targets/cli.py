@@ -64,6 +64,9 @@ TRAIN = {"--steps": ("int", 0, None), "--batch": ("int", 1, None), "--seq-len": 
          "--save-every": ("int", 0, None), "--keep": ("int", 0, None), "--val-fraction": ("float", 1e-300, 0.999999),
          "--aux-coef": ("float", None, None), "--bias-rate": ("float", None, None), "--d-model": ("int", 1, None),
          "--n-layers": ("int", 1, None), "--n-heads": ("int", 1, None)}
+# valid values above these make a run that is long by design, not a hang: redrawn. Past 2**40 a
+# count is refused up front (TrainOptions), so those stay.
+SLOW = {"--steps": 8, "--batch": 64, "--seq-len": 64, "--grad-accum": 8, "--eval-tokens": 4096, "--max-new-tokens": 2**40}
 # values the user gives on a valid run: small, so that the run takes a fraction of a second
 TRAIN_VALID = {"--steps": "2", "--batch": "2", "--seq-len": "16", "--eval-every": "1", "--eval-tokens": "32",
                "--lr": "0.001", "--warmup": "1", "--keep": "1"}
@@ -116,6 +119,8 @@ def _mutate(rng, cmd, argv, numeric, prepares, used):
         flag = rng.choice(free)
         used.add(flag)
         value = rng.choice(NUMBERS)
+        while flag in SLOW and not _bad_number(numeric[flag], value) and SLOW[flag] < (_int_value(value) or 0) <= 2**40:
+            value = rng.choice(NUMBERS)
         bad = _bad_number(numeric[flag], value)
         # an error from the API under the flag may name its keyword (top_p for --top-p)
         return _set(argv, flag, value), bad, (flag, flag.lstrip("-").replace("-", "_")), False, f"{flag} {value!r}"
