@@ -127,3 +127,11 @@ def test_train_count_past_2_40_is_refused_up_front(tmp_path, capsys, flag):
     code = main(["train", "gpt2", "--tiny", "--data", str(corpus), "--out", str(tmp_path / "run"), "--steps", "2",
                  flag, "18446744073709551616", "-q", "--device", "cpu"])
     assert code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_tiny_val_fraction_that_leaves_no_validation_text_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be\n" * 20)
+    assert main(["data", str(corpus), "--val-fraction", "1e-45"]) == 2
+    assert "val_fraction" in capsys.readouterr().err
