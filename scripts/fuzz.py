@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import random
@@ -32,7 +31,9 @@ sys.path.insert(0, str(HERE))
 def _seed_dir(target: str, module) -> Path:
     """The target's undamaged inputs, made once per version of its module by this tree's archlab
     (and the test reference, HF transformers) in a separate process."""
-    digest = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]
+    # every module of the targets (a target's seed maker may live in a helper module of it)
+    sources = sorted((HERE / "fuzzlib").rglob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     folder = ROOT / ".fuzz" / "seeds" / f"{target}-{digest}"
     if not folder.is_dir():
         print(f"making the {target} seeds in {folder}", file=sys.stderr, flush=True)

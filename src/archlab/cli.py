@@ -391,6 +391,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from . import report
 
     _check_dtype(args.dtype)
+    if not args.output.strip():
+        raise ValueError(f"--output: expected a file path for the HTML report, got {args.output!r}")
     configs = _resolve_models(args.names, args.all)
     start = time.perf_counter()
 
@@ -406,7 +408,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = report.write_report(args.output, configs, context=args.context, batch=args.batch, dtype=args.dtype,
                                    progress=None if args.quiet else progress, lab=lab_results)
     except OSError as e:
-        raise ValueError(f"{args.output}: cannot write the report ({e.strerror or e})") from None
+        raise ValueError(f"--output {args.output}: cannot write the report ({e.strerror or e})") from None
     print(path)
     return 0
 
@@ -462,6 +464,10 @@ def _speed(n: int, first: float, total: float) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     model, tok = _load_model_and_tokenizer(args.model, args.dtype)
     text = args.prompt
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # argv carries bytes that are not UTF-8 as lone surrogates
+        raise ValueError(f"the prompt is not valid UTF-8 (byte {e.start} of the argument)") from None
     if args.chat:
         text = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
     ids = tok.encode_prompt(text, templated=args.chat)

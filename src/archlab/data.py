@@ -319,7 +319,9 @@ def _split(docs: list[Document], val_fraction: float) -> tuple[list[Document], l
         text = docs[0].text
         cut = _cut(text, val_fraction)
         if cut is None:
-            raise DataError(f"{docs[0].name}: too short to split into training and validation text")
+            # the fraction is half the cause (1e-45 of any text is nothing): name it too
+            raise DataError(f"{docs[0].name}: too short to split into training and validation text "
+                            f"at val_fraction {val_fraction!r} ({len(text):,} characters, one document)")
         where = {"kind": "one document cut in two", "at_char": cut, "at_line": text.count("\n", 0, cut) + 1}
         return [Document(docs[0].name, text[:cut])], [Document(docs[0].name, text[cut:])], where
     k = min(n - 1, max(1, round(n * val_fraction)))

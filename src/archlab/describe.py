@@ -20,7 +20,7 @@ from itertools import pairwise
 from typing import Any
 
 from .analysis import Analysis, analyze, dtype_bytes
-from .model_config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig
+from .model_config import AttentionConfig, LayerSpec, MLAConfig, ModelConfig, NormConfig, RopeConfig, shown
 from .parts import FFNS, MIXERS
 from .parts.base import Part, fmt_tokens
 from .catalog import names as _preset_names, verified as _preset_verified
@@ -117,6 +117,9 @@ def fmt_si(x: float) -> str:
 # far past any model's context (the longest published are ~10M tokens), and small enough that
 # every count derived from it (KV bytes, FLOPs) stays an exact float
 MAX_TOKENS = 2**40
+# sequences in the KV cache: far past any serving batch; with MAX_TOKENS it keeps KV bytes a
+# finite float (a batch of 10**400 ended in an OverflowError inside fmt_bytes)
+MAX_BATCH = 2**20
 
 
 def parse_tokens(text: str) -> int:
@@ -560,6 +563,8 @@ def describe(
     a = analysis or analyze(name_or_config)
     cfg = a.config
     dtype_bytes(dtype)  # a clear error before any work
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch: expected a whole number of sequences in [1, {MAX_BATCH:,}], got {shown(batch)}")
     pub = preset_published(cfg) if published == "preset" else published
     total, active = a.total_params, a.active_params
     flops = a.flops_per_token(context)

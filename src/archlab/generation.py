@@ -8,7 +8,8 @@ not depend on what else is in the batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import numbers
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -20,24 +21,55 @@ Prompt = Sequence[int]
 def _as_batch(input_ids) -> tuple[list[list[int]], str]:
     """Normalise the accepted prompt forms; the second value remembers which form came in."""
     if isinstance(input_ids, torch.Tensor):
+        if input_ids.dtype == torch.bool or input_ids.dtype.is_floating_point or input_ids.dtype.is_complex:
+            # a bool or float tensor is not token ids (embedding would fail deep inside the model)
+            raise ValueError(f"input_ids: expected an integer tensor of token ids, got dtype {input_ids.dtype}")
         if input_ids.dim() == 1:
             return [input_ids.tolist()], "tensor1d"
         if input_ids.dim() == 2:
             return input_ids.tolist(), "tensor"
         raise ValueError(f"input_ids: expected [seq] or [batch, seq] token ids, got shape {tuple(input_ids.shape)}")
-    if isinstance(input_ids, Sequence) and input_ids and all(isinstance(t, int) for t in input_ids):
-        return [list(input_ids)], "list"
-    if isinstance(input_ids, Sequence) and input_ids and all(isinstance(p, Sequence) for p in input_ids):
-        return [list(p) for p in input_ids], "lists"
-    raise ValueError("input_ids: expected a token id list, a list of them, or a LongTensor [batch, seq]")
+    # a str is a Sequence of one-character strs: text goes through a tokenizer first
+    if isinstance(input_ids, Sequence) and not isinstance(input_ids, (str, bytes)) and not input_ids:
+        raise ValueError("input_ids: the prompt is empty (no token ids)")
+    if isinstance(input_ids, Sequence) and not isinstance(input_ids, (str, bytes)):
+        if all(_is_id(t) for t in input_ids):
+            return [[int(t) for t in input_ids]], "list"
+        if all(isinstance(p, Sequence) and not isinstance(p, (str, bytes)) for p in input_ids):
+            rows = [list(p) for p in input_ids]
+            for i, row in enumerate(rows):
+                wrong = [t for t in row if not _is_id(t)]
+                if wrong:
+                    raise ValueError(f"input_ids: prompt {i}: token ids must be integers, got {wrong[0]!r}")
+            return [[int(t) for t in row] for row in rows], "lists"
+    raise ValueError("input_ids: expected a token id list, a list of them, or a LongTensor [batch, seq], "
+                     f"got {_short(input_ids)}")
 
 
-def _stop_set(stop) -> set[int]:
+def _is_id(t) -> bool:
+    # bool is an int subclass, but True as a token id is a slip, not id 1
+    return isinstance(t, numbers.Integral) and not isinstance(t, bool)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _stop_set(stop, vocab_size: int) -> set[int]:
+    """The stop ids; ids the model cannot emit (a tokenizer's beyond the embedding) cannot stop it."""
     if stop is None:
         return set()
-    if isinstance(stop, int):
-        return {stop}
-    return {int(s) for s in stop}
+    if _is_id(stop):
+        ids = [int(stop)]
+    elif isinstance(stop, (str, bytes, Mapping)) or not isinstance(stop, Iterable):
+        raise ValueError(f"stop: expected a token id or a collection of token ids, got {_short(stop)}")
+    else:
+        ids = list(stop.tolist() if isinstance(stop, torch.Tensor) else stop)
+        wrong = [s for s in ids if not _is_id(s)]
+        if wrong:
+            raise ValueError(f"stop: token ids must be integers, got {_short(wrong[0])} in {_short(stop)}")
+    return {int(s) for s in ids if 0 <= s < vocab_size}
 
 
 def sample(
@@ -64,34 +96,53 @@ def sample(
         probs = sorted_logits.softmax(dim=-1)
         # drop a token once the more likely ones already hold top_p of the mass (keep at least one)
         drop = probs.cumsum(dim=-1) - probs >= top_p
+        # the most likely token always stays: a top_p below float32's range (5e-324) compares as 0,
+        # which would drop every token and leave softmax only NaN
+        drop[..., 0] = False
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _validate(model: Transformer, prompts: list[list[int]], max_new_tokens: int, temperature, top_k, top_p) -> None:
-    def number(x) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def _finite_number(x) -> float | None:
+    """x as a float when it is a finite real number (not a bool), else None."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return None
+    try:
+        x = float(x)  # an int past float's range overflows here, not in a torch op later
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
 
+
+def _validate(model: Transformer, prompts: list[list[int]], max_new_tokens: int, temperature, top_k, top_p,
+              seed=None) -> tuple[float, float | None]:
+    """Checks every argument; returns temperature and top_p as floats."""
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens: expected an integer >= 0, got {max_new_tokens!r}")
-    if not number(temperature) or temperature < 0:
-        raise ValueError(f"temperature: expected a finite number >= 0 (0: greedy), got {temperature!r}")
+        raise ValueError(f"max_new_tokens: expected an integer >= 0, got {_short(max_new_tokens)}")
+    t = _finite_number(temperature)
+    if t is None or t < 0:
+        raise ValueError(f"temperature: expected a finite number >= 0 (0: greedy), got {_short(temperature)}")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        raise ValueError(f"top_k: expected an integer >= 1, got {top_k!r}")
-    if top_p is not None and (not number(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p: expected a number in (0, 1], got {top_p!r}")
+        raise ValueError(f"top_k: expected an integer >= 1, got {_short(top_k)}")
+    p = None if top_p is None else _finite_number(top_p)
+    if top_p is not None and (p is None or not 0 < p <= 1):
+        raise ValueError(f"top_p: expected a number in (0, 1], got {_short(top_p)}")
+    # torch.Generator.manual_seed's range; it raises RuntimeError on anything else
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**64):
+        raise ValueError(f"seed: expected an integer in [-2**63, 2**64), got {_short(seed)}")
     ctx = model.config.max_seq_len
     V = model.config.vocab_size
-    for i, p in enumerate(prompts):
-        if not p:
+    for i, prompt in enumerate(prompts):
+        if not prompt:
             raise ValueError(f"prompt {i} is empty")
-        if len(p) > ctx:
-            raise ValueError(f"prompt {i} has {len(p)} tokens, longer than the model's context of {ctx}")
-        bad = [t for t in p if not 0 <= t < V]
+        if len(prompt) > ctx:
+            raise ValueError(f"prompt {i} has {len(prompt)} tokens, longer than the model's context of {ctx}")
+        bad = [tok for tok in prompt if not 0 <= tok < V]
         if bad:
             raise ValueError(f"prompt {i}: token ids must be in [0, {V}), got {bad[:5]}")
+    return t, p
 
 
 @torch.no_grad()
@@ -152,8 +203,8 @@ def generate(
     rows that stopped early filled with their stop token). A stop token is included in the
     output and ends its row. temperature 0 is greedy; seed makes sampling repeatable."""
     prompts, form = _as_batch(input_ids)
-    _validate(model, prompts, max_new_tokens, temperature, top_k, top_p)
-    stops = _stop_set(stop)
+    temperature, top_p = _validate(model, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    stops = _stop_set(stop, model.config.vocab_size)
     out: list[list[int]] = [[] for _ in prompts]
     for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops):
         for b, (t, a) in enumerate(zip(token.tolist(), alive.tolist())):
@@ -180,9 +231,10 @@ def stream(
     """Like generate, but yields tokens as they come: an int per step for one prompt, or per
     step a list with one entry per prompt (None once that prompt has stopped)."""
     prompts, form = _as_batch(input_ids)
-    _validate(model, prompts, max_new_tokens, temperature, top_k, top_p)
+    temperature, top_p = _validate(model, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    stops = _stop_set(stop, model.config.vocab_size)
     single = form in ("list", "tensor1d")
-    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, _stop_set(stop)):
+    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops):
         if single:
             yield int(token[0])
         else:

@@ -19,6 +19,7 @@ and the special tokens available by name (chat_template.py, with limits against 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,6 +94,11 @@ class Tokenizer:
         add_special_tokens=True also adds what the tokenizer adds around a sequence (e.g. BOS)."""
         if not isinstance(text, str):
             raise TypeError(f"encode: expected a str, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # tokenizers' own TypeError ("TextInputSequence must be str") names nothing
+            raise ValueError(f"text to encode: not valid Unicode (a lone surrogate {text[e.start]!r} at character "
+                             f"{e.start}: bytes that were not UTF-8, e.g. in a command-line argument)") from None
         return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
 
     @property
@@ -387,7 +393,8 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
     directory = file.parent
     config: dict = {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the later wins
-        if (directory / name).is_file():
+        # present but not a regular file (a FIFO, /dev/zero, a folder): refused, not ignored
+        if os.path.lexists(directory / name):
             config.update(_read_json(directory / name))
     template = config.get("chat_template")
     if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
@@ -396,7 +403,7 @@ def _from_tokenizer_json(file: Path) -> Tokenizer:
     if (directory / "chat_template.jinja").is_file():  # where transformers >= 4.43 saves it
         template = read_text(directory / "chat_template.jinja", CONFIG_CAP, directory)
     stops: set[int] = set()
-    if (directory / "generation_config.json").is_file():
+    if os.path.lexists(directory / "generation_config.json"):
         eos = _read_json(directory / "generation_config.json").get("eos_token_id")
         stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
     # add_bos_token / add_eos_token of tokenizer_config.json are not read: HF (5.x) keeps the

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..model_config import ModelConfig, PerLayer, RopeConfig
+from ..model_config import (MAX_COUNT, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH, ConfigError, ModelConfig,
+                            PerLayer, RopeConfig, shown)
 from ..parts import FFNS, MIXERS
 
 
@@ -52,6 +53,13 @@ def tiny(
     **overrides: Any,
 ) -> ModelConfig:
     """A small config with the same architecture as `config`. Keyword overrides win."""
+    # checked before the parts scale their widths by them: `archlab train --tiny --d-model 1e400`
+    # ended in an OverflowError inside the FFN's arithmetic
+    for name, value, most in (("d_model", d_model, MAX_WIDTH), ("n_heads", n_heads, MAX_COUNT),
+                              ("vocab_size", vocab_size, MAX_VOCAB), ("max_seq_len", max_seq_len, MAX_POSITIONS),
+                              ("n_layers", 1 if n_layers is None else n_layers, MAX_LAYERS)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise ConfigError(f"tiny {name}: expected an integer in [1, {most:,}], got {shown(value)}")
     keep = n_layers if n_layers is not None else _layers_to_keep(config)
     short = max(8, max_seq_len // 8)  # windows and chunks shorter than a test sequence
     fields: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from typing import Any
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
 BALANCING = ("auto", "none", "aux", "loss-free")
 DTYPES = ("auto", "float32", "bfloat16")
+MAX_COUNT = 2**40  # steps, sequences, tokens: see __post_init__
 
 
 class TrainError(ValueError):
@@ -66,8 +67,14 @@ class TrainOptions:
         for name in ("steps", "batch", "seq_len", "grad_accum", "eval_every", "eval_tokens", "keep"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
-        need(isinstance(self.save_every, int) and self.save_every >= 0, "save_every", "must be >= 0 (0: at the end only)")
-        need(self.warmup is None or (isinstance(self.warmup, int) and 0 <= self.warmup), "warmup", "must be >= 0")
+            # a count past 2**40 is no run anyone means (a hostile --steps 2**64 would loop for ever
+            # instead of being refused); 2**40 steps or tokens is still far past any published run
+            need(v <= MAX_COUNT, name, f"must be at most 2**40 ({MAX_COUNT:,})")
+        # numpy's and torch's generators take seeds in [0, 2**63) both ("Overflow when unpacking long long")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63, "seed",
+             "must be a whole number in [0, 2**63)")
+        need(isinstance(self.save_every, int) and 0 <= self.save_every <= MAX_COUNT, "save_every", "must be >= 0 (0: at the end only)")
+        need(self.warmup is None or (isinstance(self.warmup, int) and 0 <= self.warmup <= MAX_COUNT), "warmup", "must be >= 0")
         # a warmup as long as the run never reaches the peak learning rate it was given
         need(self.warmup is None or self.warmup == 0 or self.warmup < self.steps, "warmup", f"must be shorter than --steps ({self.steps})")
         for name in ("lr", "weight_decay", "clip", "aux_coef", "bias_rate"):
