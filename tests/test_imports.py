@@ -8,8 +8,9 @@ lowest first:
 - base: model_config.py, errors.py, catalog/ (the presets) -- what a model *is*, in plain Python; parts/ -- what
   each kind of mixer and FFN costs and is called (it names its nn module as a string, imported
   only when a model is built); _lazy.py (lazy package attributes). Also io/__init__.py
-  (which only re-exports CheckpointError) and io/atomic.py (atomic file writes, torch-free),
-  which reports write through.
+  (which only re-exports CheckpointError), io/atomic.py (atomic file writes, torch-free),
+  which reports write through, and io/files.py (capped, contained reads of small files,
+  torch-free), which our own config JSON is read through.
 - analysis: analysis.py, describe.py, report.py -- torch-free siblings of config that count,
   describe and draw configs; they import base only (the cli uses them; model only to count
   parameters for the memory guard).
@@ -57,7 +58,7 @@ MAY_IMPORT = {
 }
 # modules by exact name first, then packages (the package and everything below it)
 MODULES = {
-    "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base",
+    "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base", "archlab.io.files": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
