@@ -2,6 +2,6 @@
 the test reference), references(seeds) -> {key: run} (outputs of the undamaged inputs) and
 case(seeds, rng, index) -> Case (drawn from rng alone)."""
 
-from . import config
+from . import config, tokenizer
 
-TARGETS = {m.NAME: m for m in (config,)}
+TARGETS = {m.NAME: m for m in (config, tokenizer)}
