@@ -62,7 +62,7 @@ MODULES = {
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
-    "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
+    "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli",
 }
@@ -71,7 +71,7 @@ PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "n
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.
 TORCH_FREE = {"base", "analysis"}
-TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.io.gguf.typed", "archlab.chat_template", "archlab.tokenizer", "archlab.sentencepiece_gguf", "archlab.data"}
+TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.io.gguf.typed", "archlab.chat_template", "archlab.chat_limits", "archlab.tokenizer_checks", "archlab.tokenizer", "archlab.sentencepiece_gguf", "archlab.data"}
 
 
 def _modules() -> dict[str, Path]:

@@ -32,6 +32,7 @@ from tokenizers import Tokenizer as _Backend
 from .chat_template import render as render_chat_template
 from .io import CheckpointError
 from .io.files import CONFIG_CAP, TOKENIZER_CAP, read_json, read_text
+from . import tokenizer_checks as checks
 from .sentencepiece_gguf import GEMMA_ARCHITECTURES, merge_pairs, sentencepiece_backend
 
 __all__ = ["Tokenizer", "load_tokenizer", "byte_tokenizer", "train_bpe", "tokenizer_from_spec", "BPE_MIN_VOCAB", "BPE_MAX_VOCAB"]
@@ -376,46 +377,46 @@ def _read_json(path: Path) -> dict:
 _VOCAB_SIZE_KEY = "archlab_vocab_size"
 
 
-def _token_text(value: Any) -> str | None:
-    # tokenizer_config.json spells special tokens as a string or as an AddedToken dict
-    if isinstance(value, dict):
-        return value.get("content")
-    return value if isinstance(value, str) else None
+def _present(path: Path) -> bool:
+    # a side file that is there but is no regular file (a FIFO, a folder, a link to /dev/zero or
+    # to nothing) is read, so that reading refuses it by name, instead of being passed over
+    return path.exists() or path.is_symlink()
 
 
 def _from_tokenizer_json(file: Path) -> Tokenizer:
+    directory = file.parent
     try:
-        backend = _Backend.from_str(read_text(file, TOKENIZER_CAP))
+        # inside its folder like the side files: a tokenizer.json linked elsewhere is not this folder's
+        text = read_text(file, TOKENIZER_CAP, directory)
+        backend = _Backend.from_str(text)
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 -- tokenizers raises plain Exception on bad files
         raise CheckpointError(f"{file}: not a readable tokenizer.json ({e})") from None
-    directory = file.parent
+    checks.check_ids(json.loads(text), backend, file)  # tokenizers read it: it is JSON, nested a little
     config: dict = {}
+    origin: dict[str, Path] = {}  # which file each key came from, to name it in an error
     for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the later wins
-        # present but not a regular file (a FIFO, /dev/zero, a folder): refused, not ignored
-        if os.path.lexists(directory / name):
-            config.update(_read_json(directory / name))
-    template = config.get("chat_template")
-    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
-        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
-        template = named.get("default")
-    if (directory / "chat_template.jinja").is_file():  # where transformers >= 4.43 saves it
+        if _present(directory / name):
+            values = _read_json(directory / name)
+            config.update(values)
+            origin.update(dict.fromkeys(values, directory / name))
+    specials = {
+        key: checks.token_text(config.get(key), key, origin.get(key, file))
+        for key in ("bos_token", "eos_token", "unk_token", "pad_token")
+    }
+    template = checks.chat_template(config.get("chat_template"), origin.get("chat_template", file))
+    if _present(directory / "chat_template.jinja"):  # where transformers >= 4.43 saves it
         template = read_text(directory / "chat_template.jinja", CONFIG_CAP, directory)
     stops: set[int] = set()
-    if os.path.lexists(directory / "generation_config.json"):
-        eos = _read_json(directory / "generation_config.json").get("eos_token_id")
-        stops = {int(i) for i in (eos if isinstance(eos, list) else [eos]) if i is not None}
+    if _present(directory / "generation_config.json"):
+        gen = directory / "generation_config.json"
+        stops = checks.stop_ids(_read_json(gen).get("eos_token_id"), gen)
     # add_bos_token / add_eos_token of tokenizer_config.json are not read: HF (5.x) keeps the
     # post-processor of tokenizer.json, which says what encode adds (test_prompt_bos.py pins it)
-    size = config.get(_VOCAB_SIZE_KEY)
-    return Tokenizer(
-        backend,
-        bos_token=_token_text(config.get("bos_token")), eos_token=_token_text(config.get("eos_token")),
-        unk_token=_token_text(config.get("unk_token")), pad_token=_token_text(config.get("pad_token")),
-        chat_template=template if isinstance(template, str) else None, stop_ids=stops,
-        vocab_size=size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None, source=str(file),
-    )
+    size = checks.vocab_size(config.get(_VOCAB_SIZE_KEY), _VOCAB_SIZE_KEY, origin.get(_VOCAB_SIZE_KEY, file),
+                             backend.get_vocab_size(with_added_tokens=True))
+    return Tokenizer(backend, **specials, chat_template=template, stop_ids=stops, vocab_size=size, source=str(file))
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
@@ -423,7 +424,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     (with tokenizer_config.json for special tokens and the chat template, when present)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if (p / "tokenizer.json").is_file():
+        if _present(p / "tokenizer.json"):
             return _from_tokenizer_json(p / "tokenizer.json")
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
