@@ -19,7 +19,6 @@ and the special tokens available by name (chat_template.py, with limits against 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
