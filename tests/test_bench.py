@@ -13,8 +13,7 @@ from archlab.bench import mla, quiet
 from archlab.cli import main
 
 
-@pytest.mark.parametrize("rope", [True])
-def test_mla_bench_methods_equal_full_forward(rope):
+def test_mla_bench_methods_equal_full_forward():
     """absorbed, naive-latent (latent cache, decompressed each step) and naive-kv (HF's per-head
     K/V cache, written in the benchmark) give the logits of one uncached forward."""
     torch.manual_seed(0)
