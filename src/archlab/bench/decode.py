@@ -63,7 +63,9 @@ def _llama(run, gguf: Path | None):
 
 
 def _llama_decode(llm, prompt: list[int], n: int) -> list[int]:
-    # temp 0 is greedy in llama-cpp-python's sampler; generate() never stops by itself, the caller does
+    # reset first: generate() would otherwise reuse the KV cache of the previous round's equal prompt
+    # (its prefix match, llama_cpp/llama.py); temp 0 is its greedy sampler; it never stops by itself
+    llm.reset()
     return list(itertools.islice(llm.generate(prompt, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True), n))
 
 
@@ -115,7 +117,9 @@ def suite(run) -> list[dict]:
                 rate = {k: batch * n_new / t.median(k) for k in fns}
                 steps = {k: v / batch for k, v in rate.items()}
                 frac = {k: steps[k] * (gguf.stat().st_size if k == "llama.cpp" else wbytes) / bw for k in fns} if bw else None
-                rows.append(dict(suite=f"decode-b{batch}", case=f"{ours.config.name or path.name} {dt_name}", dtype=dt_name,
+                peak = run.machine.get("peak_memory_bandwidth")  # a GPU's datasheet HBM bandwidth
+                hbm = {k: steps[k] * wbytes / peak for k in fns if k != "llama.cpp"} if peak else None
+                rows.append(dict(suite=f"decode-b{batch}", fraction_of_datasheet_bandwidth=hbm, case=f"{ours.config.name or path.name} {dt_name}", dtype=dt_name,
                                  unit="tok/s", values=rate, ratio_to_hf=_ratios(t, fns), fraction_of_ceiling=frac,
                                  ceiling="memory read bandwidth (weight bytes per step)", same_tokens_as_hf=same,
                                  new_tokens=n_new, batch=batch, timing=t.summary()))

@@ -47,6 +47,8 @@ def table(rows: list[dict]) -> list[str]:
     head += [f"{n}/HF" for n in names if n != "hf"] if ratios else []
     head += [f"absorbed {e}" if rows[0]["suite"] == "mla" else e for e in extra]
     head += [f"{n} of ceiling" for n in names] if frac else []
+    hbm = [n for n in names if any((r.get("fraction_of_datasheet_bandwidth") or {}).get(n) for r in rows)]
+    head += [f"{n} of datasheet bandwidth" for n in hbm]
     if rows[0]["suite"] == "mla":
         head += ["cache bytes absorbed / naive-kv", "ratio"]
     head.append("rounds kept")
@@ -60,6 +62,7 @@ def table(rows: list[dict]) -> list[str]:
         if frac:
             f = r.get("fraction_of_ceiling") or {}
             cells += [_pct(f.get(n)) for n in names]
+        cells += [_pct((r.get("fraction_of_datasheet_bandwidth") or {}).get(n)) for n in hbm]
         if r["suite"] == "mla":
             b = r["cache_bytes"]
             cells += [f"{b['absorbed']:,} / {b['naive-kv']:,}", f"{r['cache_ratio']:.0f}x"]
