@@ -96,6 +96,7 @@ def suite(run) -> list[dict]:
             if ref is None:
                 run.note("HF column skipped: transformers is not installed")
             V = ours.config.vocab_size
+            label = run.model if run.model.startswith("tiny:") else path.name
             g = torch.Generator().manual_seed(0)
             wbytes = _weight_bytes(ours)
             fpt = analyze(ours.config).flops_per_token(PREFILL // 2)  # mean context of a causal prefill
@@ -119,7 +120,7 @@ def suite(run) -> list[dict]:
                 frac = {k: steps[k] * (gguf.stat().st_size if k == "llama.cpp" else wbytes) / bw for k in fns} if bw else None
                 peak = run.machine.get("peak_memory_bandwidth")  # a GPU's datasheet HBM bandwidth
                 hbm = {k: steps[k] * wbytes / peak for k in fns if k != "llama.cpp"} if peak else None
-                rows.append(dict(suite=f"decode-b{batch}", fraction_of_datasheet_bandwidth=hbm, case=f"{ours.config.name or path.name} {dt_name}", dtype=dt_name,
+                rows.append(dict(suite=f"decode-b{batch}", fraction_of_datasheet_bandwidth=hbm, case=f"{label} {dt_name}", dtype=dt_name,
                                  unit="tok/s", values=rate, ratio_to_hf=_ratios(t, fns), fraction_of_ceiling=frac,
                                  ceiling="memory read bandwidth (weight bytes per step)", same_tokens_as_hf=same,
                                  new_tokens=n_new, batch=batch, timing=t.summary()))
@@ -134,7 +135,7 @@ def suite(run) -> list[dict]:
                 t = interleave(fns, run.gate, run.device, warmup=1, repeats=run.repeats)
             rate = {k: PREFILL / t.median(k) for k in fns}
             frac = {k: v * fpt / gemm for k, v in rate.items()} if gemm else None
-            rows.append(dict(suite="prefill", case=f"{ours.config.name or path.name} {dt_name}, {PREFILL} tokens",
+            rows.append(dict(suite="prefill", case=f"{label} {dt_name}, {PREFILL} tokens",
                              dtype=dt_name, unit="tok/s", values=rate, ratio_to_hf=_ratios(t, fns),
                              fraction_of_ceiling=frac, ceiling=f"{dt_name} GEMM FLOP/s (analyze() FLOPs/token)",
                              timing=t.summary()))
