@@ -66,3 +66,9 @@ def test_bench_quick_decode_tiny_model(tmp_path):
     assert all(set(r["values"]) == {"archlab", "hf"} for r in res["rows"])
     assert res["rows"][0]["same_tokens_as_hf"] is True
     assert any("llama.cpp column skipped" in n for n in res["notes"])
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "x"])
+def test_bench_refuses_a_bad_wait_timeout(value, capsys):
+    assert main(["bench", "--quick", "--wait-timeout", value]) == 2
+    assert "--wait-timeout" in capsys.readouterr().err

@@ -638,6 +638,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < 86400:  # nan fails both: an endless wait
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text!r}")
+    return value
+
+
 def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("model", help="a fetchable model name (see `archlab fetch --help`), a .gguf file or an HF-format directory")
     p.add_argument("--max-new-tokens", type=int, default=max_new)
@@ -755,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive, default=None, help="torch.set_num_threads")
     p.add_argument("--no-wait", action="store_true", help="measure at once: no waiting for a quiet machine, nothing dropped")
     p.add_argument("--threshold", type=_fraction, default=0.05, help="others' CPU share counted as quiet (default 0.05)")
-    p.add_argument("--wait-timeout", type=float, default=120.0, help="seconds to wait for quiet before measuring anyway")
+    p.add_argument("--wait-timeout", type=_seconds, default=120.0, help="seconds to wait for quiet before measuring anyway")
     p.add_argument("--json", default=None, metavar="FILE", help="write every figure, each round's times included")
     p.add_argument("--markdown", default=None, metavar="FILE", help="write the tables as Markdown")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
