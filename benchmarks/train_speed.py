@@ -52,42 +52,12 @@ from pathlib import Path
 import torch
 
 import archlab
+# the models, optimizer and losses are `archlab bench`'s (src/archlab/bench/train.py): one definition
+from archlab.bench.train import SIZE, hf_loss as _hf_loss, hf_mixtral as _hf_mixtral, hf_model as _hf_model
+from archlab.bench.train import optimizer as _optimizer, ours_loss as _ours_loss
 
 DISTURBED = 1.3  # a step over this multiple of its side's median shared the machine with something
-SIZE = dict(d_model=256, n_layers=4, n_heads=4, vocab_size=256)
 
-
-def _optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    # loop.py's grouping and settings, so both libraries pay for the same optimizer arithmetic
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), foreach=False)
-
-
-def _hf_model(path: Path, kind: str):
-    import transformers
-
-    extra = {}
-    if kind == "gpt2":
-        # HF's GPT-2 defaults to 0.1 dropout wherever the saved config is silent, and archlab
-        # trains without: dropout would make it a different (and slower) computation
-        extra = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa", **extra)
-
-
-def _hf_mixtral(cfg):
-    import transformers
-
-    a, moe = cfg.attention, cfg.moe
-    hf = transformers.MixtralConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=moe.hidden,
-        num_hidden_layers=cfg.n_layers, num_attention_heads=a.n_heads, num_key_value_heads=a.n_kv_heads,
-        head_dim=cfg.d_model // a.n_heads, max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm.eps,
-        num_local_experts=moe.n_experts, num_experts_per_tok=moe.top_k, tie_word_embeddings=cfg.tie_embeddings,
-        rope_parameters={"rope_theta": cfg.position.theta, "rope_type": "default"}, sliding_window=a.window,
-    )
-    return transformers.MixtralForCausalLM(hf)
 
 
 class _Side:
@@ -111,17 +81,6 @@ class _Side:
         self.opt.zero_grad(set_to_none=True)
         self.times.append(time.perf_counter() - t0)
         return value
-
-
-def _ours_loss(model, ids, targets):
-    return model(ids, targets=targets)
-
-
-def _hf_loss(model, ids, targets):
-    # shift_labels: HF's ForCausalLMLoss then uses the targets as given, the same loss as archlab's;
-    # it views them flat, so it needs them contiguous (loop.py hands archlab the strided slice)
-    targets = targets.contiguous()
-    return model(input_ids=ids, labels=targets, shift_labels=targets).loss
 
 
 def _spread(xs: list[float]) -> tuple[float, float, float]:

