@@ -60,7 +60,7 @@ def load(
     if p.is_dir() and (p / "quantization.json").is_file():
         if quant is not None:
             raise ValueError(f"{p} is already quantized (quantization.json); load it with quant=None")
-        from .quant.saved import load_quantized
+        from .io.quantized import load_quantized
 
         return load_quantized(p, dtype=resolve_dtype(dtype), device=device)
     if quant == "keep":

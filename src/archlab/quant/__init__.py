@@ -5,7 +5,6 @@
     kernels.py  x @ W.T against a PackedWeight, kernels chosen by name
     modules.py  QuantLinear / QuantEmbedding in place of nn.Linear / nn.Embedding; set_kernel
     convert.py  quantize_model(model, "int8" | "int4"); the module swap
-    saved.py    `archlab quantize` output: save_quantized / load_quantized
 """
 
 from .convert import QUANT_CHOICES, SCHEMES, quantize_model

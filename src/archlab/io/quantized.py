@@ -17,9 +17,9 @@ import torch
 
 from ..errors import CheckpointError
 from ..model_config import ModelConfig
-from .convert import install_packed
-from .modules import _Packed
-from .packed import PackedWeight
+from ..quant.convert import install_packed
+from ..quant.modules import _Packed
+from ..quant.packed import PackedWeight
 
 __all__ = ["save_quantized", "load_quantized"]
 
