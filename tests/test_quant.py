@@ -169,3 +169,17 @@ def test_bad_quant_arguments_are_named(tiny_gguf, tmp_path):
     with pytest.raises(ValueError, match="already holds packed weights"):
         from archlab.quant import quantize_model
         quantize_model(archlab.load(path, quant="int8"), "int4")
+
+
+def test_cli_quantize_writes_a_loadable_folder(tiny_gguf, tmp_path, capsys):
+    from archlab.cli import main
+
+    path, _ = tiny_gguf
+    out = tmp_path / "q8"
+    assert main(["quantize", str(path), "--to", "int8", "-o", str(out)]) == 0
+    m, direct = archlab.load(out).eval(), archlab.load(path, quant="int8").eval()
+    set_kernel(m, "dequant"), set_kernel(direct, "dequant")
+    with torch.no_grad():
+        assert torch.equal(m(_ids()), direct(_ids()))
+    assert main(["quantize", str(path), "--to", "int8", "-o", str(out)]) == 2  # exists: refused, named
+    assert "--overwrite" in capsys.readouterr().err

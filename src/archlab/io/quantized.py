@@ -28,9 +28,9 @@ def save_quantized(model, out: str | Path, scheme: str, overwrite: bool = False)
     from safetensors.torch import save_file
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()) if out.is_dir() else out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    occupied = any(out.iterdir()) if out.is_dir() else out.exists()
+    if occupied and not overwrite:
+        raise ValueError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     tensors, packed, dtype = {}, {}, torch.float32
     packed_modules = {name: m for name, m in model.named_modules() if isinstance(m, _Packed)}
     for name, m in packed_modules.items():
