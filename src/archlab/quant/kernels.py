@@ -13,6 +13,8 @@ to F.linear on the dequantized weight."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -65,6 +67,17 @@ def fused_gemv(x: torch.Tensor, w: PackedWeight) -> torch.Tensor:
     return fn(x, w.q, w.scale) if w.min is None else fn(x, w.q, w.scale, w.min)
 
 
+_warned = False
+
+
+def _compile_failed(e: Exception) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"archlab.quant: the fused kernel could not be compiled ({type(e).__name__}: {str(e)[:200]}); "
+                      "packed layers fall back to the 'dequant' kernel", RuntimeWarning, stacklevel=3)
+
+
 def packed_linear(x: torch.Tensor, w: PackedWeight, bias: torch.Tensor | None = None, kernel: str = "auto",
                   fused_max_tokens: int = FUSED_MAX_TOKENS) -> torch.Tensor:
     """F.linear(x, w.dequantize(), bias) through `kernel` (see the module docstring)."""
@@ -75,7 +88,11 @@ def packed_linear(x: torch.Tensor, w: PackedWeight, bias: torch.Tensor | None = 
     if kernel == "dequant":
         y = F.linear(x2, w.dequantize(x.dtype))
     elif kernel == "fused":
-        y = fused_gemv(x2.float(), w).to(x.dtype)
+        try:
+            y = fused_gemv(x2.float(), w).to(x.dtype)
+        except Exception as e:  # no C++ compiler, or inductor refusing this device: the GEMM path
+            _compile_failed(e)
+            y = F.linear(x2, w.dequantize(x.dtype))
     elif kernel == "int8pack":
         if w.bits != 8 or w.min is not None or w.offset or w.scale.shape[1] != 1:
             raise ValueError(f"kernel 'int8pack' takes per-channel int8 weights without min; this one is {w.fmt} "
