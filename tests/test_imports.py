@@ -66,7 +66,7 @@ MODULES = {
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli",
 }
-PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab", "archlab.bench": "lab"}  # bench: measures models through the API, like the lab
+PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.quant": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab", "archlab.bench": "lab"}  # bench: measures models through the API, like the lab
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.

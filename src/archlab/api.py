@@ -34,14 +34,44 @@ def load(
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     check_memory: bool = True,
+    quant: str | None = None,
 ) -> Transformer:
     """A model from an HF-format directory (config.json and *.safetensors, sharded or not), a
-    GGUF file (quantized tensors are dequantized), an `archlab train` run folder (its latest
-    checkpoint) or one of its checkpoint folders, or the name of a fetchable model (fetched into
+    GGUF file, an `archlab train` run folder (its latest checkpoint) or one of its checkpoint
+    folders, an `archlab quantize` output folder, or the name of a fetchable model (fetched into
     the local cache when missing). float32 unless dtype says otherwise. Weights that exceed the
     free memory are refused before any is read, unless check_memory=False or
-    ARCHLAB_NO_MEMORY_CHECK=1 (archlab.memory)."""
+    ARCHLAB_NO_MEMORY_CHECK=1 (archlab.memory).
+
+    quant chooses how the linear weights are held (archlab.quant):
+      None    float (`dtype`); a GGUF's quantized tensors are dequantized, as before;
+      "keep"  a GGUF file's Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K linear weights and token embedding stay
+              packed, values equal to the dequantized ones (other types are dequantized); GGUF only;
+      "int8"  float weights quantized to int8 per output channel after loading;
+      "int4"  to 4-bit with a scale and min per 32 columns (the embedding at int8).
+    Packed layers compute in `dtype`; their kernel is set with archlab.quant.set_kernel."""
+    from .quant.convert import check_quant, quantize_model
+
+    check_quant(quant)
     p = _resolve(path)
+    if quant == "keep" and p.suffix != ".gguf":
+        raise ValueError(f"quant='keep' keeps a GGUF file's quantized blocks; {p} is not a .gguf file "
+                         "(use quant='int8' or 'int4' to quantize float weights)")
+    if p.is_dir() and (p / "quantization.json").is_file():
+        if quant is not None:
+            raise ValueError(f"{p} is already quantized (quantization.json); load it with quant=None")
+        from .io.quantized import load_quantized
+
+        return load_quantized(p, dtype=resolve_dtype(dtype), device=device)
+    if quant == "keep":
+        from .io.gguf import load_gguf
+
+        return load_gguf(p, dtype=resolve_dtype(dtype), device=device, check_memory=check_memory, quant="keep")
+    model = _load_float(p, dtype, device, check_memory)
+    return quantize_model(model, quant) if quant is not None else model
+
+
+def _load_float(p: Path, dtype, device, check_memory: bool) -> Transformer:
     if p.is_dir() and ((p / "checkpoints" / "latest").is_file() or (p / "state.json").is_file()):
         from .training.checkpoint import load_model
 

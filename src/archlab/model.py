@@ -127,7 +127,8 @@ class Transformer(nn.Module):
         pad (B,): how many left-padding tokens each row starts with."""
         if capacity > self.config.max_seq_len and self.pos_emb is not None:
             raise ValueError(f"capacity {capacity} exceeds the model's context of {self.config.max_seq_len}")
-        ref = self.tok_emb.weight
+        emb = self.tok_emb  # an nn.Embedding, or a packed one (archlab.quant) that states its dtype and device
+        ref = emb.weight if isinstance(emb, nn.Embedding) else emb
         dtype = dtype or ref.dtype
         return Cache([layer.attn.new_cache(batch, capacity, dtype, ref.device) for layer in self.layers], capacity, pad)
 
@@ -203,7 +204,12 @@ class Transformer(nn.Module):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final hidden states (..., d_model) -> logits (..., vocab), with the logit scale and
         softcap of the config."""
-        logits = self.head(h) if self.head is not None else h @ self.tok_emb.weight.T
+        if self.head is not None:
+            logits = self.head(h)
+        elif isinstance(self.tok_emb, nn.Embedding):
+            logits = h @ self.tok_emb.weight.T
+        else:  # a packed embedding (archlab.quant) multiplies by itself, never expanded
+            logits = self.tok_emb.linear(h)
         c = self.config
         if c.logit_multiplier is not None:
             logits = logits * c.logit_multiplier
