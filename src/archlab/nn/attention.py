@@ -180,9 +180,10 @@ class Attention(nn.Module):
         key_slots = None
         if cache is not None:
             k, v, key_slots = cache.update(k, v, ctx.start)  # (B, KV, S, hd)
-            if self.chunk is not None and T == 1 and ctx.pad is None and key_slots is not None:
+            if self.chunk is not None and T == 1 and ctx.pad is None and key_slots is not None and not ctx.static:
                 # decoding in a chunked layer: only the current block's keys (ring entries 0..n-1,
                 # since blocks start at multiples of the ring size) can be seen; skip the rest
+                # (a static step keeps the whole ring, its mask hides the other block)
                 n = ctx.start % self.chunk + 1
                 k, v, key_slots = k[:, :, :n], v[:, :, :n], key_slots[:n]
         mask = ctx.attn_mask(self.window, key_slots, self.chunk)
