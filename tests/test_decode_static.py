@@ -126,3 +126,35 @@ def test_generate_traced_equals_generate(name):
 @pytest.mark.parametrize("name", ["llama-3-8b", "llama-sliding"])
 def test_generate_compiled_equals_generate(name):
     _generate_compiled(_model(CONFIGS[name]), True)
+
+
+def _byte_model(tmp_path):
+    from archlab.tokenizer import byte_tokenizer
+
+    torch.manual_seed(0)
+    archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=256, max_seq_len=64)), tmp_path / "m")
+    byte_tokenizer().save(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_cli_generate_compile_flag_reaches_stream(tmp_path, monkeypatch, capsys):
+    from archlab.cli import main
+
+    path, seen = _byte_model(tmp_path), []
+    real = archlab.stream
+    monkeypatch.setattr(archlab, "stream", lambda *a, **kw: seen.append(kw["compile"]) or real(*a, **{**kw, "compile": False}))
+    assert main(["generate", str(path), "ab", "--max-new-tokens", "3", "--compile"]) == 0
+    assert main(["generate", str(path), "ab", "--max-new-tokens", "3"]) == 0
+    assert seen == [True, False]
+
+
+@pytest.mark.slow
+def test_cli_generate_compiled_prints_the_same_text(tmp_path, capsys):
+    from archlab.cli import main
+
+    path = _byte_model(tmp_path)
+    torch._dynamo.reset()
+    assert main(["generate", str(path), "ab", "--max-new-tokens", "6"]) == 0
+    plain = capsys.readouterr().out
+    assert main(["generate", str(path), "ab", "--max-new-tokens", "6", "--compile"]) == 0
+    assert capsys.readouterr().out == plain

@@ -441,7 +441,7 @@ def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None)
     first = None
     stop = getattr(tok, "stop_ids", None) or None
     for t in api.stream(model, ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                        top_p=args.top_p, seed=args.seed, stop=stop):
+                        top_p=args.top_p, seed=args.seed, stop=stop, compile=getattr(args, "compile", False)):
         if first is None:
             first = time.perf_counter() - start
         new.append(t)
@@ -646,6 +646,8 @@ def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    p.add_argument("--compile", action="store_true",
+                   help="decode through a torch.compile'd static step (CUDA graphs on CUDA); the first prompt compiles it")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -11,7 +11,6 @@ attention sinks, logit softcapping, an output gate, ALiBi, Llama 4's temperature
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -89,10 +88,15 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-@lru_cache(maxsize=16)
+_SLOPES_ON: dict = {}
+
+
 def _alibi_slopes_on(n_heads: int, device: torch.device) -> torch.Tensor:
-    # copied to the device once, not on every forward (a blocking copy waits for the device)
-    return alibi_slopes(n_heads).to(device)
+    # copied to the device once, not on every forward (a blocking copy waits for the device); a
+    # plain dict, which torch.compile reads as a constant (it traces through lru_cache wrappers)
+    if (n_heads, device) not in _SLOPES_ON:
+        _SLOPES_ON[(n_heads, device)] = alibi_slopes(n_heads).to(device)
+    return _SLOPES_ON[(n_heads, device)]
 
 
 class Attention(nn.Module):
