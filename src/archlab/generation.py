@@ -149,10 +149,13 @@ def _validate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
 # would wait for the device every token; the extra steps of a finished batch are discarded
 STOP_CHECK_EVERY = 8
 
+_COMPILED: dict = {}
+
 
 def _decode_fn(model: Transformer, compile: bool | str):
     """The decode step: the ordinary forward (cache slices grow each token), or with compile the
-    static step (Transformer.decode_step), compiled once per model and kept on it. compile=True:
+    static step (Transformer.decode_step), compiled once per process (per model through
+    dynamo's guards: each model and batch shape traces once). compile=True:
     torch.compile with inductor, and CUDA graphs ("reduce-overhead") on CUDA; a string names
     another torch.compile backend ("eager" only traces, for tests)."""
     if not compile:
@@ -161,10 +164,12 @@ def _decode_fn(model: Transformer, compile: bool | str):
     device = model.tok_emb.weight.device
     backend = compile if isinstance(compile, str) else "inductor"
     mode = "reduce-overhead" if backend == "inductor" and device.type == "cuda" else None
-    fns = model.__dict__.setdefault("_compiled_decode", {})
-    if (backend, mode) not in fns:
-        fns[(backend, mode)] = torch.compile(model.decode_step, backend=backend, mode=mode)
-    return fns[(backend, mode)]
+    # the unbound method, compiled once per process: kept on the model, it would not pickle
+    # or deepcopy with it, and a bound method would keep every model ever compiled alive
+    if (backend, mode) not in _COMPILED:
+        _COMPILED[(backend, mode)] = torch.compile(Transformer.decode_step, backend=backend, mode=mode)
+    step = _COMPILED[(backend, mode)]
+    return lambda ids, cache: step(model, ids, cache)
 
 
 def _capacity(model: Transformer, needed: int, compile) -> int:
