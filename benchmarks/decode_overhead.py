@@ -11,7 +11,7 @@ that a machine shared with other work disturbs every variant alike. Decode token
 
 --baseline: a generation.py from an earlier commit (e.g. `git show REV:src/archlab/generation.py
 > /tmp/old_generation.py`), run against today's model as the "before" of a change to the loop.
---profile: print torch.profiler's top ops of one eager decode step.
+--profile: print torch.profiler's top ops of decode steps (eager, then compiled) and stop.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _hf_runner(model, prompts: list[list[int]]):
     return run
 
 
-def _profile_step(model, prompt: list[int], compile_: bool) -> None:
+def _profile_step(model, prompt: list[int], kind: str) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from archlab.generation import _decode_fn
@@ -69,9 +69,11 @@ def _profile_step(model, prompt: list[int], compile_: bool) -> None:
     cache = model.new_cache(1, 256)
     with torch.no_grad():
         logits = model(torch.tensor([prompt]), cache=cache)[:, -1]
+        compile_ = kind == "compiled"
         if compile_:
             cache.start_static()
-        step = _decode_fn(model, compile_)
+        # "forward": the step as generate ran it before (model.__call__, with its input checks)
+        step = (lambda ids, c: model(ids, cache=c)) if kind == "forward" else _decode_fn(model, compile_)
         token = logits.argmax(-1)
         for _ in range(3):  # warm-up (and compile)
             token = step(token[:, None], cache)[:, -1].argmax(-1)
@@ -80,7 +82,7 @@ def _profile_step(model, prompt: list[int], compile_: bool) -> None:
             for _ in range(5):
                 token = step(token[:, None], cache)[:, -1].argmax(-1)
                 cache.length += 1
-    print(f"--- one decode step ({'compiled' if compile_ else 'eager'}), 5 steps profiled ---")
+    print(f"--- decode steps ({kind}), 5 steps profiled ---")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
@@ -105,12 +107,12 @@ def main() -> int:
     import transformers
 
     ours = archlab.load(path, dtype=torch.float32).eval()
+    if args.profile:
+        for kind in ("forward", "eager") + (() if args.no_compile else ("compiled",)):
+            _profile_step(ours, tok.encode(PROMPTS[0]), kind)
+        return 0
     ref = transformers.AutoModelForCausalLM.from_pretrained(hf_path, dtype=torch.float32, attn_implementation="sdpa").eval()
     old = _load_baseline(args.baseline) if args.baseline else None
-    if args.profile:
-        _profile_step(ours, tok.encode(PROMPTS[0]), False)
-        if not args.no_compile:
-            _profile_step(ours, tok.encode(PROMPTS[0]), True)
     n = args.tokens
     print(f"model {path.name} float32, {n} new tokens, {args.threads} threads, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, medians of {args.repeats} interleaved runs", file=sys.stderr)
