@@ -11,7 +11,8 @@ that a machine shared with other work disturbs every variant alike. Decode token
 
 --baseline: a generation.py from an earlier commit (e.g. `git show REV:src/archlab/generation.py
 > /tmp/old_generation.py`), run against today's model as the "before" of a change to the loop.
---profile: print torch.profiler's top ops of decode steps (eager, then compiled) and stop.
+--profile: after the first batch size, torch.profiler's top ops of decode steps (the old
+forward, eager, compiled).
 """
 
 from __future__ import annotations
@@ -107,10 +108,6 @@ def main() -> int:
     import transformers
 
     ours = archlab.load(path, dtype=torch.float32).eval()
-    if args.profile:
-        for kind in ("forward", "eager") + (() if args.no_compile else ("compiled",)):
-            _profile_step(ours, tok.encode(PROMPTS[0]), kind)
-        return 0
     ref = transformers.AutoModelForCausalLM.from_pretrained(hf_path, dtype=torch.float32, attn_implementation="sdpa").eval()
     old = _load_baseline(args.baseline) if args.baseline else None
     n = args.tokens
@@ -148,6 +145,10 @@ def main() -> int:
         for name, rates in times.items():
             rate = statistics.median(rates)
             rows.append((B, name, rate, rate * B, rate / hf))
+            print(f"batch {B}: {name} {rate:.2f} tok/s per row ({', '.join(f'{r:.2f}' for r in rates)})", file=sys.stderr, flush=True)
+        if args.profile and B == args.batch[0]:
+            for kind in ("forward", "eager") + (() if args.no_compile else ("compiled",)):
+                _profile_step(ours, tok.encode(PROMPTS[0]), kind)
     print(f"| batch | variant | decode tok/s per row | tok/s total | vs HF |")
     print("|---|---|---|---|---|")
     for B, name, rate, total, ratio in rows:
