@@ -187,3 +187,22 @@ def test_tiny_preset_builds_and_counts(preset):
     with torch.no_grad():
         logits = model(ids)
     assert logits.shape == (2, 70, cfg.vocab_size) and torch.isfinite(logits).all()
+
+
+# the static decode step (what generate(compile=True) compiles), run eagerly: the same greedy
+# tokens as the ordinary generate, which test_greedy_equals_hf holds equal to HF's
+STATIC_QUICK = {"llama-mqa", "dsv3-qlora-groups-yarn", "qwen3next-variants", "gpt-oss-alpha",
+                "gemma3-softcaps-bias-untied", "scout-plan-bias", "bloom-6heads", "mistral-sliding-gqa"}
+
+
+@pytest.mark.parametrize("case", _params(lambda c: c.greedy, slow=lambda c: c.slow or c.name not in STATIC_QUICK))
+def test_static_decode_greedy_equals_generate(case: Case, hf_pair, monkeypatch):
+    import archlab.generation as generation
+
+    _, ours = hf_pair(case.name)
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(2, ours.config.vocab_size, (n,), generator=g).tolist() for n in (5, 11, 1)]
+    want = archlab.generate(ours, prompts, max_new_tokens=12)
+    monkeypatch.setattr(generation, "_decode_fn", lambda model, compile: model.decode_step)
+    assert archlab.generate(ours, prompts, max_new_tokens=12, compile="uncompiled") == want
+    assert archlab.generate(ours, prompts[1], max_new_tokens=12, compile="uncompiled") == want[1]

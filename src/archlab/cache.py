@@ -14,6 +14,11 @@ slot pad[b]; its RoPE position is slot - pad[b].
                     values are never decompressed into the cache
     DeltaNetCache   Gated DeltaNet linear attention: the causal convolution's last kernel - 1
                     inputs and the recurrent state, a fixed size whatever the sequence length
+
+Static decoding (Cache.slot set, see Transformer.decode_step): the slot being written is a
+0-dim tensor, not a Python int, and `update` returns the whole buffer with the slot each entry
+holds (-1 or a future slot where nothing valid is), so a decode step has the same shapes at
+every token and a compiled step is traced once. The mask then hides what is not yet written.
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ class _LayerCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors())
 
+    def prepare_static(self) -> None:
+        """Allocate what static decoding needs beside the buffers (nothing, by default)."""
+
     def _check_room(self, start: int, n: int, capacity: int) -> None:
-        if start + n > capacity:
+        # a tensor start is a static decode step; generate checks the room on the host
+        if not isinstance(start, torch.Tensor) and start + n > capacity:
             raise CacheFullError(f"cache holds {capacity} tokens; writing {n} more at {start} would overflow it")
 
 
@@ -44,12 +53,22 @@ class KVCache(_LayerCache):
         self.k = torch.zeros(batch, n_kv_heads, capacity, head_dim, dtype=dtype, device=device)
         self.v = torch.zeros(batch, n_kv_heads, capacity, v_head_dim or head_dim, dtype=dtype, device=device)
 
+    def prepare_static(self) -> None:
+        if getattr(self, "slots", None) is None:  # entry i holds slot i
+            self.slots = torch.arange(self.capacity, device=self.tensors()[0].device)
+
     def tensors(self) -> list[torch.Tensor]:
         return [self.k, self.v]
 
-    def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def update(self, k: torch.Tensor, v: torch.Tensor, start) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Store k, v (B, KV, T, d) at slots [start, start+T); return every key and value so far.
-        The third value (None) says the keys are slots 0..start+T-1 in order."""
+        The third value (None) says the keys are slots 0..start+T-1 in order. With a tensor
+        start (static decoding): the whole buffer and the slot of each entry."""
+        if isinstance(start, torch.Tensor):
+            at = start + torch.arange(k.shape[2], device=start.device)
+            self.k.index_copy_(2, at, k)
+            self.v.index_copy_(2, at, v)
+            return self.k, self.v, self.slots
         end = start + k.shape[2]
         self._check_room(start, k.shape[2], self.capacity)
         self.k[:, :, start:end] = k
@@ -79,6 +98,14 @@ class SlidingKVCache(_LayerCache):
         """Return the keys the new tokens may need with the slot of each (-1 = empty), and keep
         only the newest `window` of them in the ring."""
         T = k.shape[2]
+        if isinstance(start, torch.Tensor) and T == 1:
+            # static decoding: the whole ring, entries not yet written marked -1
+            entry = (start % self.window).view(1)
+            self.k.index_copy_(2, entry, k)
+            self.v.index_copy_(2, entry, v)
+            return self.k, self.v, self._ring_slots(start + 1, k.device)
+        if isinstance(start, torch.Tensor):
+            raise ValueError("static decoding writes one token per step into a sliding-window cache")
         if T == 1:
             # one token: after writing it, the ring holds exactly its window (or, before the
             # ring first fills, entries 0..start hold slots 0..start)
@@ -106,15 +133,23 @@ class MLACache(_LayerCache):
         self.capacity = capacity
         self.kv = torch.zeros(batch, capacity, rank + rope_dim, dtype=dtype, device=device)
 
+    def prepare_static(self) -> None:
+        if getattr(self, "slots", None) is None:  # entry i holds slot i
+            self.slots = torch.arange(self.capacity, device=self.tensors()[0].device)
+
     def tensors(self) -> list[torch.Tensor]:
         return [self.kv]
 
-    def update(self, latent_pe: torch.Tensor, start: int) -> torch.Tensor:
-        """Store (B, T, rank + rope_dim) at [start, start+T); return all so far."""
+    def update(self, latent_pe: torch.Tensor, start) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Store (B, T, rank + rope_dim) at [start, start+T); return all so far, and None (slots
+        0..end-1 in order), or with a tensor start the whole buffer and each entry's slot."""
+        if isinstance(start, torch.Tensor):
+            self.kv.index_copy_(1, start + torch.arange(latent_pe.shape[1], device=start.device), latent_pe)
+            return self.kv, self.slots
         end = start + latent_pe.shape[1]
         self._check_room(start, latent_pe.shape[1], self.capacity)
         self.kv[:, start:end] = latent_pe
-        return self.kv[:, :end]
+        return self.kv[:, :end], None
 
 
 class DeltaNetCache(_LayerCache):
@@ -144,10 +179,22 @@ class Cache:
         self.capacity = capacity
         self.pad = pad
         self.length = 0  # slots written so far
+        # static decoding: the next slot as a 0-dim tensor on the device, advanced in place by
+        # each decode step (Transformer.decode_step); None until first used
+        self.slot: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self.layers)
+
+    def start_static(self) -> torch.Tensor:
+        """Switch to static decoding from the current length (after a prefill): returns the
+        slot tensor that decode steps advance in place."""
+        for c in self.layers:
+            c.prepare_static()
+        device = self.tensors()[0].device
+        self.slot = torch.tensor(self.length, dtype=torch.long, device=device)
+        return self.slot
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for c in self.layers for t in c.tensors()]

@@ -441,7 +441,7 @@ def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None)
     first = None
     stop = getattr(tok, "stop_ids", None) or None
     for t in api.stream(model, ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                        top_p=args.top_p, seed=args.seed, stop=stop):
+                        top_p=args.top_p, seed=args.seed, stop=stop, compile=getattr(args, "compile", False)):
         if first is None:
             first = time.perf_counter() - start
         new.append(t)
@@ -658,6 +658,8 @@ def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
     p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
     p.add_argument("--quant", default=None, choices=("keep", "int8", "int4"),
                    help="packed weights: keep a GGUF's own quantized blocks, or quantize to int8 / int4 (archlab.load)")
+    p.add_argument("--compile", action="store_true",
+                   help="decode through a torch.compile'd static step (CUDA graphs on CUDA); the first prompt compiles it")
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

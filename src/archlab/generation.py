@@ -145,6 +145,41 @@ def _validate(model: Transformer, prompts: list[list[int]], max_new_tokens: int,
     return t, p
 
 
+# a row's stop is noticed on the host only every this many steps: reading `alive` back each step
+# would wait for the device every token; the extra steps of a finished batch are discarded
+STOP_CHECK_EVERY = 8
+
+_COMPILED: dict = {}
+
+
+def _decode_fn(model: Transformer, compile: bool | str):
+    """The decode step: the ordinary forward (cache slices grow each token), or with compile the
+    static step (Transformer.decode_step), compiled once per process (per model through
+    dynamo's guards: each model and batch shape traces once). compile=True:
+    torch.compile with inductor, and CUDA graphs ("reduce-overhead") on CUDA; a string names
+    another torch.compile backend ("eager" only traces, for tests)."""
+    if not compile:
+        # the ids are the model's own samples: no need for forward's checks of them
+        return lambda ids, cache: model.logits(model._hidden(ids, cache, None))
+    device = model.tok_emb.weight.device
+    backend = compile if isinstance(compile, str) else "inductor"
+    mode = "reduce-overhead" if backend == "inductor" and device.type == "cuda" else None
+    # the unbound method, compiled once per process: kept on the model, it would not pickle
+    # or deepcopy with it, and a bound method would keep every model ever compiled alive
+    if (backend, mode) not in _COMPILED:
+        _COMPILED[(backend, mode)] = torch.compile(Transformer.decode_step, backend=backend, mode=mode)
+    step = _COMPILED[(backend, mode)]
+    return lambda ids, cache: step(model, ids, cache)
+
+
+def _capacity(model: Transformer, needed: int, compile) -> int:
+    if not compile:
+        return needed
+    # the compiled step's shapes include the capacity: rounded up, so that generations of
+    # similar lengths share one compiled graph instead of each tracing its own
+    return min(-(-needed // 256) * 256, max(model.config.max_seq_len, needed))
+
+
 @torch.no_grad()
 def _steps(
     model: Transformer,
@@ -155,9 +190,13 @@ def _steps(
     top_p: float | None,
     seed: int | None,
     stop: set[int],
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yields (tokens (B,), alive (B,) bool) per step; a row stops after emitting a stop token.
-    Generation also ends when the model's context is full."""
+    compile: bool | str = False,
+    check_every: int = STOP_CHECK_EVERY,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yields (tokens (B,), alive (B,) bool, or None when no stop ids were given) per step; a
+    row stops after emitting a stop token. Generation also ends when the model's context is
+    full. Nothing in the loop reads back from the device unless stop ids are given, and then
+    once every `check_every` steps (the steps after every row stopped yield rows all dead)."""
     device = next(model.parameters()).device  # not tok_emb.weight: a packed embedding (archlab.quant) has none
     B = len(prompts)
     longest = max(len(p) for p in prompts)
@@ -172,18 +211,34 @@ def _steps(
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     # the last sampled token needs no cache slot: it is never fed back
-    cache = model.new_cache(B, longest + n_steps - 1, pad=pad)
-    alive = torch.ones(B, dtype=torch.bool, device=device)
+    cache = model.new_cache(B, _capacity(model, longest + n_steps - 1, compile), pad=pad)
+    alive = torch.ones(B, dtype=torch.bool, device=device) if stop else None
     stop_ids = torch.tensor(sorted(stop), device=device, dtype=torch.long) if stop else None
     logits = model(ids, cache=cache)[:, -1]
+    step_fn = _decode_fn(model, compile)
+    graphs = False
+    if compile:
+        cache.start_static()
+        graphs = device.type == "cuda" and not isinstance(compile, str)
+        if graphs:
+            # CUDA graphs replay into fixed addresses: the cache is written in place, not an input
+            for t in (*cache.tensors(), cache.slot, *(getattr(c, "slots", None) for c in cache.layers), pad):
+                if t is not None:
+                    torch._dynamo.mark_static_address(t)
     for step in range(n_steps):
         token = sample(logits, temperature, top_k, top_p, generator)
-        yield token, alive.clone()
-        if stop_ids is not None:
+        if stop_ids is None:
+            yield token, None
+        else:
+            yield token, alive.clone()
             alive &= ~torch.isin(token, stop_ids)
-        if step == n_steps - 1 or not alive.any():
+        if step == n_steps - 1 or (alive is not None and step % check_every == check_every - 1 and not alive.any()):
             return
-        logits = model(token[:, None], cache=cache)[:, -1]
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        logits = step_fn(token[:, None], cache)[:, -1]
+        if compile:
+            cache.length += 1
 
 
 def generate(
@@ -195,27 +250,42 @@ def generate(
     top_p: float | None = None,
     seed: int | None = None,
     stop: int | Iterable[int] | None = None,
+    compile: bool = False,
 ):
     """The new token ids (the prompt excluded) for each prompt.
 
     input_ids: a list of ids (one prompt; returns a list), a list of such lists of any lengths
     (returns a list of lists), or a LongTensor [batch, seq] (returns a LongTensor [batch, n],
     rows that stopped early filled with their stop token). A stop token is included in the
-    output and ends its row. temperature 0 is greedy; seed makes sampling repeatable."""
+    output and ends its row. temperature 0 is greedy; seed makes sampling repeatable.
+    compile=True: decode with a static cache through a torch.compile'd step (CUDA graphs on
+    CUDA); the first call compiles (slow), later calls of similar shapes reuse it."""
     prompts, form = _as_batch(input_ids)
     temperature, top_p = _validate(model, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    _check_compile(compile)
     stops = _stop_set(stop, model.config.vocab_size)
-    out: list[list[int]] = [[] for _ in prompts]
-    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops):
-        for b, (t, a) in enumerate(zip(token.tolist(), alive.tolist())):
-            if a:
-                out[b].append(t)
+    tokens, alives = [], []
+    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops, compile):
+        tokens.append(token)
+        alives.append(alive)
+    # one read back at the end, not one per token
+    rows = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in prompts]
+    if stops and tokens:
+        kept = torch.stack(alives, dim=1).tolist()
+        out = [[t for t, a in zip(row, keep) if a] for row, keep in zip(rows, kept)]
+    else:
+        out = rows
     if form in ("list", "tensor1d"):
         return out[0] if form == "list" else torch.tensor(out[0], dtype=torch.long)
     if form == "lists":
         return out
     width = max(len(o) for o in out)
     return torch.tensor([o + [o[-1]] * (width - len(o)) if o else [] for o in out], dtype=torch.long)
+
+
+def _check_compile(compile) -> None:
+    if not isinstance(compile, bool) and not isinstance(compile, str):
+        raise ValueError(f"compile: expected True or False, got {_short(compile)}")
 
 
 def stream(
@@ -227,15 +297,21 @@ def stream(
     top_p: float | None = None,
     seed: int | None = None,
     stop: int | Iterable[int] | None = None,
+    compile: bool = False,
 ) -> Iterator:
     """Like generate, but yields tokens as they come: an int per step for one prompt, or per
-    step a list with one entry per prompt (None once that prompt has stopped)."""
+    step a list with one entry per prompt (None once that prompt has stopped). compile: as in
+    generate."""
     prompts, form = _as_batch(input_ids)
     temperature, top_p = _validate(model, prompts, max_new_tokens, temperature, top_k, top_p, seed)
+    _check_compile(compile)
     stops = _stop_set(stop, model.config.vocab_size)
     single = form in ("list", "tensor1d")
-    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops):
+    # a stream reads every token back anyway: it ends as soon as every row has stopped
+    for token, alive in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, seed, stops, compile, 1):
         if single:
             yield int(token[0])
+        elif alive is None:
+            yield token.tolist()
         else:
             yield [t if a else None for t, a in zip(token.tolist(), alive.tolist())]

@@ -165,8 +165,19 @@ class Transformer(nn.Module):
             return self.loss(h, targets)
         return self.logits(h)
 
+    def decode_step(self, input_ids: torch.Tensor, cache: Cache) -> torch.Tensor:
+        """Static decoding: logits (B, T, vocab) of input_ids (B, T) written at cache.slot (a
+        0-dim tensor, see Cache.start_static), which advances by T in place; cache.length is
+        the caller's to advance. Every step has the same shapes and reads nothing back to the
+        host, so torch.compile traces it once and CUDA graphs can replay it; attention runs over
+        each cache's whole buffer, masked. The caller checks the ids and the room left."""
+        slot = cache.slot
+        h = self._layers(self.tok_emb(input_ids), cache, cache.pad, slot)
+        slot.add_(input_ids.shape[1])
+        return self.logits(h)
+
     def _hidden(self, input_ids: torch.Tensor, cache: Cache | None, pad: torch.Tensor | None) -> torch.Tensor:
-        B, T = input_ids.shape
+        T = input_ids.shape[1]
         start = 0
         if cache is not None:
             start, pad = cache.length, cache.pad
@@ -177,9 +188,17 @@ class Transformer(nn.Module):
                 f"input_ids: {start + T} tokens exceed the model's context of {self.config.max_seq_len} "
                 "(learned absolute positions cannot go further)"
             )
-        slots = torch.arange(start, start + T, device=input_ids.device)
+        x = self._layers(self.tok_emb(input_ids), cache, pad, start)  # (B, T, D)
+        if cache is not None:
+            cache.length += T
+        return x
+
+    def _layers(self, x: torch.Tensor, cache: Cache | None, pad: torch.Tensor | None, start) -> torch.Tensor:
+        """Embedded tokens x (B, T, D) at slots start.. (an int, or a 0-dim tensor in a static
+        step) through the positions, the blocks and the final norm."""
+        B, T, _ = x.shape
+        slots = start + torch.arange(T, device=x.device)
         positions = slots.expand(B, T) if pad is None else (slots[None] - pad[:, None]).clamp(min=0)
-        x = self.tok_emb(input_ids)  # (B, T, D)
         if self.config.embed_multiplier is not None:
             # in the model's dtype, as Gemma's reference does (sqrt(d) rounds in bfloat16)
             x = x * torch.tensor(self.config.embed_multiplier, dtype=x.dtype)
@@ -195,8 +214,6 @@ class Transformer(nn.Module):
         )
         for i, layer in enumerate(self.layers):
             x = layer(x, ctx, cache.layers[i] if cache is not None else None)
-        if cache is not None:
-            cache.length += T
         if self.norm is not None:
             x = self.norm(x)
         return x

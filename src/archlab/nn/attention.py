@@ -11,7 +11,6 @@ attention sinks, logit softcapping, an output gate, ALiBi, Llama 4's temperature
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -89,10 +88,15 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-@lru_cache(maxsize=16)
+_SLOPES_ON: dict = {}
+
+
 def _alibi_slopes_on(n_heads: int, device: torch.device) -> torch.Tensor:
-    # copied to the device once, not on every forward (a blocking copy waits for the device)
-    return alibi_slopes(n_heads).to(device)
+    # copied to the device once, not on every forward (a blocking copy waits for the device); a
+    # plain dict, which torch.compile reads as a constant (it traces through lru_cache wrappers)
+    if (n_heads, device) not in _SLOPES_ON:
+        _SLOPES_ON[(n_heads, device)] = alibi_slopes(n_heads).to(device)
+    return _SLOPES_ON[(n_heads, device)]
 
 
 class Attention(nn.Module):
@@ -180,9 +184,10 @@ class Attention(nn.Module):
         key_slots = None
         if cache is not None:
             k, v, key_slots = cache.update(k, v, ctx.start)  # (B, KV, S, hd)
-            if self.chunk is not None and T == 1 and ctx.pad is None and key_slots is not None:
+            if self.chunk is not None and T == 1 and ctx.pad is None and key_slots is not None and not ctx.static:
                 # decoding in a chunked layer: only the current block's keys (ring entries 0..n-1,
                 # since blocks start at multiples of the ring size) can be seen; skip the rest
+                # (a static step keeps the whole ring, its mask hides the other block)
                 n = ctx.start % self.chunk + 1
                 k, v, key_slots = k[:, :, :n], v[:, :, :n], key_slots[:n]
         mask = ctx.attn_mask(self.window, key_slots, self.chunk)

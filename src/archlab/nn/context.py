@@ -16,13 +16,22 @@ class Context:
 
     positions: torch.Tensor  # (B, T) RoPE / learned position of each token: slot - pad
     rope: dict[RopeConfig, tuple[torch.Tensor, torch.Tensor]]  # cos, sin (B, T, rot) per RoPE variant
-    start: int = 0
+    start: int | torch.Tensor = 0  # a 0-dim tensor in a static decode step (cache.py)
     pad: torch.Tensor | None = None
     _masks: dict = field(default_factory=dict)
 
     @property
     def n_tokens(self) -> int:
         return self.positions.shape[1]
+
+    @property
+    def static(self) -> bool:
+        """A static decode step: start is a tensor and caches return their whole buffers."""
+        return isinstance(self.start, torch.Tensor)
+
+    def query_slots(self) -> torch.Tensor:
+        """(T,) the slot of each token of this pass (start may be an int or a 0-dim tensor)."""
+        return self.start + torch.arange(self.n_tokens, device=self.positions.device)
 
     def attn_mask(
         self, window: int | None = None, key_slots: torch.Tensor | None = None, chunk: int | None = None
@@ -45,7 +54,7 @@ class Context:
         key = (window, chunk, S, key_slots is None)
         if key not in self._masks:
             device = self.positions.device
-            q = torch.arange(self.start, self.start + T, device=device)[:, None]  # (T, 1)
+            q = self.query_slots()[:, None]  # (T, 1)
             k = (torch.arange(S, device=device) if key_slots is None else key_slots)[None, :]  # (1, S)
             allowed = (k >= 0) & (k <= q)
             if window is not None:
@@ -67,6 +76,6 @@ class Context:
         by each row's padding, a constant that cancels)."""
         T = self.n_tokens
         device = self.positions.device
-        q = torch.arange(self.start, self.start + T, device=device)[:, None]
+        q = self.query_slots()[:, None]
         k = torch.arange(self.start + T, device=device)[None, :] if key_slots is None else key_slots[None, :]
         return (q - k).clamp(min=0)

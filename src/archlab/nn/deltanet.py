@@ -186,8 +186,7 @@ class GatedDeltaNet(nn.Module):
             # Left padding must not reach the state: zeroed inputs give (no biases) q = k = v = 0
             # at padded slots, so they write nothing and the state stays empty until the row's
             # first real token (HF: apply_mask_to_padding_states).
-            slots = torch.arange(ctx.start, ctx.start + T, device=x.device)
-            real = slots[None, :] >= ctx.pad[:, None]  # (B, T)
+            real = ctx.query_slots()[None, :] >= ctx.pad[:, None]  # (B, T)
             x = x * real[..., None].to(x.dtype)
         qkv, z = self.wqkvz(x).split([self.channels, H * dv], dim=-1)  # (B, T, C), (B, T, H dv)
         b, a = self.wba(x).chunk(2, dim=-1)  # (B, T, H) each

@@ -81,10 +81,12 @@ class MLA(nn.Module):
             q_pe = apply_rope(q_pe, cos, sin)
             k_pe = apply_rope(k_pe.unsqueeze(1), cos, sin).squeeze(1)  # (B, T, dr)
         latent = torch.cat((c, k_pe), dim=-1)  # (B, T, r + dr): all a cache needs
+        key_slots = None
         if cache is not None:
-            latent = cache.update(latent, ctx.start)  # (B, S, r + dr)
-        absorb = self.absorb if self.absorb is not None else ctx.start > 0
-        mask = ctx.attn_mask(None)
+            latent, key_slots = cache.update(latent, ctx.start)  # (B, S, r + dr)
+        # a static step is always a decode step (and must not read its tensor start on the host)
+        absorb = self.absorb if self.absorb is not None else (ctx.static or ctx.start > 0)
+        mask = ctx.attn_mask(None, key_slots)
         if absorb:
             y = self._absorbed(q_nope, q_pe, latent, mask)
         else:

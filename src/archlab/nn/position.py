@@ -94,13 +94,19 @@ def _length_dependent(rope: RopeConfig, dim: int, positions: torch.Tensor) -> tu
     return torch.where(L > orig, grown, short), factor
 
 
-@lru_cache(maxsize=64)
+_ON_DEVICE: dict = {}
+
+
 def _frequencies_on(rope: RopeConfig, dim: int, device: torch.device, long: bool = False) -> tuple[torch.Tensor, float]:
     # A blocking host-to-device copy waits for the device's queue to drain: copied once per
     # device, not on every forward. Computed on the CPU either way, so values do not depend on
-    # the device's pow/exp.
-    inv_freq, factor = rope_frequencies(rope, dim, long)
-    return inv_freq.to(device), factor
+    # the device's pow/exp. A plain dict, not lru_cache: torch.compile reads a dict's entry as
+    # a constant, where it would trace through an lru_cache wrapper and recompute the table.
+    key = (rope, dim, device, long)
+    if key not in _ON_DEVICE:
+        inv_freq, factor = rope_frequencies(rope, dim, long)
+        _ON_DEVICE[key] = (inv_freq.to(device), factor)
+    return _ON_DEVICE[key]
 
 
 def rope_cos_sin(rope: RopeConfig, dim: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
