@@ -161,7 +161,7 @@ def _decode_fn(model: Transformer, compile: bool | str):
     if not compile:
         # the ids are the model's own samples: no need for forward's checks of them
         return lambda ids, cache: model.logits(model._hidden(ids, cache, None))
-    device = model.tok_emb.weight.device
+    device = next(model.parameters()).device
     backend = compile if isinstance(compile, str) else "inductor"
     mode = "reduce-overhead" if backend == "inductor" and device.type == "cuda" else None
     # the unbound method, compiled once per process: kept on the model, it would not pickle
