@@ -175,7 +175,8 @@ def _steps(
     cache = model.new_cache(B, longest + n_steps - 1, pad=pad)
     alive = torch.ones(B, dtype=torch.bool, device=device)
     stop_ids = torch.tensor(sorted(stop), device=device, dtype=torch.long) if stop else None
-    logits = model(ids, cache=cache)[:, -1]
+    # the last position's logits only: the others would cost a (T, vocab) head matmul for nothing
+    logits = model.logits(model(ids, cache=cache, return_hidden=True)[:, -1])
     for step in range(n_steps):
         token = sample(logits, temperature, top_k, top_p, generator)
         yield token, alive.clone()
