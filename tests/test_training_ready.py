@@ -120,8 +120,9 @@ def test_out_of_range_ids_under_compile_still_raise():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("variant", ["plain", "gpt-oss", "gpt-oss-alpha", "weights-on-input"])
 def test_grouped_experts_equal_split_experts(variant, dtype):
-    """The sync-free path (torch._grouped_mm) against the per-expert split, outputs and
-    gradients, with an expert that gets no token and groups that need padding."""
+    """The sync-free path (torch._grouped_mm) and the padded bmm path against the per-expert
+    split, outputs and gradients, with an expert that gets no token and groups that need
+    padding (and, padded, expert 1's 7 slots setting the padded rows for all)."""
     torch.manual_seed(0)
     kw = {
         "plain": {},
@@ -139,14 +140,34 @@ def test_grouped_experts_equal_split_experts(variant, dtype):
     idx = torch.tensor([[0, 1], [1, 2], [1, 0], [3, 1], [0, 2], [1, 3], [2, 0], [1, 0], [3, 2]])  # 4 gets nothing
     w = torch.rand(9, 2)
     out = {}
-    for grouped in (False, True):
+    for grouped in (False, True, "padded"):
         experts.grouped = grouped
         y = experts(x, idx, w)
         grads = torch.autograd.grad(y, [x, *experts.parameters()], torch.ones_like(y).normal_(generator=torch.Generator().manual_seed(1)))
         out[grouped] = (y, grads)
-    torch.testing.assert_close(out[True][0], out[False][0])
-    for a, b in zip(out[True][1], out[False][1]):
-        torch.testing.assert_close(a, b)
+    for fast in (True, "padded"):
+        torch.testing.assert_close(out[fast][0], out[False][0])
+        for a, b in zip(out[fast][1], out[False][1]):
+            torch.testing.assert_close(a, b)
+
+
+def test_experts_default_path_follows_the_padding():
+    """Eager CPU pads when the slots fill the experts (training, prefill) and splits when
+    padding would more than double the rows (decoding one token over many experts): both give
+    the split path's values."""
+    torch.manual_seed(0)
+    experts = Experts(16, MoEConfig(n_experts=8, top_k=2, hidden=24))
+    experts.reset_parameters()
+    ran = []
+    experts._padded = lambda *a, _f=experts._padded: ran.append(1) or _f(*a)  # records that it ran
+    for n in (64, 1):
+        x, idx, w = torch.randn(n, 16), torch.rand(n, 8).topk(2, dim=-1).indices, torch.rand(n, 2)
+        ran.clear()
+        experts.grouped = None
+        y = experts(x, idx, w)
+        experts.grouped = False
+        torch.testing.assert_close(y, experts(x, idx, w))
+        assert ran == ([1] if n == 64 else [])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -236,7 +257,9 @@ class _WidestVocabTensor(TorchDispatchMode):
 @pytest.mark.parametrize("name", ["gpt2", "grok-2.5", "mixtral-8x7b"])
 def test_loss_never_holds_all_logits(name):
     torch.manual_seed(0)
-    cfg = archlab.tiny(name)
+    # a prime vocabulary, so that no other width (grok's fused shared-expert gate/up is 2 x 256
+    # wide) passes for logits in _WidestVocabTensor
+    cfg = archlab.tiny(name, vocab_size=509)
     model = archlab.build(cfg)
     ids = torch.randint(0, cfg.vocab_size, (4, 64))
 

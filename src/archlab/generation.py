@@ -214,7 +214,8 @@ def _steps(
     cache = model.new_cache(B, _capacity(model, longest + n_steps - 1, compile), pad=pad)
     alive = torch.ones(B, dtype=torch.bool, device=device) if stop else None
     stop_ids = torch.tensor(sorted(stop), device=device, dtype=torch.long) if stop else None
-    logits = model(ids, cache=cache)[:, -1]
+    # the last position's logits only: the others would cost a (T, vocab) head matmul for nothing
+    logits = model.logits(model(ids, cache=cache, return_hidden=True)[:, -1])
     step_fn = _decode_fn(model, compile)
     graphs = False
     if compile:

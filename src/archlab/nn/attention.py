@@ -19,6 +19,7 @@ from torch import nn
 from ..cache import KVCache, SlidingKVCache
 from ..model_config import AttnTemperature, LayerSpec, LengthTemperature, ModelConfig
 from .context import Context
+from .fused import linears_on
 from .norm import make_norm
 from .position import apply_rope
 
@@ -157,7 +158,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, ctx: Context, cache: KVCache | SlidingKVCache | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         H, KV, hd = self.n_heads, self.n_kv_heads, self.head_dim
-        q, k, v = self.wq(x), self.wk(x), self.wv(x)
+        q, k, v = linears_on(x, (self.wq, self.wk, self.wv))
         gate = None
         if self.gated:
             q, gate = q.view(B, T, H, 2 * hd).chunk(2, dim=-1)  # (B, T, H, hd) each

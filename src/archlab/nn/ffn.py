@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model_config import FFNConfig
+from .fused import linears_on
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,
@@ -49,7 +50,8 @@ class GLU(nn.Module):
         self.down = nn.Linear(cfg.hidden, d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.act(self.gate(x)) * self.up(x))
+        gate, up = linears_on(x, (self.gate, self.up))
+        return self.down(self.act(gate) * up)
 
 
 FFNS: dict[str, type[nn.Module]] = {"mlp": MLP, "glu": GLU}

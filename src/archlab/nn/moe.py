@@ -120,6 +120,25 @@ def _add_bias(t_S: torch.Tensor, bias_E: torch.Tensor, expert_S: torch.Tensor) -
 # shape rule for it admits bfloat16 only. Its kernels need every stride a multiple of 16 bytes.
 _GROUPED_DTYPES = (torch.bfloat16,)
 _GROUPED_ALIGN = 16
+# the padded path's (E, C) rows may be at most this multiple of the token-slots; beyond it the
+# split path, which skips idle experts, does less work
+_PAD_WASTE = 2.0
+
+
+class _TakeRows(torch.autograd.Function):
+    """x[rows] for rows that never repeat: its gradient is a copy into zeros, not the
+    scatter-add that indexing's backward does to allow repeats."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        ctx.n = x.shape[0]
+        return x.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        return grad.new_zeros(ctx.n, *grad.shape[1:]).index_copy(0, rows, grad), None
 
 
 class Experts(nn.Module):
@@ -129,16 +148,25 @@ class Experts(nn.Module):
     weights_on="output" weighs each expert's output by its router weight (most models);
     "input" scales the token before the expert instead (Llama 4).
 
-    Two equal ways to run the experts over the sorted tokens:
+    Three equal ways to run the experts over the sorted tokens:
       split    one matmul per expert on its slice. Slicing needs the counts on the host: a
                sync on an accelerator, a graph break under torch.compile. Float64 works.
+      padded   each expert's slots copied into a zero-padded (E, C, D) block, C the busiest
+               expert's count, then three batched matmuls (torch.bmm) for all experts at
+               once: the padding is wasted work, but on the CPU one bmm beats E small
+               matmuls and their autograd nodes several times over (benchmarks/moe_speed.py).
+               C is read on the host, as split reads the counts.
       grouped  torch._grouped_mm over all slices at once, delimited by offsets that stay on
                the device: no host sync and fixed shapes whatever the routing (a grouped GEMM
                on CUDA, a loop in C++ on the CPU). Needs d_model and hidden a multiple of
                16 bytes; sync-free and traceable in bfloat16 only (see _GROUPED_DTYPES).
-    By default bfloat16 on CUDA or under torch.compile takes the grouped path, everything
-    else the split one (eager CPU is what the parity tests were measured on). grouped=True
-    forces it (float32 and float16 run too, outside torch.compile)."""
+    By default bfloat16 on CUDA or under torch.compile takes the grouped path; eager runs
+    elsewhere take the padded one when padding at most doubles the rows (_PAD_WASTE: so not
+    when a few tokens reach a few of many experts, as in decoding, where it would read every
+    expert's weights), else the split one. grouped=True forces grouped (float32 and float16
+    run too, outside torch.compile), False split, "padded" padded.
+    torch._grouped_mm on the CPU (torch 2.13) is a loop over groups, 2-10x slower than bmm
+    in float32, which is why eager CPU does not take it."""
 
     residual_writers = ("down",)
 
@@ -157,9 +185,9 @@ class Experts(nn.Module):
             self.down_bias = nn.Parameter(torch.empty(E, D))
         else:
             self.gate_bias = self.up_bias = self.down_bias = None
-        # None: the sync-free grouped path where it is one (see the class docstring), else the
-        # per-expert split. Tests force either.
-        self.grouped: bool | None = None
+        # None: chosen per call (see the class docstring); True grouped, False split, "padded".
+        # Tests force each.
+        self.grouped: bool | str | None = None
         # Tokens routed to each expert since the last reset (Transformer.expert_load). Not
         # persistent: a statistic of the run, not a weight, and HF checkpoints load strictly.
         self.load = nn.Buffer(torch.zeros(E, dtype=torch.int64), persistent=False)
@@ -180,13 +208,16 @@ class Experts(nn.Module):
         y = h @ self.down[e].T  # (n_e, D)
         return y if self.down_bias is None else y + self.down_bias[e]
 
-    def _use_grouped(self, x: torch.Tensor) -> bool:
+    def _path(self, x: torch.Tensor, S: int) -> str:
         if self.grouped is not None:
-            return self.grouped
+            return {True: "grouped", False: "split", "padded": "padded"}[self.grouped]
         E, Fh, D = self.gate.shape
         aligned = (D * x.element_size()) % _GROUPED_ALIGN == 0 and (Fh * x.element_size()) % _GROUPED_ALIGN == 0
         wanted = x.device.type == "cuda" or torch.compiler.is_compiling()
-        return wanted and aligned and x.dtype in _GROUPED_DTYPES and hasattr(torch, "_grouped_mm")  # torch >= 2.8
+        if wanted and aligned and x.dtype in _GROUPED_DTYPES and hasattr(torch, "_grouped_mm"):  # torch >= 2.8
+            return "grouped"
+        # at least E rows (one per expert): with fewer slots than that, split at once
+        return "padded" if not torch.compiler.is_compiling() and E <= _PAD_WASTE * S else "split"
 
     def _grouped(self, x_SD: torch.Tensor, expert_S: torch.Tensor, counts_E: torch.Tensor, ends_E: torch.Tensor) -> torch.Tensor:
         """Every expert over its slice of x_SD (S token-slots sorted by expert, counts_E of
@@ -216,8 +247,43 @@ class Experts(nn.Module):
         y = torch._grouped_mm(spread(h), self.down.transpose(-2, -1), offs=offs)[row_S]  # (S, D)
         return y if self.down_bias is None else _add_bias(y, self.down_bias, expert_S)
 
+    def _padded(self, x_ND: torch.Tensor, idx_NK: torch.Tensor, w_NK: torch.Tensor, expert_S: torch.Tensor,
+                order: torch.Tensor, counts_E: torch.Tensor, ends_E: torch.Tensor) -> torch.Tensor | None:
+        """Every expert over its slots as three bmm over a zero-padded (E, C, .) block; None
+        when the padding would more than double the rows (the caller then splits).
+
+        The slots move by copies and gathers on indices that never repeat (each slot has its
+        own row), so their backward passes are gathers and copies too: no scatter-add, which
+        on the CPU costs more than the matmuls. Padding rows never reach the output, so their
+        (with biases nonzero) values get no gradient."""
+        (N, K), E, D = idx_NK.shape, counts_E.shape[0], x_ND.shape[1]
+        S = N * K
+        C = int(counts_E.max())  # host read, as the split path reads all the counts
+        if E * C > _PAD_WASTE * S and self.grouped is None:
+            return None
+        # sorted slot i of expert e sits in row e * C + (i - start of e); slot order[i] is it
+        row_sorted = torch.arange(S, device=x_ND.device) + (expert_S * C - (ends_E - counts_E)[expert_S])
+        row_S = torch.empty_like(row_sorted).index_copy_(0, order, row_sorted)  # per slot n * K + k
+        x_SD = x_ND.unsqueeze(1).expand(N, K, D).reshape(S, D)
+        w_S = w_NK.reshape(S, 1)  # float32
+        if self.weights_on_input:
+            x_SD = (x_SD * w_S).to(x_ND.dtype)
+        x_ECD = x_SD.new_zeros(E * C, D).index_copy(0, row_S, x_SD).view(E, C, D)
+        g = torch.bmm(x_ECD, self.gate.transpose(1, 2))  # (E, C, F)
+        u = torch.bmm(x_ECD, self.up.transpose(1, 2))
+        if self.gate_bias is not None:
+            g, u = g + self.gate_bias[:, None], u + self.up_bias[:, None]
+        h = clamped_swiglu(g, u, self.limit, self.alpha) if self.limit is not None else self.act(g) * u
+        y = torch.bmm(h, self.down.transpose(1, 2))  # (E, C, D)
+        if self.down_bias is not None:
+            y = y + self.down_bias[:, None]
+        y_SD = _TakeRows.apply(y.reshape(E * C, D), row_S)
+        if not self.weights_on_input:
+            y_SD = (y_SD * w_S).to(x_ND.dtype)
+        return y_SD.view(N, K, D).sum(dim=1)
+
     def forward(self, x_ND: torch.Tensor, idx_NK: torch.Tensor, w_NK: torch.Tensor) -> torch.Tensor:
-        E, K = self.gate.shape[0], idx_NK.shape[1]
+        E, (N, K) = self.gate.shape[0], idx_NK.shape
         expert_S, order = idx_NK.reshape(-1).sort(stable=True)  # token-slots grouped by expert
         # where each expert's slots end; searchsorted, unlike bincount, has a fixed-size output
         # computed on the device (no atomics, so deterministic)
@@ -225,12 +291,16 @@ class Experts(nn.Module):
         counts_E = torch.diff(ends_E, prepend=ends_E.new_zeros(1))
         with torch.no_grad():
             self.load += counts_E
+        if self._path(x_ND, N * K) == "padded":
+            y_ND = self._padded(x_ND, idx_NK, w_NK, expert_S, order, counts_E, ends_E)
+            if y_ND is not None:
+                return y_ND
         token = order // K
         w_sorted = w_NK.reshape(-1)[order, None]  # float32
         x_sorted = x_ND[token]  # (N*K, D)
         if self.weights_on_input:
             x_sorted = (x_sorted * w_sorted).to(x_ND.dtype)
-        if self._use_grouped(x_sorted):
+        if self._path(x_sorted, N * K) == "grouped":
             y_sorted = self._grouped(x_sorted, expert_S, counts_E, ends_E)
         else:
             outs = []
