@@ -21,13 +21,13 @@ import argparse
 import importlib.util
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import archlab
+from archlab.bench.decode import dense_hf_copy
 from archlab.hub import resolve_model
 
 PROMPTS = [
@@ -101,10 +101,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     path = resolve_model(args.model)
     tok = archlab.load_tokenizer(path)
-    hf_path = path
-    if path.suffix == ".gguf":
-        hf_path = Path(tempfile.mkdtemp(prefix="archlab-bench-")) / "dense"
-        archlab.save(archlab.load(path), hf_path)
+    hf_path = dense_hf_copy(path)
     import transformers
 
     ours = archlab.load(path, dtype=torch.float32).eval()

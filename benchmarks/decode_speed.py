@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import archlab
+from archlab.bench.decode import dense_hf_copy
 from archlab.hub import resolve_model
 
 
@@ -50,10 +50,7 @@ def main() -> int:
     args = ap.parse_args()
     path = resolve_model(args.model)
     tok = archlab.load_tokenizer(path)
-    hf_path = path
-    if path.suffix == ".gguf":
-        hf_path = Path(tempfile.mkdtemp(prefix="archlab-bench-")) / "dense"
-        archlab.save(archlab.load(path), hf_path)
+    hf_path = dense_hf_copy(path)
     ids = torch.tensor([tok.encode(args.prompt)])
     print(f"model {path.name}, prompt {ids.shape[1]} tokens, {args.tokens} new tokens, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", file=sys.stderr)

@@ -23,6 +23,19 @@ from .timing import interleave
 PREFILL = 256
 
 
+def dense_hf_copy(path: Path, tmp: Path | None = None) -> Path:
+    """The HF directory HF transformers runs for `path`: the path itself, or for a GGUF archlab's
+    dense export of it (transformers would dequantize it anyway), written under `tmp` (a new
+    temporary folder when None)."""
+    import archlab
+
+    if path.suffix != ".gguf":
+        return path
+    out = Path(tmp if tmp is not None else tempfile.mkdtemp(prefix="archlab-bench-")) / "dense"
+    archlab.save(archlab.load(path), out)
+    return out
+
+
 def _weights(run, tmp: Path) -> tuple[Path, Path, Path | None]:
     """(what archlab loads, the HF directory, the GGUF for llama.cpp or None)."""
     import archlab
@@ -34,10 +47,7 @@ def _weights(run, tmp: Path) -> tuple[Path, Path, Path | None]:
         archlab.save(model, tmp / "dense")
         return tmp / "dense", tmp / "dense", None
     path = resolve_model(run.model)
-    if path.suffix != ".gguf":
-        return path, path, None
-    archlab.save(archlab.load(path), tmp / "dense")
-    return path, tmp / "dense", path
+    return path, dense_hf_copy(path, tmp), path if path.suffix == ".gguf" else None
 
 
 def _hf(run, path: Path, dtype):
