@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .io.atomic import atomic_file
+from .io.files import cache_dir
 
 __all__ = ["FetchError", "ModelEntry", "REGISTRY", "cache_dir", "fetch", "resolve_model", "known_models"]
 
@@ -69,10 +70,6 @@ REGISTRY: dict[str, ModelEntry] = {
 
 def known_models() -> list[str]:
     return sorted(REGISTRY)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ARCHLAB_CACHE") or Path.home() / ".cache" / "archlab").expanduser()
 
 
 def _offline() -> bool:

@@ -1,7 +1,9 @@
 """Decode (batch 1 and 8) and prefill: archlab vs HF transformers vs llama.cpp on the same weights.
 
 The weights: a GGUF (default SmolLM2-135M-Instruct Q4_1). archlab loads it as it does for a
-user (archlab.load: whatever fast or dequantized path it takes); HF gets archlab's dense
+user: "archlab" dequantized to `dtype` (archlab.load(path, dtype)), and for a GGUF also "archlab
+packed", the file's blocks kept (quant="keep", the C decode kernel of quant/gemv.c), and in a
+full run "archlab packed compiled" (generate(compile=True)); HF gets archlab's dense
 export (archlab.save), as benchmarks/decode_speed.py does, since transformers would dequantize
 the GGUF anyway; llama.cpp runs the file as is. `tiny:PRESET` builds a small random model
 instead (no GGUF, so no llama.cpp), for smoke tests. Prompts are fixed random token ids, so no
@@ -85,7 +87,9 @@ def _llama_prefill(llm, prompt: list[int]) -> None:
 
 
 def _weight_bytes(model) -> int:
-    return sum(p.nbytes for p in model.parameters()) + sum(b.nbytes for b in model.buffers() if b.dtype.is_floating_point)
+    # a packed model's integers are buffers too (int8 / uint8), and so are its float32 scales
+    return sum(p.nbytes for p in model.parameters()) + sum(b.nbytes for b in model.buffers()
+                                                            if b.dtype.is_floating_point or b.dtype in (torch.int8, torch.uint8))
 
 
 def suite(run) -> list[dict]:
@@ -102,19 +106,27 @@ def suite(run) -> list[dict]:
         for dt_name in run.dtypes:
             dtype = getattr(torch, dt_name)
             ours = archlab.load(path, dtype=dtype, device=run.device).eval()
+            packed = archlab.load(path, dtype=dtype, device=run.device, quant="keep").eval() if gguf is not None else None
+            compiled = packed is not None and not run.quick and dt_name == "float32"
             ref = _hf(run, hf_path, dtype)
             if ref is None:
                 run.note("HF column skipped: transformers is not installed")
             V = ours.config.vocab_size
             label = run.model if run.model.startswith("tiny:") else path.name
             g = torch.Generator().manual_seed(0)
-            wbytes = _weight_bytes(ours)
+            wbytes = {"archlab": _weight_bytes(ours)}
+            if packed is not None:
+                wbytes["archlab packed"] = wbytes["archlab packed compiled"] = _weight_bytes(packed)
             fpt = analyze(ours.config).flops_per_token(PREFILL // 2)  # mean context of a causal prefill
             gemm = run.ceilings["gemm_flops"].get(dt_name) if run.ceilings else None
             bw = bandwidth(run.ceilings) if run.ceilings else None
             for batch in (1, 8):
                 ids = torch.randint(0, V, (batch, 8), generator=g).to(run.device)
                 fns = {"archlab": lambda ids=ids: archlab.generate(ours, ids, n_new)}
+                if packed is not None:
+                    fns["archlab packed"] = lambda ids=ids: archlab.generate(packed, ids, n_new)
+                if compiled:
+                    fns["archlab packed compiled"] = lambda ids=ids: archlab.generate(packed, ids, n_new, compile=True)
                 if ref is not None:
                     fns["hf"] = lambda ids=ids: ref.generate(ids, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
                                                              eos_token_id=None, pad_token_id=0)
@@ -123,13 +135,15 @@ def suite(run) -> list[dict]:
                 with torch.no_grad():
                     same = None
                     if ref is not None:
-                        same = fns["archlab"]().tolist() == fns["hf"]()[:, ids.shape[1]:].tolist()
+                        theirs = fns["hf"]()[:, ids.shape[1]:].tolist()
+                        same = {k: fns[k]().tolist() == theirs for k in fns if k.startswith("archlab")}
                     t = interleave(fns, run.gate, run.device, warmup=1, repeats=run.repeats)
                 rate = {k: batch * n_new / t.median(k) for k in fns}
                 steps = {k: v / batch for k, v in rate.items()}
-                frac = {k: steps[k] * (gguf.stat().st_size if k == "llama.cpp" else wbytes) / bw for k in fns} if bw else None
+                size = {**wbytes, "hf": wbytes["archlab"], "llama.cpp": gguf.stat().st_size if gguf else None}
+                frac = {k: steps[k] * size[k] / bw for k in fns} if bw else None
                 peak = run.machine.get("peak_memory_bandwidth")  # a GPU's datasheet HBM bandwidth
-                hbm = {k: steps[k] * wbytes / peak for k in fns if k != "llama.cpp"} if peak else None
+                hbm = {k: steps[k] * size[k] / peak for k in fns if k != "llama.cpp"} if peak else None
                 rows.append(dict(suite=f"decode-b{batch}", fraction_of_datasheet_bandwidth=hbm, case=f"{label} {dt_name}", dtype=dt_name,
                                  unit="tok/s", values=rate, ratio_to_hf=_ratios(t, fns), fraction_of_ceiling=frac,
                                  ceiling="memory read bandwidth (weight bytes per step)", same_tokens_as_hf=same,
@@ -137,6 +151,8 @@ def suite(run) -> list[dict]:
                 run.log(f"  decode b{batch} {dt_name}: " + ", ".join(f"{k} {v:.1f}" for k, v in rate.items()) + " tok/s")
             prompt = torch.randint(0, V, (1, PREFILL), generator=g).to(run.device)
             fns = {"archlab": lambda: ours(prompt)}
+            if packed is not None:
+                fns["archlab packed"] = lambda: packed(prompt)
             if ref is not None:
                 fns["hf"] = lambda: ref(prompt)
             if llm is not None:
@@ -150,7 +166,7 @@ def suite(run) -> list[dict]:
                              fraction_of_ceiling=frac, ceiling=f"{dt_name} GEMM FLOP/s (analyze() FLOPs/token)",
                              timing=t.summary()))
             run.log(f"  prefill {dt_name}: " + ", ".join(f"{k} {v:.0f}" for k, v in rate.items()) + " tok/s")
-            del ours, ref
+            del ours, ref, packed
     return rows
 
 

@@ -133,3 +133,8 @@ def read_json(path: str | Path, cap: int, directory: str | Path | None = None) -
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def cache_dir() -> Path:
+    """archlab's cache folder: $ARCHLAB_CACHE, else ~/.cache/archlab (models, built kernels)."""
+    return Path(os.environ.get("ARCHLAB_CACHE") or Path.home() / ".cache" / "archlab").expanduser()

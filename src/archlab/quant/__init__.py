@@ -8,6 +8,7 @@
 """
 
 from .convert import QUANT_CHOICES, SCHEMES, quantize_model
+from . import native
 from .kernels import KERNELS, packed_linear
 from .modules import QuantEmbedding, QuantLinear, set_kernel
 from .packed import PackedWeight, quantize_int4, quantize_int8

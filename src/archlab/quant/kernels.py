@@ -7,7 +7,11 @@ Kernels, chosen by name (QuantLinear.kernel), never by model family:
              min times the block sums of x; inductor fuses the int -> float convert into the
              reduction, so the weight is read once as bytes (decode, few tokens: memory-bound);
   "int8pack" torch._weight_int8pack_mm (per-channel int8 without min only);
-  "auto"     "fused" up to `fused_max_tokens` tokens, else "dequant".
+  "native"   the C kernel of quant/gemv.c (quant/native.py): the integers widened in registers,
+             block by block, OpenMP over rows; CPU, up to 16 tokens;
+  "auto"     "native" up to `fused_max_tokens` tokens on the CPU when it is built, else "dequant"
+             (the whole-model decode, benchmarks/quant_quality.py, is where the choice was made:
+             an isolated matmul keeps a float32 weight in cache and misleads).
 benchmarks/quant_matmul.py measures them against F.linear; tests/test_quant.py holds each equal
 to F.linear on the dequantized weight."""
 
@@ -18,11 +22,12 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .packed import PackedWeight
 
 __all__ = ["KERNELS", "packed_linear", "fused_gemv"]
 
-KERNELS = ("auto", "dequant", "fused", "int8pack")
+KERNELS = ("auto", "dequant", "fused", "int8pack", "native")
 FUSED_MAX_TOKENS = 8  # above this the per-token reduction loses to one GEMM (benchmarks/quant_matmul.py)
 
 
@@ -78,14 +83,47 @@ def _compile_failed(e: Exception) -> None:
                       "packed layers fall back to the 'dequant' kernel", RuntimeWarning, stacklevel=3)
 
 
+@torch.library.custom_op("archlab::packed_gemv", mutates_args=())
+def _native_op(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, mn: torch.Tensor | None, bits: int,
+               offset: int) -> torch.Tensor:
+    y = native.gemv(x, PackedWeight(q, scale, mn, bits, "", offset), scale, mn)
+    if y is None:  # declined after tracing chose it: the same product the slow way
+        y = F.linear(x, PackedWeight(q, scale, mn, bits, "", offset).dequantize())
+    return y
+
+
+@_native_op.register_fake
+def _(x, q, scale, mn, bits, offset):
+    return x.new_empty(x.shape[0], q.shape[0])
+
+
+def _native(x2: torch.Tensor, w: PackedWeight, layout) -> torch.Tensor | None:
+    scale, mn = layout
+    if torch.compiler.is_compiling():
+        return _native_op(x2.float(), w.q, scale, mn, w.bits, w.offset)
+    return native.gemv(x2.float(), w, scale, mn)
+
+
 def packed_linear(x: torch.Tensor, w: PackedWeight, bias: torch.Tensor | None = None, kernel: str = "auto",
-                  fused_max_tokens: int = FUSED_MAX_TOKENS) -> torch.Tensor:
-    """F.linear(x, w.dequantize(), bias) through `kernel` (see the module docstring)."""
+                  fused_max_tokens: int = FUSED_MAX_TOKENS, layout=None) -> torch.Tensor:
+    """F.linear(x, w.dequantize(), bias) through `kernel` (see the module docstring). `layout`:
+    native.kernel_layout(w), kept by the caller so that it is not rebuilt per call."""
     lead, k = x.shape[:-1], x.shape[-1]
     x2 = x.reshape(-1, k)
-    if kernel == "auto":
-        kernel = "fused" if x2.shape[0] <= fused_max_tokens else "dequant"
-    if kernel == "dequant":
+    y = None
+    if kernel in ("auto", "native") and x2.device.type == "cpu" and x2.shape[0] <= native.MAX_ROWS and (
+            kernel == "native" or x2.shape[0] <= fused_max_tokens) and native.available():
+        layout = layout if layout is not None else native.kernel_layout(w)
+        if layout is not None:
+            y = _native(x2, w, layout)
+            if y is not None:
+                y = y.to(x.dtype)
+                kernel = "done"
+    if kernel in ("auto", "native"):
+        kernel = "dequant"
+    if kernel == "done":
+        pass
+    elif kernel == "dequant":
         y = F.linear(x2, w.dequantize(x.dtype))
     elif kernel == "fused":
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import native
 from .kernels import FUSED_MAX_TOKENS, KERNELS, packed_linear
 from .packed import PackedWeight
 
@@ -28,6 +29,17 @@ class _Packed(nn.Module):
         self.bits, self.fmt, self.offset, self.kernel = w.bits, w.fmt, w.offset, kernel
         self.fused_max_tokens = FUSED_MAX_TOKENS
         self.dtype = torch.float32  # what forward returns; the model's dtype (set by quantize / load)
+
+    def _kernel_layout(self):
+        return self.layout() if self.kernel in ("auto", "native") and not torch.compiler.is_compiling() else None
+
+    def layout(self):
+        """The C kernel's (scale, min) for this weight (quant/native.py), built once per buffer."""
+        key = (self.q.data_ptr(), self.scale.data_ptr(), self.scale.dtype, self.q.device)
+        if getattr(self, "_layout_key", None) != key:
+            self._layout = native.kernel_layout(self.packed) if self.q.device.type == "cpu" else None
+            self._layout_key = key
+        return self._layout
 
     @property
     def device(self) -> torch.device:
@@ -57,7 +69,7 @@ class QuantLinear(_Packed):
         self.bias = nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return packed_linear(x.to(self.dtype), self.packed, self.bias, self.kernel, self.fused_max_tokens)
+        return packed_linear(x.to(self.dtype), self.packed, self.bias, self.kernel, self.fused_max_tokens, self._kernel_layout())
 
 
 class QuantEmbedding(_Packed):
@@ -71,7 +83,7 @@ class QuantEmbedding(_Packed):
 
     def linear(self, h: torch.Tensor) -> torch.Tensor:
         """h @ weight.T: a tied head."""
-        return packed_linear(h.to(self.dtype), self.packed, None, self.kernel, self.fused_max_tokens)
+        return packed_linear(h.to(self.dtype), self.packed, None, self.kernel, self.fused_max_tokens, self._kernel_layout())
 
 
 def set_kernel(model: nn.Module, kernel: str, fused_max_tokens: int | None = None) -> None:
