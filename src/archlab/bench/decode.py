@@ -69,8 +69,11 @@ def _llama(run, gguf: Path | None):
         from llama_cpp import Llama
     except ImportError:
         return None, "llama-cpp-python is not installed (pip install 'archlab[bench]', a ~25-minute build on a small CPU)"
-    llm = Llama(model_path=str(gguf), n_ctx=PREFILL + 128, n_batch=PREFILL + 128, n_threads=torch.get_num_threads(),
-                n_gpu_layers=-1 if run.device.startswith("cuda") else 0, verbose=False)
+    try:
+        llm = Llama(model_path=str(gguf), n_ctx=PREFILL + 128, n_batch=PREFILL + 128, n_threads=torch.get_num_threads(),
+                    n_gpu_layers=-1 if run.device.startswith("cuda") else 0, verbose=False)
+    except (ValueError, RuntimeError, OSError) as e:  # a file llama.cpp refuses (no tokenizer, an architecture it lacks)
+        return None, f"llama.cpp could not load {gguf.name} ({e})"
     return llm, None
 
 

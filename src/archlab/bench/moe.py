@@ -2,8 +2,11 @@
 at the issue's shape: 64 experts, top-8 (OLMoE's routing, config.json of allenai/OLMoE-1B-7B-0924:
 num_experts 64, num_experts_per_tok 8), at a width a 2-core CPU gets through.
 
-The switch is the layer's own `Experts.grouped` (True: grouped, False: the split loop), so
-whatever nn/moe.py does for either shows up here; the two outputs must agree before timing."""
+The switch is the layer's own `Experts.grouped` (True: torch._grouped_mm, "padded": three bmm
+over a zero-padded (experts, capacity, .) block, False: the split per-expert loop), so whatever
+nn/moe.py does for each shows up here; the outputs must agree before timing. On the CPU the
+layer's default (grouped=None) takes "padded" in eager mode (nn/moe.py: torch 2.13's CPU
+_grouped_mm is a loop over groups)."""
 
 from __future__ import annotations
 
@@ -46,21 +49,25 @@ def suite(run) -> list[dict]:
                     y.float().square().mean().backward()
             return y
 
-        try:
-            with torch.no_grad():
-                diff = float((fwd(True, False).float() - fwd(False, False).float()).abs().max())
-        except (RuntimeError, NotImplementedError) as e:  # grouped_mm missing for this dtype/device
-            run.log(f"  moe {dt_name}: grouped path unavailable ({e}); skipped")
-            continue
+        paths = {"grouped": True, "padded": "padded", "loop": False}
+        with torch.no_grad():
+            loop = fwd(False, False).float()
+            diff = {}
+            for name in ("grouped", "padded"):
+                try:
+                    diff[name] = float((fwd(paths[name], False).float() - loop).abs().max())
+                except (RuntimeError, NotImplementedError) as e:  # grouped_mm missing for this dtype/device
+                    run.log(f"  moe {dt_name}: {name} path unavailable ({e}); skipped")
+                    del paths[name]
         for mode, grad in (("forward", False), ("forward+backward", True)):
             if grad and run.quick and dt_name != "float32":
                 continue
-            t = interleave({"grouped": lambda g=grad: fwd(True, g), "loop": lambda g=grad: fwd(False, g)},
+            t = interleave({name: lambda g=grad, p=p: fwd(p, g) for name, p in paths.items()},
                            run.gate, run.device, warmup=1, repeats=run.repeats)
-            rows.append(dict(suite="moe", case=f"{n} tokens, d {d}, F {f}, {mode}", dtype=dt_name, unit="ms",
-                             values={"grouped": 1e3 * t.median("grouped"), "loop": 1e3 * t.median("loop")},
-                             speedup={"grouped vs loop": t.ratio("grouped", "loop")},
+            rows.append(dict(suite="moe", case=f"{n} tokens, d {d}, F {f}, {dt_name}, {mode}", dtype=dt_name, unit="ms",
+                             values={name: 1e3 * t.median(name) for name in paths},
+                             speedup={f"{name} vs loop": t.ratio(name, "loop") for name in paths if name != "loop"},
                              max_abs_diff=diff, timing=t.summary()))
-            run.log(f"  moe {dt_name} {mode}: grouped {rows[-1]['speedup']['grouped vs loop']:.2f}x the loop")
+            run.log(f"  moe {dt_name} {mode}: " + ", ".join(f"{k} {v:.2f}x" for k, v in rows[-1]["speedup"].items()))
         layer.experts.grouped = None
     return rows

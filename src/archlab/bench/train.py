@@ -6,10 +6,13 @@ One step is what archlab.train's inner loop does (training/loop.py): forward wit
 backward under autocast, clip_grad_norm_(1.0), AdamW (betas 0.9/0.95, weight decay 0.1 on
 matrices only), zero_grad. HF gets the identical step with its own loss (labels= and
 shift_labels=, so no position is dropped). Logits must agree (< 1e-4) before anything is timed.
+A full run (not --quick) adds "archlab compiled": the same step on torch.compile(model), as
+archlab.train(compile=True) runs it (the compile happens in the warm-up round, not timed).
 """
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from pathlib import Path
 import tempfile
@@ -111,6 +114,7 @@ def suite(run) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="archlab-bench-train-") as tmp:
         for preset in MODELS:
             ours, ref, cfg, route = pair(preset, Path(tmp), seq, run.device)
+            twin = None if run.quick else copy.deepcopy(ours)
             init_ours, init_ref = ({k: v.clone() for k, v in m.state_dict().items()} for m in (ours, ref))
             g = torch.Generator().manual_seed(1)
             data = torch.randint(0, cfg.vocab_size, (batch, seq + 1), generator=g).to(run.device)
@@ -126,6 +130,9 @@ def suite(run) -> list[dict]:
                 ac = _autocast(run.device, dt_name)
                 fns = {"archlab": lambda s=stepper(ours, ours_loss, ac): s(ids, targets),
                        "hf": lambda s=stepper(ref, hf_loss, ac): s(ids, targets)}
+                if twin is not None:
+                    twin.load_state_dict(init_ours)
+                    fns["archlab compiled"] = lambda s=stepper(torch.compile(twin), ours_loss, ac): s(ids, targets)
                 t = interleave(fns, run.gate, run.device, warmup=1, repeats=run.repeats)
                 rate = {k: batch * seq / t.median(k) for k in fns}
                 gemm = run.ceilings["gemm_flops"].get(dt_name) if run.ceilings else None
@@ -133,7 +140,8 @@ def suite(run) -> list[dict]:
                                  ratio_to_hf={k: t.ratio(k, "hf") for k in fns}, weights=route, max_logit_diff=d,
                                  fraction_of_ceiling={k: flops / t.median(k) / gemm for k in fns} if gemm else None,
                                  ceiling=f"{dt_name} GEMM FLOP/s", batch=batch, seq_len=seq, timing=t.summary()))
-                run.log(f"  train {cfg.name} {dt_name}: archlab {rows[-1]['ratio_to_hf']['archlab']:.2f}x HF")
+                run.log(f"  train {cfg.name} {dt_name}: " + ", ".join(f"{k} {v:.2f}x" for k, v in rows[-1]["ratio_to_hf"].items()
+                                                                      if k != "hf") + " HF")
     if run.device.startswith("cuda"):
         rows += mfu(run)
     return rows
