@@ -157,3 +157,22 @@ def test_a_packed_model_decodes_as_with_the_dequantize_kernel(q4_gguf):
     ids = torch.tensor([prompt])
     with torch.no_grad():
         _close(native_m(ids[:, :1]), slow(ids[:, :1]))  # one token: the native kernel's path
+
+
+def test_the_prepared_kernel_follows_new_and_changed_weights():
+    """QuantLinear keeps the kernel's arguments between calls: load_state_dict, an in-place change
+    of a per-channel scale (whose repeated copy the kernel reads) and .to() must all be seen."""
+    from archlab.quant import QuantLinear
+
+    torch.manual_seed(0)
+    a, b = quantize_int8(torch.randn(24, 128)), quantize_int8(torch.randn(24, 128))  # per channel: block 128
+    layer = QuantLinear(a)
+    x = torch.randn(1, 128)
+    with torch.no_grad():
+        _close(layer(x), F.linear(x, a.dequantize()))
+        layer.load_state_dict({"q": b.q, "scale": b.scale})
+        _close(layer(x), F.linear(x, b.dequantize()))
+        layer.scale.mul_(2)
+        _close(layer(x), 2 * F.linear(x, b.dequantize()))
+        layer.to(torch.device("cpu"))
+        _close(layer(x), 2 * F.linear(x, b.dequantize()))

@@ -30,6 +30,36 @@ class _Packed(nn.Module):
         self.fused_max_tokens = FUSED_MAX_TOKENS
         self.dtype = torch.float32  # what forward returns; the model's dtype (set by quantize / load)
 
+    def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The decode path, a few float32 rows on the CPU through the C kernel, with as little
+        Python around the call as possible (a decode step makes ~7 such calls per layer, and
+        a buffer read through nn.Module.__getattr__ costs about a microsecond); None when another
+        path applies (packed_linear then decides everything)."""
+        d = self.__dict__
+        if (d["kernel"] not in ("auto", "native") or x.dtype != torch.float32 or d["dtype"] != torch.float32
+                or x.device.type != "cpu" or torch.compiler.is_compiling()):
+            return None
+        k = x.shape[-1]
+        m = x.numel() // k if k else 0
+        if not 0 < m <= (native.MAX_ROWS if d["kernel"] == "native" else d["fused_max_tokens"]):
+            return None
+        prep = d.get("_prep")
+        if prep is None or (prep and prep.sources and prep.stale()):
+            prep = d["_prep"] = native.prepare(self.packed) or False
+        if prep is False:
+            return None
+        y = prep(x.reshape(m, k).contiguous())
+        return None if y is None else y.view(*x.shape[:-1], y.shape[-1])
+
+    # a new buffer (.to(), .float(), load_state_dict) invalidates the prepared kernel arguments
+    def _apply(self, fn, recurse=True):
+        self.__dict__.pop("_prep", None)
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.__dict__.pop("_prep", None)
+        return super()._load_from_state_dict(*args, **kwargs)
+
     def _kernel_layout(self):
         return self.layout() if self.kernel in ("auto", "native") and not torch.compiler.is_compiling() else None
 
@@ -69,6 +99,9 @@ class QuantLinear(_Packed):
         self.bias = nn.Parameter(bias.detach(), requires_grad=False) if bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._fast(x)
+        if y is not None:
+            return y if self.bias is None else y.add_(self.bias)
         return packed_linear(x.to(self.dtype), self.packed, self.bias, self.kernel, self.fused_max_tokens, self._kernel_layout())
 
 

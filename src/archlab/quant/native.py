@@ -124,6 +124,42 @@ def kernel_layout(w: PackedWeight) -> tuple[torch.Tensor, torch.Tensor | None] |
     return scale.float().contiguous(), None if mn is None else mn.float().contiguous()
 
 
+class Prepared:
+    """One weight made ready for the kernel: its tensors and their addresses held, so that a decode
+    step's call is the ctypes call and an output allocation (QuantLinear's per-token path)."""
+
+    def __init__(self, w: PackedWeight, scale: torch.Tensor, mn: torch.Tensor | None):
+        # the tensors the arguments were made from: an in-place change of them (a user's copy_())
+        # makes the derived ones (a repeated per-channel scale) stale, seen by stale()
+        self.q = w.q.contiguous()
+        self.sources = [(src, src._version) for src, used in ((w.q, self.q), (w.scale, scale), (w.min, mn))
+                        if src is not None and used is not src]
+        self.scale, self.mn = scale, mn
+        self.n, self.k = w.shape
+        self.args = (w.bits, self.q.data_ptr(), scale.data_ptr(), None if mn is None else mn.data_ptr(), self.n,
+                     scale.shape[1], w.offset)
+
+    def stale(self) -> bool:
+        return any(t._version != v for t, v in self.sources)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | None:
+        """x (M, K) contiguous float32, M <= MAX_ROWS -> (M, N), or None if the kernel declines."""
+        m = x.shape[0]
+        out = torch.empty(m, self.n, dtype=torch.float32)
+        bits, q, scale, mn, n, nb, offset = self.args
+        rc = _lib.archlab_gemv(bits, x.data_ptr(), m, self.k, q, scale, mn, n, nb, offset, out.data_ptr(),
+                               torch.get_num_threads())
+        return out if rc == 0 else None
+
+
+def prepare(w: PackedWeight) -> Prepared | None:
+    """A Prepared for `w`, or None where the kernel is unavailable or cannot take the layout."""
+    if not _load():
+        return None
+    layout = kernel_layout(w)
+    return None if layout is None else Prepared(w, *layout)
+
+
 def gemv(x: torch.Tensor, w: PackedWeight, scale: torch.Tensor, mn: torch.Tensor | None) -> torch.Tensor | None:
     """x (M, K) float32 -> (M, N), or None when the kernel is unavailable or declines the shape."""
     lib = _load()
