@@ -22,7 +22,7 @@ from .model_config import AttentionConfig, ModelConfig, NormConfig
 from .parts import FFNS, MIXERS
 from .parts.base import fmt_tokens
 
-__all__ = ["Box", "Layout", "Step", "layout", "svg", "terminal"]
+__all__ = ["Box", "Layout", "Step", "layout", "main", "svg", "terminal"]
 
 # the context the FLOPs line is computed at (describe's default)
 CONTEXT = 8192
@@ -265,3 +265,14 @@ def svg(cfg: ModelConfig | str) -> str:
     from .diagram_svg import render
 
     return render(layout(cfg))
+
+
+def main(cfg: ModelConfig, svg_file: str | None = None, width: int = 100) -> int:
+    """`archlab diagram MODEL [--svg FILE]`: print the diagram; write the SVG when asked."""
+    print(terminal(cfg, width))
+    if svg_file:
+        from pathlib import Path
+
+        Path(svg_file).write_text(svg(cfg), encoding="utf-8")
+        print(f"wrote {svg_file}")
+    return 0
