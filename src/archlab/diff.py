@@ -11,6 +11,7 @@ folder, the verdicts of the lab's claims about that kind of change. No torch.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from .catalog import resolve
 from .describe import describe, describe_pattern, fmt_bytes, fmt_count, fmt_flops
 from .model_config import ModelConfig
 
-__all__ = ["Change", "changes", "fields_differing", "part_of", "PARTS", "PART_OF", "table", "main"]
+__all__ = ["Change", "cache_differs", "changes", "fields_differing", "part_of", "PARTS", "PART_OF", "table", "main"]
 
 # The parts a change is filed under, in display order.
 PARTS = ("norm", "position", "attention", "ffn", "layout", "cache", "sizes")
@@ -167,6 +168,14 @@ def _effect(part: str, a, b) -> str:
     return ""
 
 
+def cache_differs(a, b) -> bool:
+    """Whether the caches of two analysed models hold different bytes at some length: at 1
+    and 2 tokens, at a long sequence, and where each window or chunk fills."""
+    caps = {s.window or s.chunk for x in (a, b) for s in x.config.layers if s.window or s.chunk}
+    probes = sorted({1, 2, 1_000_000} | caps | {c + 1 for c in caps})
+    return any(a.cache_bytes_per_layer(t) != b.cache_bytes_per_layer(t) for t in probes)
+
+
 def _verdicts(results: str | None) -> dict[str, str]:
     if results is None:
         return {}
@@ -186,7 +195,7 @@ def changes(a: ModelConfig | str, b: ModelConfig | str, results: str | None = No
     by_part: dict[str, list[str]] = {}
     for f in fields_differing(a, b):
         by_part.setdefault(part_of(f), []).append(f)
-    if (aa.kv_cache_bytes_per_token(), aa.cache_bytes_per_layer(1)) != (ab.kv_cache_bytes_per_token(), ab.cache_bytes_per_layer(1)):
+    if cache_differs(aa, ab):
         by_part["cache"] = []
     verdicts = _verdicts(results)
     out = []
@@ -203,8 +212,6 @@ def table(models: list[ModelConfig | str], width: int = 100, results: str | None
     """The classic "what changed" table: one column per model, one row per part that changes
     anywhere along the list; each column after the first says what changed from the one
     before it and its effect."""
-    import textwrap
-
     cfgs = [resolve(m) for m in models]
     steps = [changes(x, y, results) for x, y in zip(cfgs, cfgs[1:])]
     parts = [p for p in PARTS if any(c.part == p for s in steps for c in s)]
@@ -242,5 +249,6 @@ def main(models: list[ModelConfig], results: str | None = None, width: int = 100
         ch = changes(x, y, results)
         print(f"\n{x.name} -> {y.name}: " + ("no change" if not ch else f"{len(ch)} parts changed"))
         for c in ch:
-            print(f"  {c.part}: {c.effect or c.before + ' -> ' + c.after}" + (f" ({', '.join(c.fields)})" if c.fields else ""))
+            line = f"{c.part}: {c.effect or c.before + ' -> ' + c.after}" + (f" ({', '.join(c.fields)})" if c.fields else "")
+            print(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False))
     return 0
