@@ -159,3 +159,14 @@ def test_cli_diagram_prints_and_writes_svg(tmp_path, capsys):
     assert "decoder block x 62, sandwich" in text and max(map(len, text.splitlines())) <= 100
     assert ET.fromstring(out.read_text()).tag == f"{SVG_NS}svg"
     assert main(["diagram", "no-such-model"]) == 2
+
+
+@pytest.mark.parametrize("name", ["llama-4-scout", "smollm3-3b", "deepseek-v3", "gemma-3-27b"])
+def test_svg_strip_has_one_cell_per_layer_lettered_as_the_plan(name):
+    cfg = archlab.config(name)
+    root = ET.fromstring(svg(cfg))
+    cells = [t.text for t in root.iter(f"{SVG_NS}text") if t.get("text-anchor") == "middle"]
+    assert len(cells) == cfg.n_layers
+    for spec, text in zip(cfg.layers, cells):
+        assert (text[0].isupper()) == (spec.ffn == "moe")
+        assert text.endswith("^") == (spec.kind != "linear" and spec.rope is None and cfg.position_kind == "rope")

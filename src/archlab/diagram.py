@@ -17,7 +17,7 @@ from typing import Any
 from .analysis import analyze
 from .catalog import resolve
 from .describe import (_NORM_NAMES, _PLACEMENT, _rope_text, describe, describe_pattern, fmt_bytes, fmt_count, fmt_flops, fmt_si,
-                       index_set, layer_map, layer_runs)
+                       index_set, layer_map, layer_runs, pattern)
 from .model_config import AttentionConfig, ModelConfig, NormConfig
 from .parts import FFNS, MIXERS
 from .parts.base import fmt_tokens
@@ -241,7 +241,11 @@ def layout(cfg: ModelConfig | str) -> Layout:
     if cfg.logit_softcap:
         head.append(f"logit softcap {cfg.logit_softcap:g}")
     after.append(Box("head", "head", "LM head", tuple(head)))
-    strip = Box("layers", "layers", f"layer plan ({cfg.n_layers} layers): {describe_pattern(cfg).text}",
+    plan = describe_pattern(cfg).text
+    ffns = [s.ffn if s.ffn == "dense" else "MoE" for s in cfg.layers]
+    if len(set(ffns)) > 1:  # dense-first, or MoE every other layer
+        plan += f"; FFN {pattern(ffns)}"
+    strip = Box("layers", "layers", f"layer plan ({cfg.n_layers} layers): {plan}",
                 tuple(layer_map(cfg, group=10, per_line=60)))
     numbers, values = _numbers(cfg, a)
     return Layout(

@@ -152,9 +152,11 @@ def _on_rail(lay: Layout, i: int) -> bool:
 def _strip(s: _Svg, lay: Layout, y: float) -> float:
     """The layer plan: one cell per layer, 30 to a row, lettered as `archlab inspect`'s map."""
     b = lay.strip
-    rows = [r for r in b.lines if r[:6].strip().isdigit()]
-    letters = "".join(r[7:].replace(" ", "") for r in rows if not r.startswith(" NoPE"))
-    nope = "".join(r[7:].replace(" ", "") for r in b.lines if r.startswith(" NoPE"))
+    # layer_map's rows: "start  letters" in groups of ten, each letter row followed by a NoPE
+    # row of ^ (trailing spaces stripped) where there are NoPE layers
+    cells = lambda r: "".join(ch for i, ch in enumerate(r[7:]) if i % 11 != 10)  # noqa: E731
+    letters = "".join(cells(r) for r in b.lines if r[:6].strip().isdigit())
+    nope = "".join(cells(r).ljust(len(cells(prev))) for prev, r in zip(b.lines, b.lines[1:]) if r.startswith(" NoPE"))
     per, cell = 30, 24
     title = wrap(Box(b.key, b.part, b.title), RIGHT - 20)
     legend = wrap(Box(b.key, b.part, b.lines[-1].strip()), RIGHT - 20)
