@@ -726,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="what changed from A to B (to C ...), part by part, with its effect computed")
     p.add_argument("names", nargs="+", metavar="MODEL", help="two or more preset names or config .json files, in order")
     p.add_argument("--lab", default=None, metavar="DIR", help="attach the claims lab's verdicts from DIR (`archlab lab ... --out DIR`)")
-    p.set_defaults(fn=lambda a: __import__("archlab.diff", fromlist=["main"]).main(_resolve_models(a.names), a.lab))
+    p.set_defaults(fn=lambda a: __import__("archlab.diff", fromlist=["main"]).main(_resolve_models(a.names), a.lab and __import__("archlab.lab.core", fromlist=["read_results"]).read_results(a.lab)))
     p = sub.add_parser("presets", help="list every preset with its family, size and parts")
     p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")
     p.set_defaults(fn=cmd_presets)

@@ -5,8 +5,9 @@ head_dim written out are no change) field by field, files each differing field u
 part (norm, position, attention, FFN, layout, sizes; PART_OF), and describes each part on
 both sides with the describe helpers. "cache" has no fields of its own: it is listed when
 what a token leaves in the cache differs. Each change carries its effect computed by
-analyze() (KV per token x0.25, active parameters, FLOPs per token) and, given a lab results
-folder, the verdicts of the lab's claims about that kind of change. No torch.
+analyze() (KV per token x0.25, active parameters, FLOPs per token) and, given the lab's
+results (lab.core.read_results), the verdicts of its claims about that kind of change. No
+torch, and nothing above the analysis layer (the cli reads the lab's folder).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def fields_differing(a: ModelConfig, b: ModelConfig) -> list[str]:
 def _plan(cfg: ModelConfig, rule: str) -> str:
     from .describe import pattern
 
-    kinds = {"layer_types": [s.kind for s in cfg.layers], "ffn_types": [s.ffn for s in cfg.layers],
+    kinds = {"layer_types": [s.kind for s in cfg.layers], "ffn_types": [s.ffn.replace("moe", "MoE") for s in cfg.layers],
              "rope_layers": [s.rope is not None for s in cfg.layers]}[rule]
     return pattern([str(k) for k in kinds])
 
@@ -138,7 +139,9 @@ def _words(cfg: ModelConfig, d, part: str) -> str:
 
 def _effect(part: str, a, b) -> str:
     ca, cb = a.config, b.config
-    kv = f"KV per token {_ratio(a.kv_cache_bytes_per_token(), b.kv_cache_bytes_per_token())}"
+    # per layer (the mean over the layers), so that a change of depth is not read as one of attention
+    ka, kb = (x.kv_cache_bytes_per_token() / x.config.n_layers for x in (a, b))
+    kv = f"KV per token per layer {_ratio(ka, kb)}"
     if part == "attention":
         pa, pb = (sum(c.mixer_params for c in x.layers) / x.config.n_layers for x in (a, b))
         return f"{kv}; attention params per layer {fmt_count(pa)} -> {fmt_count(pb)} ({_ratio(pa, pb)})"
@@ -176,19 +179,15 @@ def cache_differs(a, b) -> bool:
     return any(a.cache_bytes_per_layer(t) != b.cache_bytes_per_layer(t) for t in probes)
 
 
-def _verdicts(results: str | None) -> dict[str, str]:
-    if results is None:
-        return {}
-    from .lab.core import read_results
-
-    return {r["claim"]: f"lab {r['claim']}: {r['verdict']} ({r['summary']})" for r in read_results(results)}
+def _verdicts(results: list[dict[str, Any]] | None) -> dict[str, str]:
+    return {r["claim"]: f"lab {r['claim']}: {r['verdict']} ({r['summary']})" for r in results or ()}
 
 
-def changes(a: ModelConfig | str, b: ModelConfig | str, results: str | None = None) -> list[Change]:
+def changes(a: ModelConfig | str, b: ModelConfig | str, results: list[dict[str, Any]] | None = None) -> list[Change]:
     """The parts that differ from `a` to `b` (ModelConfigs or preset names), in PARTS order;
     empty when they are the same model (their resolved() configs equal, metadata aside).
-    `results`: a lab results folder (`archlab lab ... --out DIR`) whose verdicts on each kind
-    of change are attached to it."""
+    `results`: the lab's results (lab.core.read_results(DIR), as `archlab lab ... --out DIR`
+    wrote them), whose verdicts on each kind of change are attached to it."""
     a, b = resolve(a), resolve(b)
     aa, ab = analyze(a), analyze(b)
     da, db = describe(a, aa, context=CONTEXT), describe(b, ab, context=CONTEXT)
@@ -208,7 +207,7 @@ def changes(a: ModelConfig | str, b: ModelConfig | str, results: str | None = No
     return out
 
 
-def table(models: list[ModelConfig | str], width: int = 100, results: str | None = None) -> str:
+def table(models: list[ModelConfig | str], width: int = 100, results: list[dict[str, Any]] | None = None) -> str:
     """The classic "what changed" table: one column per model, one row per part that changes
     anywhere along the list; each column after the first says what changed from the one
     before it and its effect."""
@@ -240,7 +239,7 @@ def table(models: list[ModelConfig | str], width: int = 100, results: str | None
     return "\n".join(lines)
 
 
-def main(models: list[ModelConfig], results: str | None = None, width: int = 100) -> int:
+def main(models: list[ModelConfig], results: list[dict[str, Any]] | None = None, width: int = 100) -> int:
     """`archlab diff A B [C ...]`: the table, then each step's changes with their fields."""
     if len(models) < 2:
         raise ValueError("name at least two models to compare (archlab diff A B [C ...])")
