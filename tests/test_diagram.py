@@ -170,3 +170,24 @@ def test_svg_strip_has_one_cell_per_layer_lettered_as_the_plan(name):
     for spec, text in zip(cfg.layers, cells):
         assert (text[0].isupper()) == (spec.ffn == "moe")
         assert text.endswith("^") == (spec.kind != "linear" and spec.rope is None and cfg.position_kind == "rope")
+
+
+@pytest.mark.parametrize("kv, kind", [(32, "MHA"), (8, "GQA"), (1, "MQA")])
+def test_attention_kind_is_named_in_the_attention_box(kv, kind):
+    cfg = archlab.config("llama-3-8b").replace(attention={"n_kv_heads": kv})
+    box = layout(cfg).boxes()["attention"]
+    assert box.title.startswith(f"{kind} 32/{kv}")
+    assert f"{kv} KV head" in box.lines[0] or (kv == 32 and "32 heads of 128" in box.lines[0])
+
+
+@pytest.mark.parametrize("kind, activation, name", [("mlp", "gelu", "GELU MLP"), ("glu", "silu", "SwiGLU"), ("glu", "gelu_tanh", "GeGLU")])
+def test_ffn_kind_is_named_in_the_ffn_box(kind, activation, name):
+    cfg = archlab.config("llama-3-8b").replace(ffn={"kind": kind, "activation": activation})
+    assert layout(cfg).boxes()["ffn"].title.startswith(name)
+    assert "mlp" not in layout(cfg).boxes()["attention"].title.lower()
+
+
+def test_mla_and_deltanet_are_named():
+    assert layout("deepseek-v3").boxes()["attention"].title.startswith("MLA")
+    att = layout("qwen3-next-80b-a3b").boxes()["attention"]
+    assert "Gated DeltaNet" in att.title and any("36/48 layers" in line for line in att.lines)
