@@ -160,7 +160,7 @@ def _ffn_box(cfg: ModelConfig, a) -> Box:
             (f"{r.n_groups} groups, top-{r.topk_groups}", r.n_groups > 1), ("top-k renormalised", r.norm_topk),
             (f"x{r.scale:g}", r.scale != 1), ("selection bias", r.score_bias), ("logit bias", r.logit_bias),
             (f"logit softcap {r.logit_softcap:g}" if r.logit_softcap else "", r.logit_softcap),
-            ("weights on the input", r.weights_on == "input"), (f"output x{m.output_scale:g}", m.output_scale != 1),
+            ("weights on the input", r.weights_on == "input"), (f"output x{m.output_scale:.4g}", m.output_scale != 1),
             ("expert biases", m.bias)) if on]
         lines.append(", ".join(router))
         if len(kinds) > 1:
