@@ -71,8 +71,10 @@ class _Svg:
 def render(lay: Layout) -> str:
     s = _Svg()
     y = 10.0
-    s.text(20, y + 14, lay.title, bold=True, size=14)
-    y += 30
+    for line in textwrap.wrap(lay.title, int((WIDTH - 40) // (CHAR_W * 14 / FONT))):  # a long name wraps
+        s.text(20, y + 14, line, bold=True, size=14)
+        y += 18
+    y += 12
     gap = 18
     for b in lay.before:
         y += s.box(b, 20, y, RIGHT - 20)

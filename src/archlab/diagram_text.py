@@ -62,7 +62,8 @@ class _Canvas:
 def render(lay: Layout, width: int = 100) -> str:
     c = _Canvas(width)
     right = width - 4  # right edge (exclusive) of every box
-    c.put(c.row(False), 0, lay.title[:width])
+    for line in textwrap.wrap(lay.title, width):  # a long name wraps
+        c.put(c.row(False), 0, line)
     for i, b in enumerate(lay.before):
         for s in _box(b, right - 2, RAIL - 2 if i else None, RAIL - 2):
             c.put(c.row(False), 2, s)
