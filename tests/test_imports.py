@@ -11,7 +11,7 @@ lowest first:
   (which only re-exports CheckpointError), io/atomic.py (atomic file writes, torch-free),
   which reports write through, and io/files.py (capped, contained reads of small files,
   torch-free), which our own config JSON is read through.
-- analysis: analysis.py, describe.py, report.py -- torch-free siblings of config that count,
+- analysis: analysis.py, describe.py, report.py, diagram*.py, diff.py -- torch-free siblings of config that count,
   describe and draw configs; they import base only (the cli uses them; model only to count
   parameters for the memory guard).
 - nn: nn/ and cache.py -- the parts, and the state they keep while decoding (nn/attention.py
@@ -60,6 +60,7 @@ MAY_IMPORT = {
 MODULES = {
     "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base", "archlab.io.files": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
+    "archlab.diagram": "analysis", "archlab.diagram_text": "analysis", "archlab.diagram_svg": "analysis", "archlab.diff": "analysis",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
