@@ -1,0 +1,111 @@
+"""`archlab notes -o DIR`: the notes tree, generated from the presets' configs.
+
+    DIR/README.md                the models, a timeline with sizes, GPT-2 vs today
+    DIR/Generic/<concept>.md     one page per concept: its prose (written once, concepts/*.md),
+                                 the presets that use it, the code, the lab's verdicts
+    DIR/<family>/README.md       the family's presets: diagrams, parts, what changed from its
+                                 predecessor, sizes computed beside published, KV and FLOPs
+    DIR/<family>/<preset>.svg    each preset's block diagram
+
+Deterministic (sorted, no timestamps, no absolute paths) and written atomically, so the copy
+committed under docs/notes can be held to the code by a test (tests/test_notes.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..model_config import ModelConfig
+from .fallback import _changes_fallback, _diagram_svg_fallback
+from .markdown import HEADER
+
+__all__ = ["render", "write_notes", "diagram_svg", "diff_changes"]
+
+
+def diagram_svg(cfg: ModelConfig) -> str:
+    """archlab.diagram.svg where it exists and is implemented, else the stand-in."""
+    try:
+        from ..diagram import svg
+    except ImportError:
+        return _diagram_svg_fallback(cfg)
+    try:
+        return svg(cfg)
+    except NotImplementedError:  # the stub committed before the real diagram
+        return _diagram_svg_fallback(cfg)
+
+
+def diff_changes(a: ModelConfig, b: ModelConfig) -> list:
+    """archlab.diff.changes where it exists and is implemented, else the stand-in."""
+    try:
+        from ..diff import changes
+    except ImportError:
+        return _changes_fallback(a, b)
+    try:
+        return changes(a, b)
+    except NotImplementedError:
+        return _changes_fallback(a, b)
+
+
+def render(place: str | Path, lab: str | Path | None = None) -> dict[str, str]:
+    """Every file of the tree (path inside it -> text), its links computed as if the tree sat
+    at `place`."""
+    from .generic import concept_pages
+    from .markdown import Links
+    from .models import load_models
+    from .pages import diagrams, family_pages, readme
+
+    results: dict[str, dict[str, Any]] = {}
+    if lab is not None:
+        from ..lab.core import read_results
+
+        results = {r["claim"]: r for r in read_results(lab)}
+    links = Links(Path(place).absolute(), None if lab is None else Path(lab).absolute())
+    models = load_models()
+    files = {"README.md": readme(models, links)}
+    files.update(concept_pages(models, links, results))
+    files.update(family_pages(models, links))
+    files.update(diagrams(models))
+    return dict(sorted(files.items()))
+
+
+def _ours(target: Path) -> bool:
+    """True when `target` is absent, empty, or a notes tree we wrote (its README starts with
+    our header): only then may it be replaced wholesale."""
+    if not target.exists():
+        return True
+    if not target.is_dir():
+        return False
+    if not any(target.iterdir()):
+        return True
+    readme = target / "README.md"
+    try:
+        return readme.is_file() and readme.read_text(encoding="utf-8").startswith(HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_notes(out: str | Path, lab: str | Path | None = None, place: str | Path | None = None) -> list[str]:
+    """Write the tree to `out` (replacing an earlier notes tree there, refusing anything else)
+    and return its files. `place`: where the tree will finally sit, for its relative links
+    (default `out`)."""
+    from ..io.atomic import atomic_directory
+
+    out = Path(out)
+    if not _ours(out):
+        raise FileExistsError(f"{out}: exists and is not a notes tree written by `archlab notes` "
+                              "(no README.md with its header); choose an empty or new folder")
+    files = render(out if place is None else place, lab)
+    with atomic_directory(out, overwrite=True) as tmp:
+        for rel, text in files.items():
+            f = tmp / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text, encoding="utf-8", newline="\n")
+    return list(files)
+
+
+def cmd_notes(args) -> int:
+    """The `archlab notes` command."""
+    files = write_notes(args.output, args.lab)
+    print(f"wrote {len(files)} files to {args.output}")
+    return 0
