@@ -20,7 +20,11 @@ from ..model_config import ModelConfig
 from .fallback import _changes_fallback, _diagram_svg_fallback
 from .markdown import HEADER
 
-__all__ = ["render", "write_notes", "diagram_svg", "diff_changes"]
+__all__ = ["NotesError", "render", "write_notes", "diagram_svg", "diff_changes"]
+
+
+class NotesError(ValueError):
+    """The notes tree cannot be written where asked (reported by the CLI in one line)."""
 
 
 def diagram_svg(cfg: ModelConfig) -> str:
@@ -93,7 +97,7 @@ def write_notes(out: str | Path, lab: str | Path | None = None, place: str | Pat
 
     out = Path(out)
     if not _ours(out):
-        raise FileExistsError(f"{out}: exists and is not a notes tree written by `archlab notes` "
+        raise NotesError(f"{out}: exists and is not a notes tree written by `archlab notes` "
                               "(no README.md with its header); choose an empty or new folder")
     files = render(out if place is None else place, lab)
     with atomic_directory(out, overwrite=True) as tmp:
@@ -106,6 +110,9 @@ def write_notes(out: str | Path, lab: str | Path | None = None, place: str | Pat
 
 def cmd_notes(args) -> int:
     """The `archlab notes` command."""
-    files = write_notes(args.output, args.lab)
+    try:
+        files = write_notes(args.output, args.lab)
+    except OSError as e:  # a file in the way, a symlink, no permission: one line, not a traceback
+        raise NotesError(str(e)) from None
     print(f"wrote {len(files)} files to {args.output}")
     return 0
