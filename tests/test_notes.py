@@ -166,3 +166,15 @@ def test_replaces_its_own_tree_and_refuses_other_folders(tmp_path, capsys):
     (other / "thesis.md").write_text("keep me")
     assert main(["notes", "-o", str(other)]) == 2
     assert "not a notes tree" in capsys.readouterr().err and (other / "thesis.md").read_text() == "keep me"
+
+
+# Digits the concept prose may contain: model names and number formats, never a figure.
+_NAMES = re.compile(r"GPT-[123]|Llama \d(\.\d)?( \d+B)?|Mistral 7B|DeepSeek-V[23]|Qwen3(-Next)?|SmolLM3|Gemma \d( and \d)?"
+                    r"|OLMo \d|FSDP2|b?float(16|32)|\d+-bit|`1 \+ w`")
+
+
+def test_concept_prose_types_no_numbers():
+    """Numbers come from the configs: the prose written once per concept holds none."""
+    for slug, concept in BY_SLUG.items():
+        left = _NAMES.sub("", concept.prose())
+        assert not re.search(r"\d", left), f"concepts/{slug}.md: {re.findall(r'.{20}[0-9].{20}', left)}"
