@@ -14,6 +14,7 @@ from archlab.analysis import analyze
 from archlab.catalog.released import RELEASED
 from archlab.cli import main
 from archlab.describe import fmt_bytes, fmt_count, fmt_flops
+from archlab.lab.core import read_results
 from archlab.notes import render, write_notes
 from archlab.notes.concepts import BY_SLUG
 from archlab.notes.models import CONTEXTS
@@ -42,7 +43,7 @@ def test_committed_notes_are_current(tmp_path):
     """docs/notes is exactly what the code generates now; a stale copy fails with its files listed."""
     assert NOTES.is_dir(), f"docs/notes is missing; {HINT}"
     fresh = tmp_path / "notes"
-    write_notes(fresh, lab=LAB, place=NOTES)
+    write_notes(fresh, LAB, read_results(LAB), place=NOTES)
     new, old = _tree(fresh), _tree(NOTES)
     stale = sorted(k for k in new.keys() & old.keys() if new[k] != old[k])
     missing = sorted(new.keys() - old.keys())
@@ -148,7 +149,7 @@ def test_every_preset_has_a_release_month():
 
 
 def test_output_is_deterministic_and_names_no_absolute_path():
-    a, b = render(NOTES, LAB), render(NOTES, LAB)
+    a, b = render(NOTES, LAB, read_results(LAB)), render(NOTES, LAB, read_results(LAB))
     assert a == b
     for rel, text in a.items():
         assert str(REPO) not in text, rel

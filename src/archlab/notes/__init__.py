@@ -51,23 +51,22 @@ def diff_changes(a: ModelConfig, b: ModelConfig) -> list:
         return _changes_fallback(a, b)
 
 
-def render(place: str | Path, lab: str | Path | None = None) -> dict[str, str]:
+def render(place: str | Path, lab: str | Path | None = None, results: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Every file of the tree (path inside it -> text), its links computed as if the tree sat
-    at `place`."""
+    at `place`. `results`: the lab's results (lab.core.read_results of the folder `lab`), whose
+    verdicts the concept pages link."""
     from .generic import concept_pages
     from .markdown import Links
     from .models import load_models
     from .pages import diagrams, family_pages, readme
 
-    results: dict[str, dict[str, Any]] = {}
-    if lab is not None:
-        from ..lab.core import read_results
-
-        results = {r["claim"]: r for r in read_results(lab)}
+    if (lab is None) != (results is None):
+        raise ValueError("lab and results: give both (the folder and what read_results found in it) or neither")
+    by_claim = {r["claim"]: r for r in results or []}
     links = Links(Path(place).absolute(), None if lab is None else Path(lab).absolute())
     models = load_models()
     files = {"README.md": readme(models, links)}
-    files.update(concept_pages(models, links, results))
+    files.update(concept_pages(models, links, by_claim))
     files.update(family_pages(models, links))
     files.update(diagrams(models))
     return dict(sorted(files.items()))
@@ -89,7 +88,8 @@ def _ours(target: Path) -> bool:
         return False
 
 
-def write_notes(out: str | Path, lab: str | Path | None = None, place: str | Path | None = None) -> list[str]:
+def write_notes(out: str | Path, lab: str | Path | None = None, results: list[dict[str, Any]] | None = None,
+                place: str | Path | None = None) -> list[str]:
     """Write the tree to `out` (replacing an earlier notes tree there, refusing anything else)
     and return its files. `place`: where the tree will finally sit, for its relative links
     (default `out`)."""
@@ -99,20 +99,10 @@ def write_notes(out: str | Path, lab: str | Path | None = None, place: str | Pat
     if not _ours(out):
         raise NotesError(f"{out}: exists and is not a notes tree written by `archlab notes` "
                               "(no README.md with its header); choose an empty or new folder")
-    files = render(out if place is None else place, lab)
+    files = render(out if place is None else place, lab, results)
     with atomic_directory(out, overwrite=True) as tmp:
         for rel, text in files.items():
             f = tmp / rel
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(text, encoding="utf-8", newline="\n")
     return list(files)
-
-
-def cmd_notes(args) -> int:
-    """The `archlab notes` command."""
-    try:
-        files = write_notes(args.output, args.lab)
-    except OSError as e:  # a file in the way, a symlink, no permission: one line, not a traceback
-        raise NotesError(str(e)) from None
-    print(f"wrote {len(files)} files to {args.output}")
-    return 0
