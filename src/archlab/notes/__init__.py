@@ -39,16 +39,18 @@ def diagram_svg(cfg: ModelConfig) -> str:
         return _diagram_svg_fallback(cfg)
 
 
-def diff_changes(a: ModelConfig, b: ModelConfig) -> list:
-    """archlab.diff.changes where it exists and is implemented, else the stand-in."""
+def diff_changes(a: ModelConfig, b: ModelConfig, lab: str | Path | None = None) -> list:
+    """archlab.diff.changes where it exists and is implemented, else the stand-in. `lab`: a
+    results folder whose verdicts the real changes() attaches to the parts they judge."""
+    results = None if lab is None else str(lab)
     try:
         from ..diff import changes
     except ImportError:
-        return _changes_fallback(a, b)
+        return _changes_fallback(a, b, results)
     try:
-        return changes(a, b)
+        return changes(a, b, results)
     except NotImplementedError:
-        return _changes_fallback(a, b)
+        return _changes_fallback(a, b, results)
 
 
 def render(place: str | Path, lab: str | Path | None = None, results: list[dict[str, Any]] | None = None) -> dict[str, str]:

@@ -95,8 +95,11 @@ def family_readme(family: str, ms: list[Model], by_name: dict[str, Model], links
         p, first = by_name[pred], ms[0]
         lines += ["", f"## What changed from {pred} to {first.name}", "",
                   f"{pred} is in {links.inside(page, family_page(p.family), p.family)}.", ""]
-        rows = [[c.part, c.before, c.after, c.effect or "-"] for c in diff_changes(p.config, first.config)]
-        lines += table(["part", pred, first.name, "effect"], rows) if rows else ["Nothing: the same config."]
+        found = diff_changes(p.config, first.config, links.lab)
+        verdicts = any(c.verdict for c in found)  # the lab's column only where it has something to say
+        rows = [[c.part, c.before, c.after, c.effect or "-"] + ([c.verdict or "-"] if verdicts else []) for c in found]
+        header = ["part", pred, first.name, "effect"] + (["lab verdict"] if verdicts else [])
+        lines += table(header, rows) if rows else ["Nothing: the same config."]
     lines += ["", "## Sizes: computed and published", ""]
     rows = []
     for m in ms:
