@@ -98,6 +98,8 @@ def write_notes(out: str | Path, lab: str | Path | None = None, results: list[di
     from ..io.atomic import atomic_directory
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotesError(f"{out}: is a file, not a folder; choose a new or empty folder for the notes")
     if not _ours(out):
         raise NotesError(f"{out}: exists and is not a notes tree written by `archlab notes` "
                               "(no README.md with its header); choose an empty or new folder")
