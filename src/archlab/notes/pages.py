@@ -100,6 +100,14 @@ def family_readme(family: str, ms: list[Model], by_name: dict[str, Model], links
         rows = [[c.part, c.before, c.after, c.effect or "-"] + ([c.verdict or "-"] if verdicts else []) for c in found]
         header = ["part", pred, first.name, "effect"] + (["lab verdict"] if verdicts else [])
         lines += table(header, rows) if rows else ["Nothing: the same config."]
+    steps = sorted(ms, key=lambda m: m.released)  # stable: catalog order within a month
+    if len(steps) > 1:
+        from . import diff_changes
+
+        lines += ["", "## Within the family", "", "Each preset against the one released before it.", ""]
+        rows = [[f"{a.name} -> {b.name}", c.part, c.before, c.after, c.effect or "-"]
+                for a, b in zip(steps, steps[1:]) for c in diff_changes(a.config, b.config)]
+        lines += table(["step", "part", "before", "after", "effect"], rows)
     lines += ["", "## Sizes: computed and published", ""]
     rows = []
     for m in ms:
