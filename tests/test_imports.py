@@ -60,14 +60,14 @@ MAY_IMPORT = {
 MODULES = {
     "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base", "archlab.io.files": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
-    "archlab.diagram": "analysis", "archlab.diagram_text": "analysis", "archlab.diagram_svg": "analysis", "archlab.diff": "analysis",
+    "archlab.diagram": "analysis", "archlab.diagram_text": "analysis", "archlab.diagram_svg": "analysis", "archlab.diff": "analysis",  # drawn and compared from configs; archlab.notes uses them
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
-    "archlab.cli": "cli", "archlab.__main__": "cli",
+    "archlab.cli": "cli", "archlab.__main__": "cli", "archlab.notes.cli": "cli",
 }
-PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.quant": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab", "archlab.bench": "lab"}  # bench: measures models through the API, like the lab
+PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.quant": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab", "archlab.bench": "lab", "archlab.notes": "analysis"}  # bench: measures models through the API, like the lab
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.

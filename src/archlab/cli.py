@@ -799,6 +799,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", default=None, metavar="FILE", help="write the tables as Markdown")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("notes", help="the notes tree: a page per concept and per family, generated from the configs")
+    p.add_argument("-o", "--output", required=True, help="the folder to write (an earlier notes tree there is replaced)")
+    p.add_argument("--lab", default=None, metavar="DIR", help="link the claims lab's verdicts from DIR (`archlab lab ... --out DIR`)")
+    p.set_defaults(fn=lambda a: __import__(f"{__package__}.notes.cli", fromlist=["cmd_notes"]).cmd_notes(a))
     return parser
 
 
