@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ..model_config import ModelConfig
-from .fallback import _changes_fallback, _diagram_svg_fallback
 from .markdown import HEADER
 
 __all__ = ["NotesError", "render", "write_notes", "diagram_svg", "diff_changes"]
@@ -28,29 +27,18 @@ class NotesError(ValueError):
 
 
 def diagram_svg(cfg: ModelConfig) -> str:
-    """archlab.diagram.svg where it exists and is implemented, else the stand-in."""
-    try:
-        from ..diagram import svg
-    except ImportError:
-        return _diagram_svg_fallback(cfg)
-    try:
-        return svg(cfg)
-    except NotImplementedError:  # the stub committed before the real diagram
-        return _diagram_svg_fallback(cfg)
+    """The preset's block diagram (archlab.diagram.svg)."""
+    from ..diagram import svg
+
+    return svg(cfg)
 
 
-def diff_changes(a: ModelConfig, b: ModelConfig, lab: str | Path | None = None) -> list:
-    """archlab.diff.changes where it exists and is implemented, else the stand-in. `lab`: a
-    results folder whose verdicts the real changes() attaches to the parts they judge."""
-    results = None if lab is None else str(lab)
-    try:
-        from ..diff import changes
-    except ImportError:
-        return _changes_fallback(a, b, results)
-    try:
-        return changes(a, b, results)
-    except NotImplementedError:
-        return _changes_fallback(a, b, results)
+def diff_changes(a: ModelConfig, b: ModelConfig, results: list[dict[str, Any]] | None = None) -> list:
+    """archlab.diff.changes: `results`, the lab's results (lab.core.read_results), whose verdicts
+    it attaches to the parts they judge."""
+    from ..diff import changes
+
+    return changes(a, b, results)
 
 
 def render(place: str | Path, lab: str | Path | None = None, results: list[dict[str, Any]] | None = None) -> dict[str, str]:
@@ -65,7 +53,7 @@ def render(place: str | Path, lab: str | Path | None = None, results: list[dict[
     if (lab is None) != (results is None):
         raise ValueError("lab and results: give both (the folder and what read_results found in it) or neither")
     by_claim = {r["claim"]: r for r in results or []}
-    links = Links(Path(place).absolute(), None if lab is None else Path(lab).absolute())
+    links = Links(Path(place).absolute(), None if lab is None else Path(lab).absolute(), results)
     models = load_models()
     files = {"README.md": readme(models, links)}
     files.update(concept_pages(models, links, by_claim))

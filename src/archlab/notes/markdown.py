@@ -33,6 +33,7 @@ def table(header: list[str], rows: list[list[object]], align: str | None = None)
 class Links:
     place: Path  # the absolute folder the tree will sit in once written
     lab: Path | None = None  # the lab results folder, absolute
+    results: list | None = None  # what lab.core.read_results found there (diff.changes attaches its verdicts)
 
     def _rel(self, page: str, target: Path) -> str:
         start = (self.place / page).parent

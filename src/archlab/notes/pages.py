@@ -95,7 +95,7 @@ def family_readme(family: str, ms: list[Model], by_name: dict[str, Model], links
         p, first = by_name[pred], ms[0]
         lines += ["", f"## What changed from {pred} to {first.name}", "",
                   f"{pred} is in {links.inside(page, family_page(p.family), p.family)}.", ""]
-        found = diff_changes(p.config, first.config, links.lab)
+        found = diff_changes(p.config, first.config, links.results)
         verdicts = any(c.verdict for c in found)  # the lab's column only where it has something to say
         rows = [[c.part, c.before, c.after, c.effect or "-"] + ([c.verdict or "-"] if verdicts else []) for c in found]
         header = ["part", pred, first.name, "effect"] + (["lab verdict"] if verdicts else [])
