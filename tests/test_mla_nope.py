@@ -82,3 +82,11 @@ def test_model_with_nope_mla_layers_decodes_as_it_computes():
     ids = torch.randint(0, cfg.vocab_size, (1, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert (every(ids) - ours(ids)).abs().max().item() > 10 * ATOL
+
+
+@pytest.mark.parametrize("position", ["learned", "alibi", "none"])
+def test_mla_without_rope_is_refused_by_name(position):
+    """MLA's decoupled key is its position: another position kind is a ConfigError naming the
+    field (it was an AttributeError from deep inside the longrope check)."""
+    with pytest.raises(archlab.ConfigError, match="position: MLA carries its position"):
+        archlab.config("deepseek-v3").replace(position=position).resolved()

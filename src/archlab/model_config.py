@@ -787,7 +787,8 @@ class ModelConfig:
                 if v is not None or k != "q_lora_rank":
                     bounded(v, f"attention.{k}", "counts" if k == "n_heads" else "widths")
             _require(a.qk_rope_head_dim % 2 == 0, "attention.qk_rope_head_dim", f"must be even for RoPE, got {a.qk_rope_head_dim}")
-            _check_longrope(self.rope, a.qk_rope_head_dim, "position")
+            if self.rope is not None:  # NoPE (position="none"), learned or ALiBi positions: the rope dims stay unrotated
+                _check_longrope(self.rope, a.qk_rope_head_dim, "position")
             _require(a.latent_norm_eps > 0, "attention.latent_norm_eps", f"must be > 0, got {a.latent_norm_eps}")
             return a
         bounded(a.n_heads, "attention.n_heads", "counts")
