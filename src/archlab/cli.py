@@ -768,7 +768,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", default=None, metavar="FILE", help="write the tables as Markdown")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("completion", help="print a shell completion script: source <(archlab completion bash)",
+                       description="Tab completion of commands, options and preset names. bash: "
+                       "`source <(archlab completion bash)` (in ~/.bashrc); zsh: `source <(archlab completion zsh)`; "
+                       "fish: `archlab completion fish | source`.")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(fn=cmd_completion)
     return parser
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
