@@ -167,8 +167,8 @@ def _settings(args) -> str:
 def compare_tables(descs, context: int, markdown: bool, width: int) -> list[str]:
     from .describe import ROWS
 
-    def render(header: list[str], rows: list[list[str]]) -> list[str]:
-        return render_markdown(header, rows) if markdown else render_table(header, rows, width)
+    def render(header: list[str], rows: list[list[str]], whole: bool = False) -> list[str]:
+        return render_markdown(header, rows) if markdown else render_table(header, rows, width, whole=whole)
 
     if len(descs) <= _MANY:
         header = ["" if not markdown else "part", *(_model_name(d, markdown) for d in descs)]
@@ -179,7 +179,7 @@ def compare_tables(descs, context: int, markdown: bool, width: int) -> list[str]
         header = ["model", *(_label(k, context) for k in keys)]
         return render(header, [[_model_name(d, markdown), *(d.text(k) for k in keys)] for d in descs])
     numbers = render(["model", *(_label(k, context, short=True) for k in _NUMBER_COLS)],
-                     [[_model_name(d), *(d.parts[k].short for k in _NUMBER_COLS)] for d in descs])
+                     [[_model_name(d), *(d.parts[k].short for k in _NUMBER_COLS)] for d in descs], whole=True)
     parts = render(["model", *(_label(k, context) for k in _PART_COLS)],
                    [[_model_name(d), *(d.text(k) for k in _PART_COLS)] for d in descs])
     return [*numbers, "", *parts]

@@ -80,16 +80,20 @@ def _pages(floors: list[int], first: int, width: int, gap: int) -> list[list[int
     return pages
 
 
-def render_table(header: list[str], rows: list[list[str]], width: int, gap: int = 2) -> list[str]:
+def render_table(header: list[str], rows: list[list[str]], width: int, gap: int = 2,
+                 whole: bool = False) -> list[str]:
     """A plain-text table no wider than `width`. Cells wrap at word boundaries; an empty
     first cell marks a continued row. The first column (labels or names) wraps only past a
     third of the width. Columns that cannot all fit beside it, even at their longest word,
-    go on further pages (each repeating the first column), separated by a blank line."""
+    go on further pages (each repeating the first column), separated by a blank line.
+    whole: the body's cells are never wrapped (numbers with their units: "288.0 MiB"), so
+    their columns move to a further page instead."""
     width = max(width, MIN_WIDTH)
     columns = [[r[i] for r in [header, *rows]] for i in range(len(header))]
     first = min(max(len(c) for c in columns[0]), max(_longest_word(columns[0]), width // 3), width // 2)
     room = width - first - gap
-    floors = [min(_longest_word(col), room) for col in columns[1:]]
+    floors = [min(max(_longest_word(col[:1]), *(len(c) for c in col[1:])) if whole and len(col) > 1
+                  else _longest_word(col), room) for col in columns[1:]]
     out: list[str] = []
     for n, page in enumerate(_pages(floors, first, width, gap)):
         cols = [columns[i + 1] for i in page]
