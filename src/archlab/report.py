@@ -288,6 +288,7 @@ th, td { padding: .35em .6em; border-bottom: 1px solid #eee; text-align: left; v
 table.compare td { min-width: 11em; max-width: 22em; }
 table.compare th:first-child, table.compare td:first-child { position: sticky; left: 0; background: #f7f7f7;
        font-weight: 600; min-width: 7.5em; max-width: 9em; z-index: 1; }
+table.sources td { max-width: 26em; } table.sources td:nth-child(n+2) { min-width: 9em; } table.sources td:nth-child(n+4) { width: 18em; } table.sources td:first-child { min-width: 6em; max-width: 9em; }
 thead th { background: #f0f0f0; position: sticky; top: 0; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .unverified { color: #b00; }
@@ -338,9 +339,9 @@ def _sources(data: dict[str, Any]) -> str:
         if p and not p.get("by_authors", True):
             published += " (not by the authors)"
         where = linkify(p.get("source", "")) + (f'<br><span class="note">{linkify(p["note"])}</span>' if p.get("note") else "")
-        rows.append(f"<tr><td>{_name_cell(m)}</td><td>{_e(published)}</td><td class=\"num\">{_e(ours)}</td>"
+        rows.append(f"<tr><td>{_name_cell(m)}</td><td>{_e(published)}</td><td>{_e(ours)}</td>"
                     f"<td>{where}</td><td>{linkify(m['source'])}</td></tr>")
-    return ('<div class="scroll"><table><thead><tr><th>model</th><th>published</th><th>ours</th>'
+    return ('<div class="scroll"><table class="sources"><thead><tr><th>model</th><th>published</th><th>ours</th>'
             "<th>published where, and notes</th><th>config from</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
