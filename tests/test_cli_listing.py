@@ -28,6 +28,10 @@ def test_no_notes_hides_the_conventions(capsys):
     assert "past max" in out  # the note that explains a mark in the table stays
     _, out, _ = _run(capsys, "compare", "gpt2", "--markdown", "--no-notes")
     assert "```" not in out and first_line not in out
+    _, out, _ = _run(capsys, "report", "gpt2", "-o", "-", "-q")
+    assert "<h2>Conventions</h2>" in out
+    _, out, _ = _run(capsys, "report", "gpt2", "-o", "-", "-q", "--no-notes")
+    assert "<h2>Conventions</h2>" not in out and "<h2>Published figures and sources</h2>" in out
 
 
 def test_a_config_file_is_titled_by_its_file_name(capsys, tmp_path):

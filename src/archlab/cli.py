@@ -372,12 +372,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         lab_results = read_results(args.lab)
     if args.output == "-":  # the page to stdout, for a pipe; progress stays on stderr
         sys.stdout.write(report.build_html(configs, context=args.context, batch=args.batch, dtype=args.dtype,
-                                           progress=None if args.quiet else progress, lab=lab_results, titles=titles))
+                                           progress=None if args.quiet else progress, lab=lab_results, titles=titles,
+                                           notes=not args.no_notes))
         sys.stdout.flush()
         return 0
     try:
         path = report.write_report(args.output, configs, context=args.context, batch=args.batch, dtype=args.dtype,
-                                   progress=None if args.quiet else progress, lab=lab_results, titles=titles)
+                                   progress=None if args.quiet else progress, lab=lab_results, titles=titles,
+                                   notes=not args.no_notes)
     except OSError as e:
         raise ValueError(f"--output {args.output}: cannot write the report ({e.strerror or e})") from None
     print(path)
@@ -693,6 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     _comparison_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write, - for stdout (default report.html)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--no-notes", action="store_true", help="leave out the counting conventions")
     p.add_argument("--lab", default=None, metavar="DIR", help="include the claims lab's results from DIR (`archlab lab ... --out DIR`)")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("presets", help="list every preset with its family, size and parts")

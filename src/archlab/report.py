@@ -355,9 +355,11 @@ def build_html(
     progress: Progress | None = None,
     lab: Sequence[dict[str, Any]] = (),
     titles: Sequence[str] | None = None,
+    notes: bool = True,
 ) -> str:
     """lab: results of the claims lab (result.json dicts, each with its plot's PNG bytes
-    under "plot_png"), shown as a table of verdicts and their plots. titles: see report_data."""
+    under "plot_png"), shown as a table of verdicts and their plots. titles: see report_data.
+    notes=False leaves out the counting conventions (the embedded data still holds them)."""
     from .report_kv import figures as kv_figures
 
     say = progress or (lambda _msg: None)
@@ -409,8 +411,7 @@ def build_html(
     parts += [
         "<h2>Published figures and sources</h2>",
         _sources(data),
-        "<h2>Conventions</h2>",
-        conventions_html(data["conventions"]),
+        *(["<h2>Conventions</h2>", conventions_html(data["conventions"])] if notes else []),
         # the numbers behind the table and plots, for whoever wants them (inert: not a script)
         '<script type="application/json" id="archlab-data">'
         + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -450,6 +451,7 @@ def write_report(
     progress: Progress | None = None,
     lab: Sequence[dict[str, Any]] = (),
     titles: Sequence[str] | None = None,
+    notes: bool = True,
 ) -> Path:
     """Write the report to `path` atomically: a reader never sees half a file, and a
     failure leaves whatever was there before."""
@@ -457,7 +459,7 @@ def write_report(
 
     path = Path(path)
     make_parent(path)  # an unwritable place fails now, not after the drawing
-    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab, titles=titles)
+    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab, titles=titles, notes=notes)
     with atomic_file(path, "wb") as f:
         f.write(page.encode("utf-8"))
     if progress:
