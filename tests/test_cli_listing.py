@@ -91,3 +91,18 @@ def test_json_keys_are_documented_in_help(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for key in keys:
             assert f"{key}:" in text, (command, key)
+
+
+def test_resolving_names_with_and_without_titles(tmp_path):
+    from archlab.cli import _resolve_models
+    from archlab.model_config import ConfigError
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(archlab.config("gpt2").to_dict()))
+    assert [c.name for c in _resolve_models(["gpt2", str(path)])] == ["gpt2", "gpt2"]  # callers without titles
+    titles: list[str] = []
+    _resolve_models(["llama-3-8b", str(path)], titles=titles)
+    assert titles == ["llama-3-8b", "mine"]
+    with pytest.raises(ConfigError, match="unknown preset 'gtp2'") as e:
+        _resolve_models(["gpt2", "gtp2", str(path)], titles=[])
+    assert "'gpt2'" not in str(e.value).split("did you mean")[0]  # only the unknown name is reported

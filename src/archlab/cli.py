@@ -36,14 +36,17 @@ def _resolve_models(names: list[str], all_: bool = False, titles: list[str] | No
     for name in wanted:
         if name in known:
             configs.append(api.config(name))
+            title = name
         elif name.endswith(".json") or os.sep in name:
             configs.append(_config_file(name))
-        if titles is not None and configs and len(titles) < len(configs):
-            titles.append(name if name in known else Path(name).stem)
+            title = Path(name).stem
         else:
             close = suggest(name, known)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             errors.append(f"unknown preset {name!r}{hint}")
+            continue
+        if titles is not None:
+            titles.append(title)
     if errors:
         raise ConfigError("\n".join(errors) + f"\n(`archlab presets` lists all {len(known)})")
     return configs
