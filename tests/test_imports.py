@@ -61,6 +61,8 @@ MODULES = {
     "archlab.model_config": "base", "archlab.errors": "base", "archlab._lazy": "base", "archlab.io": "base", "archlab.io.atomic": "base", "archlab.io.files": "base",
     "archlab.analysis": "analysis", "archlab.describe": "analysis", "archlab.report": "analysis",
     "archlab.diagram": "analysis", "archlab.diagram_text": "analysis", "archlab.diagram_svg": "analysis", "archlab.diff": "analysis",  # drawn and compared from configs; archlab.notes uses them
+    "archlab.report_text": "analysis", "archlab.report_kv": "analysis", "archlab.cli_json": "analysis",
+    "archlab.textfit": "base", "archlab.completion": "cli",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",

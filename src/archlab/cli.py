@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,12 +17,15 @@ import archlab as api  # the package's torch-using functions import torch on fir
 
 from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
+from .textfit import render_table, wrap_lines
 
 # ---- models named on the command line ------------------------------------------------------------
 
-def _resolve_models(names: list[str], all_: bool = False) -> list[ModelConfig]:
+def _resolve_models(names: list[str], all_: bool = False, titles: list[str] | None = None) -> list[ModelConfig]:
     """Preset names (or paths to a saved config .json) -> configs, in the order given. Every
-    unknown name is reported at once, each with the closest preset names."""
+    unknown name is reported at once, each with the closest preset names. `titles`, when
+    given, receives each model's title: the preset's name, or a config file's name without
+    .json (the config inside still names the preset it came from, which is not this one)."""
     from .describe import suggest
 
     known = api.presets()
@@ -34,15 +36,27 @@ def _resolve_models(names: list[str], all_: bool = False) -> list[ModelConfig]:
     for name in wanted:
         if name in known:
             configs.append(api.config(name))
+            title = name
         elif name.endswith(".json") or os.sep in name:
             configs.append(_config_file(name))
+            title = Path(name).stem
         else:
             close = suggest(name, known)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             errors.append(f"unknown preset {name!r}{hint}")
+            continue
+        if titles is not None:
+            titles.append(title)
     if errors:
         raise ConfigError("\n".join(errors) + f"\n(`archlab presets` lists all {len(known)})")
     return configs
+
+
+def _titled(d, title: str):
+    """A description shown under `title` (its numbers, verification and sources unchanged)."""
+    import dataclasses
+
+    return d if d.name == title else dataclasses.replace(d, name=title)
 
 
 def _config_file(path: str) -> ModelConfig:
@@ -70,6 +84,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _columns(text: str) -> int:
+    from .textfit import MIN_WIDTH
+
+    value = _positive(text)
+    if value < MIN_WIDTH:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_WIDTH} columns, got {text!r}")
+    return value
+
+
 def _check_dtype(dtype: str) -> str:
     from .analysis import DTYPE_BYTES
 
@@ -83,78 +106,6 @@ def _check_dtype(dtype: str) -> str:
 def _width(explicit: int | None) -> int:
     # a pipe or a file gets a width that reads well in a README code block
     return explicit or shutil.get_terminal_size((120, 24)).columns
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
-
-
-def _count_lines(words: list[int], width: int) -> int:
-    """Lines that greedy wrapping (textwrap's) makes of words of these lengths."""
-    lines, used = 1, -1
-    for n in words:
-        if used + 1 + n > width and used >= 0:
-            lines, used = lines + 1, n
-        else:
-            used += 1 + n
-    return lines
-
-
-def _fit(columns: list[list[str]], budget: int) -> list[int]:
-    """Column widths within `budget` that make the table as short as can be: starting from
-    each column's longest word, the room goes, a few characters at a time, to the column
-    whose widening saves the most lines per character. A long cell in one row then costs
-    that row a few lines instead of squeezing every other column."""
-    natural = [max(len(c) for c in col) for col in columns]
-    if sum(natural) <= budget:
-        return natural
-    words = [[[len(w) for w in cell.split()] or [0] for cell in col] for col in columns]
-    floor = [max(max(ws) for ws in col) for col in words]
-    if sum(floor) >= budget:
-        return floor  # too narrow for whole words: overflow rather than cut them
-    # lines[c][w - floor[c]][row]: the height of each cell at each width its column can take
-    lines = [[[_count_lines(ws, w) for ws in col] for w in range(floor[c], natural[c] + 1)] for c, col in enumerate(words)]
-    widths, spare, rows, ncol = floor[:], budget - sum(floor), len(columns[0]), len(columns)
-    while spare > 0:
-        now = [lines[c][widths[c] - floor[c]] for c in range(ncol)]
-        best = None
-        for c in range(ncol):
-            others = [max([now[k][r] for k in range(ncol) if k != c] or [1]) for r in range(rows)]
-            base = sum(max(o, x) for o, x in zip(others, now[c]))
-            for d in range(1, min(spare, natural[c] - widths[c]) + 1):
-                cost = sum(max(o, x) for o, x in zip(others, lines[c][widths[c] - floor[c] + d]))
-                if cost < base:
-                    if best is None or (base - cost) / d > best[0]:
-                        best = ((base - cost) / d, c, d)
-                    break
-        if best is None:
-            break
-        widths[best[1]] += best[2]
-        spare -= best[2]
-    return widths
-
-
-def render_table(header: list[str], rows: list[list[str]], width: int, gap: int = 2) -> list[str]:
-    """A plain-text table whose cells wrap at word boundaries to fit `width`; the first
-    column (labels or names) is never wrapped, so an empty first cell marks a continued row."""
-    columns = [[r[i] for r in [header, *rows]] for i in range(len(header))]
-    first = max(len(c) for c in columns[0])
-    widths = [first, *_fit(columns[1:], width - first - gap * (len(header) - 1))]
-    out = []
-
-    def lines_of(row: list[str]) -> list[str]:
-        cols = [_wrap(c, w) for c, w in zip(row, widths)]
-        height = max(len(c) for c in cols)
-        return [
-            (" " * gap).join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cols, widths)).rstrip()
-            for k in range(height)
-        ]
-
-    out += lines_of(header)
-    out.append((" " * gap).join("-" * w for w in widths))
-    for row in rows:
-        out += lines_of(row)
-    return out
 
 
 def _md_cell(text: str) -> str:
@@ -219,8 +170,8 @@ def _settings(args) -> str:
 def compare_tables(descs, context: int, markdown: bool, width: int) -> list[str]:
     from .describe import ROWS
 
-    def render(header: list[str], rows: list[list[str]]) -> list[str]:
-        return render_markdown(header, rows) if markdown else render_table(header, rows, width)
+    def render(header: list[str], rows: list[list[str]], whole: bool = False) -> list[str]:
+        return render_markdown(header, rows) if markdown else render_table(header, rows, width, whole=whole)
 
     if len(descs) <= _MANY:
         header = ["" if not markdown else "part", *(_model_name(d, markdown) for d in descs)]
@@ -231,7 +182,7 @@ def compare_tables(descs, context: int, markdown: bool, width: int) -> list[str]
         header = ["model", *(_label(k, context) for k in keys)]
         return render(header, [[_model_name(d, markdown), *(d.text(k) for k in keys)] for d in descs])
     numbers = render(["model", *(_label(k, context, short=True) for k in _NUMBER_COLS)],
-                     [[_model_name(d), *(d.parts[k].short for k in _NUMBER_COLS)] for d in descs])
+                     [[_model_name(d), *(d.parts[k].short for k in _NUMBER_COLS)] for d in descs], whole=True)
     parts = render(["model", *(_label(k, context) for k in _PART_COLS)],
                    [[_model_name(d), *(d.text(k) for k in _PART_COLS)] for d in descs])
     return [*numbers, "", *parts]
@@ -251,31 +202,35 @@ def compare_payload(descs, args) -> dict:
     }
 
 
-def _describe_all(configs: list[ModelConfig], args) -> list:
+def _describe_all(configs: list[ModelConfig], args, titles: list[str]) -> list:
     from .describe import describe
 
-    return [describe(cfg, context=args.context, batch=args.batch, dtype=args.dtype) for cfg in configs]
+    return [_titled(describe(cfg, context=args.context, batch=args.batch, dtype=args.dtype), t)
+            for cfg, t in zip(configs, titles)]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     _check_dtype(args.dtype)
-    descs = _describe_all(_resolve_models(args.names, args.all), args)
+    titles: list[str] = []
+    descs = _describe_all(_resolve_models(args.names, args.all, titles), args, titles)
     if args.json:
         print(json.dumps(compare_payload(descs, args), indent=2))
         return 0
     settings = _settings(args)
     lines = [f"**Settings:** {settings}" if args.markdown else settings[0].upper() + settings[1:], ""]
     lines += compare_tables(descs, args.context, args.markdown, _width(args.width))
-    lines.append("")
     notes = _footnotes(descs, args.context, marked=len(descs) > _MANY and not args.markdown)
+    if args.no_notes:  # the footnotes that explain a mark stay; the conventions block goes
+        notes = notes[: notes.index("")]
+    lines.append("")
     if args.markdown:
-        conventions = notes.index("")
+        conventions = notes.index("") if "" in notes else len(notes)
         lines += [("\\" + n if n.startswith("*") else n) + "  " for n in notes[:conventions]]  # no bullet; line break
-        lines += ["", "```text", *notes[conventions + 1 :], "```"]
+        if conventions < len(notes):
+            lines += ["", "```text", *notes[conventions + 1 :], "```"]
     else:
-        width = _width(args.width)
-        lines += [textwrap.fill(n, width, subsequent_indent="  ") if n.startswith(("*", "!", "past")) else n for n in notes]
-    print("\n".join(lines))
+        lines = wrap_lines(lines, _width(args.width)) + wrap_lines(notes, _width(args.width), hang=2)
+    print("\n".join(lines).rstrip("\n"))
     return 0
 
 
@@ -319,9 +274,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         module_tree,
     )
 
-    (cfg,) = _resolve_models([args.name])
+    titles: list[str] = []
+    (cfg,) = _resolve_models([args.name], titles=titles)
     a = analyze(cfg)
-    d = describe(cfg, a)
+    d = _titled(describe(cfg, a), titles[0])
+    if args.json:
+        from .cli_json import inspect_entry
+
+        print(json.dumps(inspect_entry(cfg, a, d), indent=2))
+        return 0
+    width = _width(args.width)
     total, active = a.total_params, a.active_params
     out = [
         (f"{_model_name(d)} ({cfg.family or 'no family'}): {cfg.n_layers} layers, d_model {cfg.d_model}, "
@@ -338,22 +300,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     w = max(len(_label(k, 0)) for k in keys)
     out += [f"  {_label(k, 0):<{w}}  {d.text(k)}" for k in keys]
     out += ["", "Layer plan"] + _plan_lines(cfg, a)
-    out += ["", "Layer map"] + layer_map(cfg)
-    print("\n".join(out))
+    out += ["", "Layer map"] + layer_map(cfg, per_line=max(10, (width - 7) // 11 * 10))
+    print("\n".join(wrap_lines(out, width)))
     if args.plan:
         return 0
     print()
     try:
         model = api.build(cfg, device="meta")
     except (NotImplementedError, ImportError) as e:
-        print(f"Module tree: cannot build {cfg.name} ({e}); the analytic breakdown from the config instead:")
-        print("\n".join("  " + line for line in analytic_tree(cfg, a)))
+        print("\n".join(wrap_lines([f"Module tree: cannot build {cfg.name} ({e}); the analytic breakdown from the config instead:"]
+                                    + ["  " + line for line in analytic_tree(cfg, a)], width)))
         return 0
-    print("Module tree (built on the meta device; parameters per module)")
-    print("\n".join("  " + line for line in module_tree(model, cfg)))
     built = sum(p.numel() for p in model.parameters())
     verdict = "equal to the analysis" if built == total else f"the analysis says {total:,}: they DIFFER"
-    print(f"  total {built:,} parameters, {verdict}")
+    print("\n".join(wrap_lines(["Module tree (built on the meta device; parameters per module)"]
+                              + ["  " + line for line in module_tree(model, cfg)]
+                              + [f"  total {built:,} parameters, {verdict}"], width)))
     return 0
 
 
@@ -362,7 +324,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from .describe import describe, fmt_count
 
-    descs = [describe(api.config(n)) for n in api.presets()]
+    configs = [api.config(n) for n in api.presets()]
+    descs = [describe(c) for c in configs]
+    if args.json:
+        from .cli_json import preset_entry
+
+        print(json.dumps([preset_entry(c, d) for c, d in zip(configs, descs)], indent=2))
+        return 0
     header = ["preset", "family", "params", "active", "layers", "context", "attention", "layer pattern", "ffn"]
     rows = [
         [_model_name(d), d.text("family"), d.text("params"), fmt_count(d.numbers["active_params"]),
@@ -373,7 +341,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     lines = render_table(header, rows, _width(args.width))
     if any(not d.verified for d in descs):
         lines += ["", "* not verified against a reference implementation; see its preset's source"]
-    print("\n".join(lines))
+    print("\n".join(wrap_lines(lines, _width(args.width), hang=2)))
     return 0
 
 
@@ -393,7 +361,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     _check_dtype(args.dtype)
     if not args.output.strip():
         raise ValueError(f"--output: expected a file path for the HTML report, got {args.output!r}")
-    configs = _resolve_models(args.names, args.all)
+    titles: list[str] = []
+    configs = _resolve_models(args.names, args.all, titles)
     start = time.perf_counter()
 
     def progress(msg: str) -> None:
@@ -404,9 +373,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .lab.core import read_results
 
         lab_results = read_results(args.lab)
+    if args.output == "-":  # the page to stdout, for a pipe; progress stays on stderr
+        sys.stdout.write(report.build_html(configs, context=args.context, batch=args.batch, dtype=args.dtype,
+                                           progress=None if args.quiet else progress, lab=lab_results, titles=titles,
+                                           notes=not args.no_notes))
+        sys.stdout.flush()
+        return 0
     try:
         path = report.write_report(args.output, configs, context=args.context, batch=args.batch, dtype=args.dtype,
-                                   progress=None if args.quiet else progress, lab=lab_results)
+                                   progress=None if args.quiet else progress, lab=lab_results, titles=titles,
+                                   notes=not args.no_notes)
     except OSError as e:
         raise ValueError(f"--output {args.output}: cannot write the report ({e.strerror or e})") from None
     print(path)
@@ -697,6 +673,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_json import INSPECT_KEYS, PRESETS_KEYS, keys_help
+
     parser = argparse.ArgumentParser(prog="archlab", description="LLM architectures from one set of parts.")
     parser.add_argument("--version", action="version", version=f"archlab {api.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -707,16 +685,20 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="machine-readable: every number, part data, published figures")
     fmt.add_argument("--markdown", action="store_true", help="a GitHub Markdown table")
-    p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")
+    p.add_argument("--width", type=_columns, default=None, help="wrap the table to this many columns (default: the terminal's)")
+    p.add_argument("--no-notes", action="store_true", help="leave out the counting conventions below the table")
     p.set_defaults(fn=cmd_compare)
     p = sub.add_parser("inspect", help="one model: its parts, per-layer plan, layer map and module tree")
     p.add_argument("name", help="a preset name or a config .json file")
     p.add_argument("--plan", action="store_true", help="skip the module tree (which builds the model on the meta device)")
+    p.add_argument("--width", type=_columns, default=None, help="wrap the text to this many columns (default: the terminal's)")
+    p.add_argument("--json", action="store_true", help=f"machine-readable, an object with the keys {keys_help(INSPECT_KEYS)}")
     p.set_defaults(fn=cmd_inspect)
     p = sub.add_parser("report", help="an HTML report: the comparison table and plots, in one self-contained file")
     _comparison_args(p)
-    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write, - for stdout (default report.html)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--no-notes", action="store_true", help="leave out the counting conventions")
     p.add_argument("--lab", default=None, metavar="DIR", help="include the claims lab's results from DIR (`archlab lab ... --out DIR`)")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("diagram", help="one model's block diagram: box drawing in the terminal, SVG with --svg FILE")
@@ -728,7 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", default=None, metavar="DIR", help="attach the claims lab's verdicts from DIR (`archlab lab ... --out DIR`)")
     p.set_defaults(fn=lambda a: __import__("archlab.diff", fromlist=["main"]).main(_resolve_models(a.names), a.lab and __import__("archlab.lab.core", fromlist=["read_results"]).read_results(a.lab)))
     p = sub.add_parser("presets", help="list every preset with its family, size and parts")
-    p.add_argument("--width", type=_positive, default=None, help="wrap the table to this many columns (default: the terminal's)")
+    p.add_argument("--json", action="store_true", help=f"machine-readable, a list of objects with the keys {keys_help(PRESETS_KEYS)}")
+    p.add_argument("--width", type=_columns, default=None, help="wrap the table to this many columns (default: the terminal's)")
     p.set_defaults(fn=cmd_presets)
     p = sub.add_parser("config", help="print a preset's full config as JSON")
     p.add_argument("name")
@@ -803,7 +786,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the folder to write (an earlier notes tree there is replaced)")
     p.add_argument("--lab", default=None, metavar="DIR", help="link the claims lab's verdicts from DIR (`archlab lab ... --out DIR`)")
     p.set_defaults(fn=lambda a: __import__(f"{__package__}.notes.cli", fromlist=["cmd_notes"]).cmd_notes(a))
+    p = sub.add_parser("completion", help="print a shell completion script: source <(archlab completion bash)",
+                       description="Tab completion of commands, options and preset names. bash: "
+                       "`source <(archlab completion bash)` (in ~/.bashrc); zsh: `source <(archlab completion zsh)`; "
+                       "fish: `archlab completion fish | source`.")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(fn=cmd_completion)
     return parser
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from .analysis import Analysis, analyze, dtype_bytes
 from .model_config import ModelConfig
 from .describe import ROWS, describe, fmt_bytes, fmt_count, fmt_tokens
 from .parts import MIXERS
+from .report_text import convention_label, conventions_html, linkify
 
 __all__ = ["KIND_COLORS", "build_html", "kv_curve", "report_data", "write_report"]
 
@@ -106,16 +107,19 @@ def report_data(
     context: int = 8192,
     batch: int = 1,
     dtype: str = "bfloat16",
+    titles: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the report shows, as plain data (what the file embeds as JSON)."""
+    """Everything the report shows, as plain data (what the file embeds as JSON). titles: a
+    name per model to show instead of its config's (a config file's own name)."""
     dtype_bytes(dtype)
     start = _start_tokens(configs)
     models = []
-    for cfg in configs:
+    for n, cfg in enumerate(configs):
         a = analyze(cfg)
         d = describe(cfg, a, context=context, batch=batch, dtype=dtype)
         models.append({
             **d.to_dict(),
+            **({"name": titles[n]} if titles else {}),
             "rows": {k: d.text(k) for k, _ in ROWS},
             "moe": any(s.ffn == "moe" for s in cfg.layers),
             "kv_curve": kv_curve(a, start, batch, dtype),
@@ -131,49 +135,11 @@ def report_data(
 
 # ---- figures ------------------------------------------------------------------------------------
 
-def _style(i: int) -> dict[str, Any]:
-    """A colour and line style per model that stay distinct for 40 models."""
-    from matplotlib import colormaps
-
-    colors = colormaps["tab20"].colors
-    return {"color": colors[(i * 2) % 20 + (i // 10) % 2], "linestyle": ("-", "--", "-.", ":")[(i // 20) % 4]}
-
-
 def figure_kv(data: dict[str, Any]):
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    """Every model's KV curve in one plot, each named at its end (report_kv)."""
+    from .report_kv import figure
 
-    fig = Figure(figsize=(11.5, 6.5), layout="constrained")
-    ax = fig.add_subplot()
-    capped = False
-    for i, m in enumerate(data["models"]):
-        c = m["kv_curve"]
-        st = _style(i)
-        marker = "o" if len(c["tokens"]) == 1 else None
-        (line,) = ax.plot(c["tokens"], c["bytes"], label=m["name"] + ("" if m["verified"] else "*"), lw=1.6,
-                          marker=marker, **st)
-        line.set_gid(f"kv-{m['name']}")
-        for cap in c["caps"]:
-            ax.plot([cap["tokens"]], [cap["bytes"]], marker="o", ms=6, mfc="white", mec=st["color"], mew=1.5, zorder=3)
-            capped = True
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_tokens(int(x)) if x >= 1 else ""))
-    ax.yaxis.set_major_locator(LogLocator(base=2, numticks=30))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: re.sub(r"\.0+ ", " ", fmt_bytes(y))))
-    ax.set_xlabel("context (tokens per sequence)")
-    ax.set_ylabel(f"KV cache ({data['dtype']}, batch {data['batch']})")
-    ax.grid(True, which="major", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    if capped:
-        from matplotlib.lines import Line2D
-
-        handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", mew=1.5))
-        labels.append("window / chunk full:\nthose layers stop growing")
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False,
-              ncol=1 if len(labels) <= 22 else 2)
-    ax.set_title("KV cache against context, up to each model's max context")
-    return fig
+    return figure(data, list(range(len(data["models"]))), "", (9.0, 5.4))
 
 
 def figure_params(data: dict[str, Any]):
@@ -211,7 +177,7 @@ def figure_params(data: dict[str, Any]):
     return fig
 
 
-def _label_points(ax, points: list[tuple[str, float, float]], fontsize: float = 7.5) -> None:
+def _label_points(ax, points: list[tuple[str, float, float]], fontsize: float = 9.0) -> None:
     """Name each point where its label overlaps no other label and no point: candidates
     around the point, nearest first, the first free one wins (estimated text boxes)."""
     fig = ax.figure
@@ -252,7 +218,7 @@ def figure_layers(data: dict[str, Any]):
     models = data["models"]
     n = len(models)
     depth = max(len(m["layers"]) for m in models)
-    fig = Figure(figsize=(11, 1.4 + 0.32 * n), layout="constrained")
+    fig = Figure(figsize=(9.5, 1.5 + 0.3 * n), layout="constrained")
     ax = fig.add_subplot()
     used, any_moe, any_nope = set(), False, False
     for row, m in enumerate(models):
@@ -270,8 +236,8 @@ def figure_layers(data: dict[str, Any]):
             any_nope = True
             ax.plot([i + 0.46 for i in nope], [y + 0.12] * len(nope), ls="", marker="o", ms=3.2,
                     mfc="white", mec="black", mew=0.6)
-        ax.text(len(cells) + 0.6, y, str(len(cells)), va="center", fontsize=7, color="0.35")
-    ax.set_yticks(range(n), [m["name"] + ("" if m["verified"] else "*") for m in reversed(models)], fontsize=8)
+        ax.text(len(cells) + 0.6, y, str(len(cells)), va="center", fontsize=9, color="0.35")
+    ax.set_yticks(range(n), [m["name"] + ("" if m["verified"] else "*") for m in reversed(models)], fontsize=9)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlim(0, depth + 3)
     ax.set_xlabel("layer")
@@ -284,7 +250,7 @@ def figure_layers(data: dict[str, Any]):
     if any_nope:
         handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="NoPE (no RoPE)"))
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, len(handles)),
-              fontsize=8, frameon=False)
+              fontsize=9, frameon=False)
     return fig
 
 
@@ -309,23 +275,31 @@ def svg(fig, prefix: str) -> str:
 
 # ---- the page -------------------------------------------------------------------------------------
 
+# Phone-sized screens (390 px): text stays >= 12 px, the table's first column wraps instead
+# of taking half the screen, and each plot keeps its natural size inside its own scroller.
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
        padding: 0 1.5em; color: #1b1b1b; }
 h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-.settings, .note, figcaption { color: #555; font-size: .92em; }
+.settings, .note, figcaption { color: #555; font-size: 14px; }
 .scroll { overflow-x: auto; border: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: .86em; }
+table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: .35em .6em; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
 table.compare td { min-width: 11em; max-width: 22em; }
 table.compare th:first-child, table.compare td:first-child { position: sticky; left: 0; background: #f7f7f7;
-       white-space: nowrap; font-weight: 600; }
+       font-weight: 600; min-width: 7.5em; max-width: 9em; z-index: 1; }
+table.sources td { max-width: 26em; } table.sources td:nth-child(n+2) { min-width: 9em; } table.sources td:nth-child(n+4) { width: 18em; } table.sources td:first-child { min-width: 6em; max-width: 9em; }
 thead th { background: #f0f0f0; position: sticky; top: 0; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .unverified { color: #b00; }
-figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+a { color: #1a5fb4; overflow-wrap: anywhere; }
+figure { margin: 1em 0; }
+.plot { overflow-x: auto; } .plot svg { display: block; height: auto; }
+.facets { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); gap: .5em 1.5em; }
 figure svg * { stroke-linejoin: round; stroke-linecap: butt; }
-pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 13px; }
+@media (max-width: 600px) { body { padding: 0 .6em; margin: 1em auto; font-size: 15px; }
+  table.compare td { min-width: 9em; } }
 """
 
 _NUMERIC = {"params", "active", "context", "kv_at", "flops"}
@@ -357,17 +331,17 @@ def _sources(data: dict[str, Any]) -> str:
         p = m["published"] or {}
         ours = fmt_count(m["numbers"]["total_params"])
         if p.get("active"):
-            conv = p["active_convention"]
+            conv = convention_label(p["active_convention"])
             published = f"{p['total']} total; {p['active']} active ({conv})"
             ours += f"; {fmt_count(p['active_ours'])} active ({conv})"
         else:
             published = p.get("total", "-")
         if p and not p.get("by_authors", True):
             published += " (not by the authors)"
-        where = _e(p.get("source", "")) + (f'<br><span class="note">{_e(p["note"])}</span>' if p.get("note") else "")
-        rows.append(f"<tr><td>{_name_cell(m)}</td><td>{_e(published)}</td><td class=\"num\">{_e(ours)}</td>"
-                    f"<td>{where}</td><td>{_e(m['source'])}</td></tr>")
-    return ('<div class="scroll"><table><thead><tr><th>model</th><th>published</th><th>ours</th>'
+        where = linkify(p.get("source", "")) + (f'<br><span class="note">{linkify(p["note"])}</span>' if p.get("note") else "")
+        rows.append(f"<tr><td>{_name_cell(m)}</td><td>{_e(published)}</td><td>{_e(ours)}</td>"
+                    f"<td>{where}</td><td>{linkify(m['source'])}</td></tr>")
+    return ('<div class="scroll"><table class="sources"><thead><tr><th>model</th><th>published</th><th>ours</th>'
             "<th>published where, and notes</th><th>config from</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
@@ -380,16 +354,21 @@ def build_html(
     dtype: str = "bfloat16",
     progress: Progress | None = None,
     lab: Sequence[dict[str, Any]] = (),
+    titles: Sequence[str] | None = None,
+    notes: bool = True,
 ) -> str:
     """lab: results of the claims lab (result.json dicts, each with its plot's PNG bytes
-    under "plot_png"), shown as a table of verdicts and their plots."""
+    under "plot_png"), shown as a table of verdicts and their plots. titles: see report_data.
+    notes=False leaves out the counting conventions (the embedded data still holds them)."""
+    from .report_kv import figures as kv_figures
+
     say = progress or (lambda _msg: None)
     say(f"analysing {len(configs)} model{'s' if len(configs) != 1 else ''}")
-    data = report_data(configs, context=context, batch=batch, dtype=dtype)
+    data = report_data(configs, context=context, batch=batch, dtype=dtype, titles=titles)
     figures = []
     for i, (key, title, draw, caption) in enumerate((
-        ("kv", "KV cache against context", figure_kv,
-         ("Bytes the caches hold for one sequence, from the config (analysis.kv_cache_bytes). Hollow circles: a "
+        ("kv", "KV cache against context", kv_figures,
+         ("Bytes the caches hold for one sequence, computed from the config. Hollow circles: a "
          "sliding window or chunk is full and those layers stop growing; global and MLA layers keep growing; "
          "linear-attention layers hold a fixed state.")),
         ("params", "Total against active parameters", figure_params,
@@ -399,8 +378,14 @@ def build_html(
          "layer without RoPE.")),
     ), start=1):
         say(f"plot {i}/3: {title.lower()}")
-        fig = draw(data)
-        figures.append((key, title, svg(fig, key), caption))
+        drawn = draw(data)
+        if isinstance(drawn, list) and len(drawn) > 1:  # one small plot per family, on the same axes
+            image = '<div class="facets">' + "".join(
+                f'<div class="plot">{svg(fig, f"{key}{j}")}</div>' for j, (_, fig) in enumerate(drawn)) + "</div>"
+            caption += " One plot per family, all on the same axes; each line is named at its end."
+        else:
+            image = f'<div class="plot">{svg(drawn[0][1] if isinstance(drawn, list) else drawn, key)}</div>'
+        figures.append((key, title, image, caption))
     names = ", ".join(m["name"] for m in data["models"])
     unverified = [m["name"] for m in data["models"] if not m["verified"]]
     from . import __version__
@@ -426,8 +411,7 @@ def build_html(
     parts += [
         "<h2>Published figures and sources</h2>",
         _sources(data),
-        "<h2>Conventions</h2>",
-        f"<pre>{_e(data['conventions'])}</pre>",
+        *(["<h2>Conventions</h2>", conventions_html(data["conventions"])] if notes else []),
         # the numbers behind the table and plots, for whoever wants them (inert: not a script)
         '<script type="application/json" id="archlab-data">'
         + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -466,6 +450,8 @@ def write_report(
     dtype: str = "bfloat16",
     progress: Progress | None = None,
     lab: Sequence[dict[str, Any]] = (),
+    titles: Sequence[str] | None = None,
+    notes: bool = True,
 ) -> Path:
     """Write the report to `path` atomically: a reader never sees half a file, and a
     failure leaves whatever was there before."""
@@ -473,7 +459,7 @@ def write_report(
 
     path = Path(path)
     make_parent(path)  # an unwritable place fails now, not after the drawing
-    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab)
+    page = build_html(configs, context=context, batch=batch, dtype=dtype, progress=progress, lab=lab, titles=titles, notes=notes)
     with atomic_file(path, "wb") as f:
         f.write(page.encode("utf-8"))
     if progress:
