@@ -234,3 +234,43 @@ def test_cli_chat_samples_by_default_and_runs_a_session(gemma_gguf, tmp_path, mo
                                                      {"role": "user", "content": "hello"}]), templated=True)
     want = tok.decode(archlab.generate(model, ids, 4, stop=tok.stop_ids), skip_special_tokens=True)
     assert json.loads(saved.read_text())["messages"][2] == {"role": "assistant", "content": want}
+
+
+def test_ctrl_c_before_the_first_token_takes_the_message_back(monkeypatch):
+    model, tok = _model(context=64), _tok()
+    s = ChatSession(model, tok, max_new_tokens=8, temperature=0)
+    s.withdraw(s.reply("hi"))  # a stream never read
+    assert s.messages == []
+
+    class Interrupting(io.StringIO):  # Ctrl-C while the context notice is printed, before any token
+        def write(self, text):
+            if "context full" in text:
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    s.messages = [{"role": "user", "content": "a" * 20}, {"role": "assistant", "content": "b" * 20}]
+    lines = iter(["hi", "/bye"])
+    chat_repl.run(s, lambda prompt: next(lines), io.StringIO(), Interrupting())
+    assert s.messages == []  # the old turn was dropped to make room, and "hi" taken back
+
+
+def test_a_template_that_refuses_is_one_line_and_the_chat_goes_on():
+    model, tok = _model(), _tok()
+    tok.chat_template = "{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}" + TEMPLATE
+    s = ChatSession(model, tok, max_new_tokens=3, temperature=0)
+    lines = iter(["one", "two", "/bye"])
+    err = io.StringIO()
+    assert chat_repl.run(s, lambda prompt: next(lines), io.StringIO(), err) == 0
+    assert "one message only" in err.getvalue() and [m["role"] for m in s.messages] == ["user", "assistant"]
+
+
+def test_the_cache_grows_and_replies_stay_equal(monkeypatch):
+    monkeypatch.setattr("archlab.chat_session._FIRST_CAPACITY", 16)
+    model, tok = _model(), _tok()
+    s = ChatSession(model, tok, max_new_tokens=6, temperature=0)
+    capacities = []
+    for text in ["hi", "tell me more", "why?"]:
+        want = _reference(model, s, s.messages + [{"role": "user", "content": text}], 6)
+        assert _say(s, text).tokens == want
+        capacities.append(s._cache.capacity)
+    assert capacities[0] < capacities[-1] <= 256

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .chat_session import ChatError, ChatSession, Turn
+from .chat_session import ChatSession, Turn
 
 HELP = """commands:
   /help          this list
@@ -94,16 +94,17 @@ def _reply(session: ChatSession, text: str, out, err) -> None:
     turn = Turn()
     try:
         stream = session.reply(text, turn)
-    except ChatError as e:
+    except ValueError as e:  # ChatError (no room at all), or the template refused the conversation
         print(f"[{e}]", file=err)
         return
-    if turn.dropped:
-        print(f"[context full: dropped the oldest {turn.dropped} message{'s' * (turn.dropped > 1)}]", file=err)
     try:
+        if turn.dropped:
+            print(f"[context full: dropped the oldest {turn.dropped} message{'s' * (turn.dropped > 1)}]", file=err)
         for piece in stream:
             out.write(piece)
             out.flush()
     except KeyboardInterrupt:
+        session.withdraw(stream)
         out.flush()
         print(file=out)
         print("[stopped]", file=err)

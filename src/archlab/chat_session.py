@@ -198,10 +198,20 @@ class ChatSession:
         self.messages.append({"role": "user", "content": text})
         try:
             ids, turn.dropped = self._fit()
-        except ChatError:
+        except Exception:  # ChatError, or a template that refuses the conversation: the message goes
             self.messages.pop()
             raise
         return self._stream(ids, turn)
+
+    def withdraw(self, stream: Iterator[str]) -> None:
+        """Take back the message of a reply whose stream was never read (Ctrl-C between reply()
+        and the first token): left in, it would be a user message without an answer."""
+        import inspect
+
+        if inspect.getgeneratorstate(stream) == inspect.GEN_CREATED:
+            stream.close()
+            if self.messages and self.messages[-1]["role"] == "user":
+                self.messages.pop()
 
     @torch.no_grad()
     def _stream(self, ids: list[int], turn: Turn) -> Iterator[str]:
