@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,7 +199,8 @@ def test_sampling_is_repeatable_with_a_seed_and_options_are_checked():
     a = _say(ChatSession(model, tok, max_new_tokens=8, seed=3), "hi").tokens
     assert a == _say(ChatSession(model, tok, max_new_tokens=8, seed=3), "hi").tokens
     for bad, match in [(dict(temperature=-1), "temperature"), (dict(top_p=2.0), "top_p"),
-                       (dict(max_new_tokens=256), "max_new_tokens"), (dict(context=1), "context")]:
+                       (dict(max_new_tokens=256), "max_new_tokens"), (dict(context=1), "context"),
+                       (dict(context=257), "model's context of 256")]:
         with pytest.raises(ValueError, match=match):
             ChatSession(model, tok, **{"max_new_tokens": 8, **bad})
 
@@ -274,3 +276,54 @@ def test_the_cache_grows_and_replies_stay_equal(monkeypatch):
         assert _say(s, text).tokens == want
         capacities.append(s._cache.capacity)
     assert capacities[0] < capacities[-1] <= 256
+
+
+@pytest.mark.slow
+def test_in_a_terminal_lines_are_edited_recalled_and_kept(gemma_gguf, tmp_path):
+    """The real command in a pseudo-terminal: arrow keys edit the line and recall the last one
+    (readline), Ctrl-C clears a half-typed line, Ctrl-D quits with 0, the history file is written."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import termios
+    import subprocess
+    import time
+
+    master, slave = pty.openpty()
+    src = str(Path(archlab.__file__).parent.parent)
+    env = {**os.environ, "ARCHLAB_CACHE": str(tmp_path), "PYTHONPATH": src, "TERM": "xterm"}
+
+    def terminal() -> None:
+        # the pty as the child's controlling terminal (so Ctrl-C is a SIGINT to it, as in a shell),
+        # and SIGINT's default action, which a test runner started in the background may have ignored
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen([sys.executable, "-m", "archlab", "chat", str(gemma_gguf), "--max-new-tokens", "2"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, preexec_fn=terminal)
+    os.close(slave)
+    seen = b""
+    keys_sent = b""
+
+    def until(text: bytes, timeout: float = 40) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while text not in seen:
+            assert time.monotonic() < end and proc.poll() is None, (text, keys_sent, seen.decode(errors="replace"))
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 4096)
+
+    until(b">>> ")
+    for keys in (b"/hep\x1b[Dl\r", b"\x1b[A\r", b"half-typed\x03"):  # Left edits; Up recalls; Ctrl-C
+        seen, keys_sent = b"", keys
+        os.write(master, keys)
+        until(b">>> ")
+        assert (b"/save FILE" in seen) == (keys != b"half-typed\x03"), seen
+    os.write(master, b"\x04")  # Ctrl-D
+    assert proc.wait(timeout=60) == 0
+    os.close(master)
+    # Python's readline keeps one of two equal lines in a row; the cleared line is not kept
+    assert (tmp_path / "chat_history").read_text().splitlines()[-1:] == ["/help"]

@@ -86,9 +86,9 @@ class ChatSession:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"{getattr(tokenizer, 'source', 'the tokenizer')}: no chat template; use `archlab generate` instead")
         limit = model.config.max_seq_len
-        if context is not None and (not isinstance(context, int) or isinstance(context, bool) or context < 2):
-            raise ValueError(f"context: expected an integer >= 2 (tokens), got {context!r}")
-        self.context = min(context or limit, limit)
+        if context is not None and (not isinstance(context, int) or isinstance(context, bool) or not 2 <= context <= limit):
+            raise ValueError(f"context: expected an integer from 2 to the model's context of {limit} tokens, got {context!r}")
+        self.context = context or limit
         if max_new_tokens < 1 or max_new_tokens >= self.context:
             raise ValueError(f"max_new_tokens: expected 1 to {self.context - 1} (the context is {self.context} tokens), "
                              f"got {max_new_tokens}")
