@@ -117,8 +117,9 @@ def _reply(session: ChatSession, text: str, out, err) -> None:
 
 
 def run(session: ChatSession, read_line: Callable[[str], str] | None = None, out=None, err=None,
-        save_history: Callable[[], None] = lambda: None) -> int:
-    """The chat loop: read a line, run it; 0 when the user quits (Ctrl-D or /bye)."""
+        save_history: Callable[[], None] = lambda: None, terminal: bool = False) -> int:
+    """The chat loop: read a line, run it; 0 when the user quits (Ctrl-D or /bye). terminal: the
+    lines come from a terminal through readline, which does not echo a Ctrl-C (a shell shows ^C)."""
     read_line = read_line or input  # looked up now, as are the streams: tests and callers may replace them
     out = out or sys.stdout
     err = err or sys.stderr
@@ -131,7 +132,7 @@ def run(session: ChatSession, read_line: Callable[[str], str] | None = None, out
                 print(file=err)
                 return 0
             except KeyboardInterrupt:  # at the prompt: drop the line, as a shell does
-                print(file=err)
+                print("^C" if terminal else "", file=err)
                 continue
             if not line.strip():
                 continue

@@ -489,7 +489,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
     session = ChatSession(model, tok, system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, context=args.context)
-    return chat_repl.run(session, save_history=chat_repl.setup_readline())
+    return chat_repl.run(session, save_history=chat_repl.setup_readline(), terminal=sys.stdin.isatty())
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
