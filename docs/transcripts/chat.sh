@@ -19,7 +19,10 @@ prompt
 say "/help"
 say "What is the capital of France?"
 tmux send-keys -t $S -l "Write a long story about a dragon."; tmux send-keys -t $S Enter
-sleep 3; tmux send-keys -t $S C-c; prompt
+for _ in $(seq 300); do  # Ctrl-C as soon as the reply has begun
+  tmux capture-pane -p -t $S | sed '/^$/d' | tail -1 | grep -q "^>>> Write" || break; sleep 0.05
+done
+sleep 0.3; tmux send-keys -t $S C-c; prompt
 say "/system You are a pirate. Answer in one sentence."
 say "Who are you?"
 say "Tell me about your ship in detail, every deck and every sail."
