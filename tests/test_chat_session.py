@@ -200,7 +200,8 @@ def test_sampling_is_repeatable_with_a_seed_and_options_are_checked():
     assert a == _say(ChatSession(model, tok, max_new_tokens=8, seed=3), "hi").tokens
     for bad, match in [(dict(temperature=-1), "temperature"), (dict(top_p=2.0), "top_p"),
                        (dict(max_new_tokens=256), "max_new_tokens"), (dict(context=1), "context"),
-                       (dict(context=257), "model's context of 256")]:
+                       (dict(context=257), "model's context of 256"),
+                       (dict(max_new_tokens="8"), "max_new_tokens")]:
         with pytest.raises(ValueError, match=match):
             ChatSession(model, tok, **{"max_new_tokens": 8, **bad})
 
@@ -254,6 +255,11 @@ def test_ctrl_c_before_the_first_token_takes_the_message_back(monkeypatch):
     lines = iter(["hi", "/bye"])
     chat_repl.run(s, lambda prompt: next(lines), io.StringIO(), Interrupting())
     assert s.messages == []  # the old turn was dropped to make room, and "hi" taken back
+    # and while the conversation is rendered, before reply() returns
+    monkeypatch.setattr(s, "_fit", lambda: (_ for _ in ()).throw(KeyboardInterrupt))
+    lines = iter(["hi", "/bye"])
+    assert chat_repl.run(s, lambda prompt: next(lines), io.StringIO(), io.StringIO()) == 0
+    assert s.messages == []
 
 
 def test_a_template_that_refuses_is_one_line_and_the_chat_goes_on():

@@ -92,19 +92,21 @@ def _command(session: ChatSession, line: str, err) -> bool:
 
 def _reply(session: ChatSession, text: str, out, err) -> None:
     turn = Turn()
+    stream = None
     try:
-        stream = session.reply(text, turn)
-    except ValueError as e:  # ChatError (no room at all), or the template refused the conversation
-        print(f"[{e}]", file=err)
-        return
-    try:
+        try:
+            stream = session.reply(text, turn)
+        except ValueError as e:  # ChatError (no room at all), or the template refused the conversation
+            print(f"[{e}]", file=err)
+            return
         if turn.dropped:
             print(f"[context full: dropped the oldest {turn.dropped} message{'s' * (turn.dropped > 1)}]", file=err)
         for piece in stream:
             out.write(piece)
             out.flush()
     except KeyboardInterrupt:
-        session.withdraw(stream)
+        if stream is not None:
+            session.withdraw(stream)
         out.flush()
         print(file=out)
         print("[stopped]", file=err)

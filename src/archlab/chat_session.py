@@ -89,10 +89,10 @@ class ChatSession:
         if context is not None and (not isinstance(context, int) or isinstance(context, bool) or not 2 <= context <= limit):
             raise ValueError(f"context: expected an integer from 2 to the model's context of {limit} tokens, got {context!r}")
         self.context = context or limit
-        if max_new_tokens < 1 or max_new_tokens >= self.context:
+        self.temperature, self.top_p = _validate(model, [[0]], max_new_tokens, temperature, top_k, top_p, seed)
+        if not 1 <= max_new_tokens < self.context:  # a reply needs its prompt: at least one token of room
             raise ValueError(f"max_new_tokens: expected 1 to {self.context - 1} (the context is {self.context} tokens), "
                              f"got {max_new_tokens}")
-        self.temperature, self.top_p = _validate(model, [[0]], max_new_tokens, temperature, top_k, top_p, seed)
         self.model, self.tok = model, tokenizer
         self.max_new_tokens, self.top_k = max_new_tokens, top_k
         self.device = next(model.parameters()).device
@@ -198,7 +198,7 @@ class ChatSession:
         self.messages.append({"role": "user", "content": text})
         try:
             ids, turn.dropped = self._fit()
-        except Exception:  # ChatError, or a template that refuses the conversation: the message goes
+        except BaseException:  # ChatError, a template that refuses the conversation, Ctrl-C: the message goes
             self.messages.pop()
             raise
         return self._stream(ids, turn)
