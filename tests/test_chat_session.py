@@ -8,6 +8,7 @@ a reply re-encodes to exactly the tokens generated."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -32,7 +33,11 @@ def _tok():
 
 def _model(preset: str = "llama-3-8b", context: int = 256, seed: int = 0):
     torch.manual_seed(seed)
-    return archlab.build(archlab.tiny(preset, vocab_size=128, max_seq_len=context), dtype=torch.float64).eval()
+    wide = preset.endswith("+wide")  # a sliding window longer than the conversation: the ring never wraps
+    config = archlab.tiny(preset.removesuffix("+wide"), vocab_size=128, max_seq_len=context)
+    if wide:
+        config = config.replace(attention=dataclasses.replace(config.attention, window=200))
+    return archlab.build(config, dtype=torch.float64).eval()
 
 
 class Calls:
@@ -82,10 +87,11 @@ def test_the_cache_is_kept_and_only_the_new_turn_is_prefilled():
     assert t2.prefilled == new == calls.sizes[0] and new < len(second_prompt) // 2
 
 
-@pytest.mark.parametrize("preset", ["llama-3-8b", "deepseek-v3", "gemma-3-27b", "qwen3-next-80b-a3b"])
+@pytest.mark.parametrize("preset", ["llama-3-8b", "deepseek-v3", "gemma-3-27b", "gemma-3-27b+wide", "qwen3-next-80b-a3b"])
 def test_every_reply_equals_a_fresh_prefill_of_the_conversation(preset):
-    """KV (rewinds), MLA (rewinds), a sliding ring of 12 (wraps: prefilled again) and DeltaNet
-    (a recurrent state: prefilled again) against the stateless path, turn after turn."""
+    """KV (rewinds), MLA (rewinds), a sliding ring of 12 (wraps: prefilled again), one of 200
+    (never wraps: rewinds) and DeltaNet (a recurrent state: prefilled again) against the
+    stateless path, turn after turn."""
     model, tok = _model(preset), _tok()
     s = ChatSession(model, tok, max_new_tokens=6, temperature=0)
     for text in ["hi", "tell me more", "why?", "ok, thanks", "edited"]:
@@ -97,7 +103,7 @@ def test_every_reply_equals_a_fresh_prefill_of_the_conversation(preset):
         turn = _say(s, text)
         assert turn.tokens == want, (preset, text)
         prompt = len(s.prompt_ids(s.messages[:-1]))
-        if preset == "llama-3-8b" and text != "hi":
+        if preset in ("llama-3-8b", "gemma-3-27b+wide") and text != "hi":
             assert turn.prefilled < prompt  # rewound, or simply continued
     assert (turn.prefilled == prompt) == (preset in ("qwen3-next-80b-a3b", "gemma-3-27b"))
 
