@@ -63,7 +63,7 @@ def test_in_a_terminal_lines_are_edited_recalled_and_kept(gemma_gguf, tmp_path):
     seen = b""
     keys_sent = b""
 
-    def until(text: bytes, timeout: float = 40) -> None:
+    def until(text: bytes, timeout: float = 120) -> None:
         nonlocal seen
         end = time.monotonic() + timeout
         while text not in seen:
