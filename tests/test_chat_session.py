@@ -266,3 +266,14 @@ def test_the_cache_grows_and_replies_stay_equal(monkeypatch):
         assert _say(s, text).tokens == want
         capacities.append(s._cache.capacity)
     assert capacities[0] < capacities[-1] <= 256
+
+
+def test_a_prompt_near_the_end_of_the_context_gets_a_shorter_reply():
+    model, tok = _model(context=64), _tok()
+    s = ChatSession(model, tok, max_new_tokens=8, temperature=0)
+    text = "q" * 42
+    prompt = s.prompt_ids([{"role": "user", "content": text}])
+    assert len(prompt) == 60  # 4 tokens of room, not 8
+    turn = _say(s, text)
+    assert turn.finish == "context" and turn.tokens == archlab.generate(model, prompt, 4)
+    assert s._cache.capacity == 64

@@ -178,7 +178,7 @@ class ChatSession:
     def _prefill(self, ids: list[int]) -> tuple[torch.Tensor, int]:
         """Logits after the prompt `ids`, feeding only what the cache does not already hold;
         returns them with the number of tokens fed."""
-        self._ensure_cache(len(ids) + self.max_new_tokens - 1)
+        self._ensure_cache(min(len(ids) + self.max_new_tokens - 1, self.context))  # a reply may have less room (_fit)
         keep = min(_common_prefix(self._fed, ids), len(ids) - 1)  # at least one token gives logits
         if not _can_rewind(self._cache, keep):
             keep = 0
