@@ -174,7 +174,8 @@ def test_commands(tmp_path):
     calls = Calls(model)
     s = ChatSession(model, tok, max_new_tokens=3, temperature=0)
     saved = tmp_path / "chat.json"
-    lines = iter(["/help", "/nope", "//slash", f"/save {saved}", "/system be terse", "/system", "hi", "/clear", "/bye"])
+    lines = iter(["/help", "/nope", "//slash", f"/save {saved}", f"/save {tmp_path}", "/save", "/system be terse", "/system",
+                  "hi", "/clear", "/bye"])
     out, err = io.StringIO(), io.StringIO()
     seen = []
     real = s.reply
@@ -182,6 +183,7 @@ def test_commands(tmp_path):
     assert chat_repl.run(s, lambda prompt: next(lines), out, err) == 0
     text = err.getvalue()
     assert "/save FILE" in text and "unknown command /nope" in text and "be terse" in text
+    assert f"/save: {tmp_path}" in text and "/save: name a file" in text  # a directory is not replaced
     assert seen == ["/slash", "hi"]  # "/nope" never reached the model; "//" sends a "/"
     assert json.loads(saved.read_text())["messages"][0] == {"role": "user", "content": "/slash"}
     assert s.messages == [{"role": "system", "content": "be terse"}]  # /clear keeps the system message
