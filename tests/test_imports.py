@@ -65,6 +65,7 @@ MODULES = {
     "archlab.textfit": "base", "archlab.completion": "cli",
     "archlab.cache": "nn",
     "archlab.model": "model", "archlab.generation": "model", "archlab.memory": "model",
+    "archlab.chat_defaults": "base", "archlab.chat_session": "model", "archlab.chat_repl": "cli",
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli", "archlab.notes.cli": "cli",

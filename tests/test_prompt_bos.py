@@ -35,7 +35,12 @@ def _prompts_seen(monkeypatch) -> list[list[int]]:
         seen.append(list(ids))
         yield from ()
 
+    def chat_stream(session, ids, turn):  # archlab chat's session: the prompt of each turn
+        seen.append(list(ids))
+        yield from ()
+
     monkeypatch.setattr(archlab, "stream", stream)
+    monkeypatch.setattr("archlab.chat_session.ChatSession._stream", chat_stream)
     return seen
 
 
@@ -47,7 +52,7 @@ def test_cli_generate_and_chat_start_with_one_bos(gemma_gguf, monkeypatch, capsy
     seen = _prompts_seen(monkeypatch)
     assert main(["generate", str(gemma_gguf), "the quick fox", "--max-new-tokens", "2"]) == 0
     assert main(["generate", str(gemma_gguf), "the quick fox", "--chat", "--max-new-tokens", "2"]) == 0
-    lines = iter(["the quick fox", ""])
+    lines = iter(["the quick fox", "/bye"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     assert main(["chat", str(gemma_gguf), "--max-new-tokens", "2"]) == 0
     capsys.readouterr()

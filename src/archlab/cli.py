@@ -15,6 +15,7 @@ from pathlib import Path
 
 import archlab as api  # the package's torch-using functions import torch on first use
 
+from . import chat_defaults
 from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
 from .textfit import render_table, wrap_lines
@@ -456,25 +457,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from . import chat_repl
+    from .chat_session import ChatSession
+
+    if args.compile:  # the session rewinds its cache between turns; the static compiled step does not
+        print("archlab chat: --compile is not used by chat (it decodes with the ordinary step)", file=sys.stderr)
     model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
-    if not getattr(tok, "chat_template", None):
-        raise ValueError(f"{args.model}: the tokenizer has no chat template; use `archlab generate` instead")
-    messages = [{"role": "system", "content": args.system}] if args.system else []
-    print("archlab chat: type a message, an empty line or Ctrl-D to quit.", file=sys.stderr)
-    while True:
-        try:
-            user = input("> ")
-        except (EOFError, KeyboardInterrupt):
-            print(file=sys.stderr)
-            return 0
-        if not user.strip():
-            return 0
-        messages.append({"role": "user", "content": user})
-        ids = tok.encode_prompt(tok.apply_chat_template(messages, add_generation_prompt=True), templated=True)
-        new, first, total = _stream_text(model, tok, ids, args)
-        print()
-        print(f"[{_speed(len(new), first, total)}]", file=sys.stderr)
-        messages.append({"role": "assistant", "content": tok.decode(new, skip_special_tokens=True)})
+    session = ChatSession(model, tok, system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, seed=args.seed, context=args.context)
+    return chat_repl.run(session, save_history=chat_repl.setup_readline(), terminal=sys.stdin.isatty())
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -722,9 +713,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     p.set_defaults(fn=cmd_generate)
-    p = sub.add_parser("chat", help="an interactive chat using the model's chat template")
+    p = sub.add_parser("chat", help="an interactive chat using the model's chat template",
+                       description="Chat with a model: /help lists the commands; Ctrl-C stops a reply, Ctrl-D or /bye quits. "
+                       f"Samples by default (temperature {chat_defaults.TEMPERATURE}, top-k {chat_defaults.TOP_K}, "
+                       f"top-p {chat_defaults.TOP_P}: ollama's defaults), since greedy decoding makes small models "
+                       "repeat themselves; --temperature 0 is greedy, --seed repeats a session.")
     _sampling_args(p, 256)
+    p.set_defaults(temperature=chat_defaults.TEMPERATURE, top_k=chat_defaults.TOP_K, top_p=chat_defaults.TOP_P)
     p.add_argument("--system", default=None, help="a system message")
+    p.add_argument("--context", type=int, default=None,
+                   help="the most tokens the conversation may hold (default: the model's context); "
+                   "the oldest turns are dropped beyond it")
     p.set_defaults(fn=cmd_chat)
     p = sub.add_parser("quantize", help="pack a model's linear weights to int8 or int4 and write them (archlab.load reads the folder)")
     p.add_argument("model", help="a fetchable model name, a .gguf file or an HF-format directory")
