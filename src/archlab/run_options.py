@@ -268,7 +268,12 @@ def load_for_run(args: argparse.Namespace, err=None):
         path = resolve_model(args.model)
         quant = choose_quant(path, args.quant, device)
         bar.stage("weights" + (f" (quant {quant})" if quant else ""))
-        model = archlab.load(path, dtype=args.dtype, device=device, quant=quant).eval()
+        if quant == "keep" and device == "cpu" and path.suffix == ".gguf":
+            from .load_cache import load_kept
+
+            model = load_kept(path, args.dtype, lambda: archlab.load(path, dtype=args.dtype, quant="keep")).eval()
+        else:
+            model = archlab.load(path, dtype=args.dtype, device=device, quant=quant).eval()
         bar.stage("tokenizer")
         tok = archlab.load_tokenizer(path)
         bar.stage("done")

@@ -1,0 +1,65 @@
+"""What loading a GGUF file with quant="keep" computes (the blocks repacked for the kernels, the
+float tensors converted), kept once per file in $ARCHLAB_CACHE/loaded/ in `archlab quantize`'s
+format (io/quantized.py: safetensors, read through a memory map), so that the next `archlab
+generate` skips the work: SmolLM2-135M's weights load in ~0.06 s instead of ~0.45 s.
+
+An entry is keyed by the file's size, its modification time and a hash of its first MiB (the
+header: metadata and tensor table), the dtype and the cache format; a changed file gets a new
+entry. Entries are written whole or not at all (io.atomic.atomic_directory), and a cache that
+cannot be written or read is only a slower load, said once as a warning.
+ARCHLAB_LOAD_CACHE=0 turns it off."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import CheckpointError
+from .io.files import cache_dir
+
+FORMAT = 1  # bump when what an entry holds changes
+HEADER_BYTES = 1 << 20
+
+
+def enabled() -> bool:
+    return os.environ.get("ARCHLAB_LOAD_CACHE", "1") not in ("0", "")
+
+
+def entry(path: Path, dtype) -> Path:
+    """The cache folder for GGUF file `path` loaded with quant="keep" in `dtype`."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(HEADER_BYTES))
+    h.update(f"{st.st_size}:{st.st_mtime_ns}:{dtype}:{FORMAT}".encode())
+    return cache_dir() / "loaded" / f"{path.stem[:60]}-{h.hexdigest()[:24]}"
+
+
+def load_kept(path: Path, dtype, load: Callable):
+    """load() (a GGUF loaded with quant="keep" on the CPU), or its cached copy; a fresh load is
+    written into the cache for next time."""
+    from .io.quantized import load_quantized, save_quantized
+    from .model import resolve_dtype
+
+    if not enabled():
+        return load()
+    dtype = resolve_dtype(dtype)
+    folder = entry(path, dtype)
+    if (folder / "quantization.json").is_file():
+        try:
+            return load_quantized(folder, dtype=dtype)
+        except (CheckpointError, OSError, RuntimeError) as e:  # damaged: load again and replace it
+            warnings.warn(f"archlab: the load cache {folder} is unreadable ({e}); loading {path} again", RuntimeWarning)
+    model = load()
+    try:
+        from .io.atomic import atomic_directory
+
+        with atomic_directory(folder, overwrite=True) as tmp:
+            save_quantized(model, tmp, "keep", overwrite=True)
+    except OSError as e:
+        warnings.warn(f"archlab: could not write the load cache {folder} ({e}); the next load converts again",
+                      RuntimeWarning)
+    return model
