@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import CheckpointError
 from .io.files import cache_dir
 
 FORMAT = 1  # bump when what an entry holds changes
@@ -51,8 +50,10 @@ def load_kept(path: Path, dtype, load: Callable):
     if (folder / "quantization.json").is_file():
         try:
             return load_quantized(folder, dtype=dtype)
-        except (CheckpointError, OSError, RuntimeError) as e:  # damaged: load again and replace it
-            warnings.warn(f"archlab: the load cache {folder} is unreadable ({e}); loading {path} again", RuntimeWarning)
+        # damaged (safetensors raises its own SafetensorError, no subclass of these): load again, replace it
+        except Exception as e:  # noqa: BLE001 -- any failure of a cache only costs a slower load, said
+            warnings.warn(f"archlab: the load cache {folder} is unreadable ({type(e).__name__}: {e}); "
+                          f"loading {path} again", RuntimeWarning)
     model = load()
     try:
         from .io.atomic import atomic_directory

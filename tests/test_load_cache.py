@@ -1,0 +1,71 @@
+"""The load cache (archlab/load_cache.py): a GGUF loaded with quant="keep" is kept once in the
+cache and read back as the same model (the same logits, bit for bit, as loading the file), a
+changed file gets a new entry, a damaged entry is loaded again and replaced."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import archlab
+from archlab import load_cache
+from archlab.quant.modules import _Packed
+from test_quant_native import q4_gguf  # noqa: F401 -- a tiny llama GGUF, Q4_1 linears and a Q8_0 embedding
+
+
+def _load(path, calls):
+    def load():
+        calls.append(path)
+        return archlab.load(path, quant="keep")
+    return load
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model.eval()(torch.tensor([[5, 17, 42, 7, 3]]))
+
+
+def test_a_cached_load_is_the_same_model(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    calls = []
+    first = load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
+    assert (load_cache.entry(q4_gguf, torch.float32) / "model.safetensors").is_file()
+    again = load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
+    assert len(calls) == 1  # the second came from the cache
+    assert again.config == first.config
+    packed = [n for n, m in again.named_modules() if isinstance(m, _Packed)]
+    assert packed and packed == [n for n, m in first.named_modules() if isinstance(m, _Packed)]
+    assert torch.equal(_logits(again), _logits(archlab.load(q4_gguf, quant="keep")))
+
+
+def test_a_changed_file_gets_a_new_entry(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    before = load_cache.entry(q4_gguf, torch.float32)
+    st = os.stat(q4_gguf)
+    try:
+        os.utime(q4_gguf, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        assert load_cache.entry(q4_gguf, torch.float32) != before
+    finally:
+        os.utime(q4_gguf, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert load_cache.entry(q4_gguf, torch.bfloat16) != before
+
+
+def test_a_damaged_entry_is_loaded_again(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    calls = []
+    load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
+    (load_cache.entry(q4_gguf, torch.float32) / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        model = load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
+    assert len(calls) == 2 and torch.equal(_logits(model), _logits(archlab.load(q4_gguf, quant="keep")))
+    load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
+    assert len(calls) == 2  # replaced by a good entry
+
+
+def test_the_cache_can_be_turned_off(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("ARCHLAB_LOAD_CACHE", "0")
+    load_cache.load_kept(q4_gguf, None, _load(q4_gguf, []))
+    assert not (tmp_path / "loaded").exists()
