@@ -192,3 +192,26 @@ def test_building_imports_no_dynamo():
     code = ("import sys, archlab; archlab.build(archlab.tiny('llama-3-8b')); "
             "assert 'torch._dynamo' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": SRC})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_loading_line_shows_each_stage_on_a_terminal():
+    err = _Terminal()
+    bar = run_options._Progress("m", 2, err)
+    bar.stage("weights")
+    bar.stage("tokenizer")
+    bar.close()
+    shown = err.getvalue()
+    assert "loading m: weights" in shown and "loading m: tokenizer" in shown
+
+
+def test_no_loading_line_off_a_terminal():
+    err = io.StringIO()
+    bar = run_options._Progress("m", 2, err)
+    bar.stage("weights")
+    bar.close()
+    assert err.getvalue() == ""

@@ -212,10 +212,11 @@ def prepare(args: argparse.Namespace) -> str | None:
 
 class _Progress:
     """The loading line: a bar through the stages of loading when stderr is a terminal (tqdm,
-    imported only then), nothing otherwise: the stats line gives the load time either way."""
+    imported only then), nothing otherwise: the stats line gives the load time either way.
+    It starts before torch is imported, so that the terminal shows something at once."""
 
     def __init__(self, what: str, stages: int, err=None):
-        self.bar = None
+        self.bar, self.what, self.started = None, what, False
         err = err or sys.stderr
         if err.isatty():
             try:
@@ -224,17 +225,21 @@ class _Progress:
                 print(f"archlab: loading {what} ...", file=err, flush=True)
             else:
                 self.bar = tqdm(total=stages, desc=f"loading {what}", file=err, leave=False,
-                                bar_format="{desc}: {bar:20} {postfix} [{elapsed}]")
+                                bar_format="{desc} {bar:20} [{elapsed}]")
 
-    def stage(self, name: str, done: bool = True) -> None:
+    def stage(self, name: str) -> None:
+        """`name` starts; the stage before it is done."""
         if self.bar is not None:
-            self.bar.set_postfix_str(name)
-            if done:
+            if self.started:
                 self.bar.update(1)
+            self.started = True
+            self.bar.set_description_str(f"loading {self.what}: {name}")
 
     def close(self) -> None:
         if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
+            self.bar = None
 
 
 def random_model(preset: str, device: str, dtype: str | None):
@@ -255,16 +260,19 @@ def random_model(preset: str, device: str, dtype: str | None):
 def load_for_run(args: argparse.Namespace, err=None):
     """(model, tokenizer, seconds to load) for the checked `args`; threads and device set first."""
     start = time.perf_counter()
-    device = setup_runtime(args)
-    if args.random:
-        model, tok = random_model(args.model, device, args.dtype)
-        return model, tok, time.perf_counter() - start
-    import archlab
-    from .hub import resolve_model
-
-    bar = _Progress(args.model, 3, err)
+    bar = _Progress(args.model, 2 if args.random else 4, err)
     try:
-        bar.stage("finding the file", done=False)
+        bar.stage("importing torch")
+        device = setup_runtime(args)
+        if args.random:
+            bar.stage("building")
+            bar.close()
+            model, tok = random_model(args.model, device, args.dtype)
+            return model, tok, time.perf_counter() - start
+        import archlab
+        from .hub import resolve_model
+
+        bar.stage("finding the file")
         path = resolve_model(args.model)
         quant = choose_quant(path, args.quant, device)
         bar.stage("weights" + (f" (quant {quant})" if quant else ""))
@@ -276,7 +284,6 @@ def load_for_run(args: argparse.Namespace, err=None):
             model = archlab.load(path, dtype=args.dtype, device=device, quant=quant).eval()
         bar.stage("tokenizer")
         tok = archlab.load_tokenizer(path)
-        bar.stage("done")
     finally:
         bar.close()
     return model, tok, time.perf_counter() - start
