@@ -7,8 +7,12 @@ each variant first).
     python benchmarks/ttft.py [--model smollm2-135m-instruct] [--runs 7]
         [--variant LABEL=SRC[:EXTRA ARGS]] ...
 
-Default variants: "before" runs the main branch's code (/work/main/src), "after" this tree's,
-and "after, --quant none" this tree's with the float32 conversion it skips by default. Variants
+EXTRA ARGS: options for `archlab generate`, after any NAME=VALUE environment settings
+(e.g. "after, no load cache=src:ARCHLAB_LOAD_CACHE=0").
+
+Default variants: "before" runs the main branch's code (/work/main/src), with and without
+--quant keep; "after" this tree's: with --quant none (the float32 conversion it skips by
+default), with quant keep but no load cache, and as it runs by default. Variants
 run interleaved (A B C A B C ...), so that a machine shared with other work disturbs each alike;
 the table gives medians, min and the ratio to the first variant. OMP_NUM_THREADS is passed on
 as set (default 1 here: the machine is shared)."""
@@ -25,12 +29,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1] / "src"
-DEFAULT_VARIANTS = ["before=/work/main/src", f"after={HERE}", f"after, --quant none={HERE}:--quant none"]
+DEFAULT_VARIANTS = [  # each step of the change on its own
+    "before=/work/main/src",
+    "before, --quant keep=/work/main/src:--quant keep",
+    f"after, --quant none (float32 conversion)={HERE}:--quant none",
+    f"after, quant keep without the load cache={HERE}:ARCHLAB_LOAD_CACHE=0",
+    f"after (quant keep, load cache)={HERE}",
+]
 
 
 def once(src: str, model: str, extra: list[str]) -> tuple[float, float]:
     """(seconds to the first byte of output, seconds to exit) of one fresh process."""
     env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    while extra and "=" in extra[0] and not extra[0].startswith("-"):
+        name, _, value = extra[0].partition("=")
+        env[name], extra = value, extra[1:]
     cmd = [sys.executable, "-m", "archlab", "generate", model, "Hello", "--max-new-tokens", "1", *extra]
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
