@@ -119,10 +119,6 @@ def add_run_args(p: argparse.ArgumentParser, *, max_new: int, prompt: bool, temp
 
 # ---- before loading -------------------------------------------------------------------------
 
-class NotWeights(ValueError):
-    """An architecture preset named where weights are needed."""
-
-
 def _is_preset(name: str) -> bool:
     import archlab
 
@@ -139,7 +135,7 @@ def check_model_name(args: argparse.Namespace) -> None:
         raise ValueError(f"--random builds a tiny random model of an architecture preset (`archlab presets`); "
                          f"{name!r} is not one")
     if preset and not args.random:
-        raise NotWeights(
+        raise ValueError(
             f"{name!r} is an architecture preset: a shape without weights (`archlab presets` lists them). "
             f"To run real weights: `archlab fetch NAME` for a known model ({', '.join(known_models())}; "
             f"`archlab models`), or give a path to a .gguf file or an HF-format folder. "
