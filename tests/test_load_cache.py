@@ -69,3 +69,17 @@ def test_the_cache_can_be_turned_off(q4_gguf, tmp_path, monkeypatch):  # noqa: F
     monkeypatch.setenv("ARCHLAB_LOAD_CACHE", "0")
     load_cache.load_kept(q4_gguf, None, _load(q4_gguf, []))
     assert not (tmp_path / "loaded").exists()
+
+
+def test_a_changed_archlab_gets_a_new_entry_and_old_ones_go(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
+    """A fix to the loader must not be hidden behind weights the old loader converted; and a
+    file's entries beyond KEEP are removed, oldest first."""
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    entries = []
+    for version in ("a", "b", "c"):
+        monkeypatch.setattr(load_cache, "code_hash", lambda v=version: v)
+        entries.append(load_cache.entry(q4_gguf, torch.float32))
+        load_cache.load_kept(q4_gguf, None, _load(q4_gguf, []))
+        os.utime(entries[-1], (1e9 + len(entries), 1e9 + len(entries)))  # written in this order
+    assert len(set(entries)) == 3
+    assert sorted(p for p in (tmp_path / "loaded").iterdir()) == sorted(entries[-load_cache.KEEP:])
