@@ -15,6 +15,13 @@ from archlab.quant.modules import _Packed
 from test_quant_native import q4_gguf  # noqa: F401 -- a tiny llama GGUF, Q4_1 linears and a Q8_0 embedding
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """The load cache on (conftest turns it off for other tests), in a cache of the test's own."""
+    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("ARCHLAB_LOAD_CACHE", "1")
+
+
 def _load(path, calls):
     def load():
         calls.append(path)
@@ -28,7 +35,6 @@ def _logits(model):
 
 
 def test_a_cached_load_is_the_same_model(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
     calls = []
     first = load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
     assert (load_cache.entry(q4_gguf, torch.float32) / "model.safetensors").is_file()
@@ -41,7 +47,6 @@ def test_a_cached_load_is_the_same_model(q4_gguf, tmp_path, monkeypatch):  # noq
 
 
 def test_a_changed_file_gets_a_new_entry(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
     before = load_cache.entry(q4_gguf, torch.float32)
     st = os.stat(q4_gguf)
     try:
@@ -53,7 +58,6 @@ def test_a_changed_file_gets_a_new_entry(q4_gguf, tmp_path, monkeypatch):  # noq
 
 
 def test_a_damaged_entry_is_loaded_again(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
     calls = []
     load_cache.load_kept(q4_gguf, None, _load(q4_gguf, calls))
     (load_cache.entry(q4_gguf, torch.float32) / "model.safetensors").write_bytes(b"not safetensors")
@@ -65,7 +69,6 @@ def test_a_damaged_entry_is_loaded_again(q4_gguf, tmp_path, monkeypatch):  # noq
 
 
 def test_the_cache_can_be_turned_off(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
     monkeypatch.setenv("ARCHLAB_LOAD_CACHE", "0")
     load_cache.load_kept(q4_gguf, None, _load(q4_gguf, []))
     assert not (tmp_path / "loaded").exists()
@@ -74,7 +77,6 @@ def test_the_cache_can_be_turned_off(q4_gguf, tmp_path, monkeypatch):  # noqa: F
 def test_a_changed_archlab_gets_a_new_entry_and_old_ones_go(q4_gguf, tmp_path, monkeypatch):  # noqa: F811
     """A fix to the loader must not be hidden behind weights the old loader converted; and a
     file's entries beyond KEEP are removed, oldest first."""
-    monkeypatch.setenv("ARCHLAB_CACHE", str(tmp_path))
     entries = []
     for version in ("a", "b", "c"):
         monkeypatch.setattr(load_cache, "code_hash", lambda v=version: v)
@@ -83,3 +85,21 @@ def test_a_changed_archlab_gets_a_new_entry_and_old_ones_go(q4_gguf, tmp_path, m
         os.utime(entries[-1], (1e9 + len(entries), 1e9 + len(entries)))  # written in this order
     assert len(set(entries)) == 3
     assert sorted(p for p in (tmp_path / "loaded").iterdir()) == sorted(entries[-load_cache.KEEP:])
+
+
+def test_generate_writes_then_reads_the_cache(q4_gguf, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """`archlab generate` on a GGUF: the first run converts and keeps, the second reads the kept
+    copy (the loader is not called) and prints the same text."""
+    from archlab.cli import main
+    from archlab.quant import native
+
+    if not native.available():
+        pytest.skip(f"quant keep is the default only with the C kernel: {native.why_unavailable()}")
+    # byte prompt ids are not this GGUF's vocabulary, but any ids < its vocab size generate
+    monkeypatch.setattr(archlab, "load_tokenizer", lambda path: __import__("archlab.tokenizer").tokenizer.byte_tokenizer())
+    assert main(["generate", str(q4_gguf), "ab", "--max-new-tokens", "4"]) == 0
+    first = capsys.readouterr().out
+    assert load_cache.entry(q4_gguf, torch.float32).is_dir()
+    monkeypatch.setattr(archlab, "load", lambda *a, **k: pytest.fail("loaded the file again"), raising=False)
+    assert main(["generate", str(q4_gguf), "ab", "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out == first
