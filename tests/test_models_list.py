@@ -38,3 +38,18 @@ def test_fetch_help_lists_the_known_models(capsys):
     assert main(["fetch", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert all(name in out for name in REGISTRY) and "org/name" in out
+
+
+def test_models_lists_the_models_in_the_current_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "small.gguf").write_bytes(b"x" * 10)
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    (tmp_path / "hf" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "notes").mkdir()  # a folder without weights is not listed
+    monkeypatch.chdir(tmp_path)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "In this folder:" in out and f"{tmp_path / 'small.gguf'}  (GGUF" in out and f"{tmp_path / 'hf'}  (HF folder" in out
+    assert str(tmp_path / "notes") not in out
+    assert main(["models", "--json"]) == 0
+    assert [m["kind"] for m in json.loads(capsys.readouterr().out)["local"]] == ["HF folder", "GGUF"]  # by name

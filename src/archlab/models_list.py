@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from pathlib import Path
 
 from .hub import REGISTRY, cache_dir
 
@@ -27,7 +28,20 @@ def runnable() -> list[dict]:
     return out
 
 
-def render(models: list[dict], presets: list[str], width: int | None = None) -> list[str]:
+def local(folder: Path | None = None) -> list[dict]:
+    """Models in `folder` (default: the current one): .gguf files, and HF-format folders
+    (config.json beside *.safetensors). Not opened: a listing, not a check."""
+    folder = folder or Path.cwd()
+    out = []
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.suffix == ".gguf" and p.is_file():
+            out.append({"path": str(p), "kind": "GGUF", "size": p.stat().st_size})
+        elif p.is_dir() and (p / "config.json").is_file() and any(p.glob("*.safetensors")):
+            out.append({"path": str(p), "kind": "HF folder", "size": sum(f.stat().st_size for f in p.glob("*.safetensors"))})
+    return out
+
+
+def render(models: list[dict], presets: list[str], width: int | None = None, here: list[dict] | None = None) -> list[str]:
     width_ = width or min(shutil.get_terminal_size((100, 24)).columns, 100)
     lines = ["Models to run (`archlab generate NAME \"text\"`, `archlab chat NAME`):", ""]
     width = max([len(m["name"]) for m in models] + [4])
@@ -37,6 +51,9 @@ def render(models: list[dict], presets: list[str], width: int | None = None) -> 
         lines.append(f"  {'':<{width}}  {m['description']}")
         if m["path"]:
             lines.append(f"  {'':<{width}}  {m['path']}")
+    if here:
+        lines += ["", "In this folder:"]
+        lines += [f"  {h['path']}  ({h['kind']}, {_size(h['size'])})" for h in here]
     notes = [
         "Also runnable: a path to a .gguf file or to an HF-format folder (config.json and *.safetensors), "
         "or an HF hub id 'org/name' (needs huggingface_hub).",
@@ -62,10 +79,10 @@ def main(args) -> int:
     if getattr(args, "json", False):
         import json
 
-        print(json.dumps({"models": runnable(), "presets": archlab.presets()}, indent=1))
+        print(json.dumps({"models": runnable(), "local": local(), "presets": archlab.presets()}, indent=1))
         return 0
-    print("\n".join(render(runnable(), archlab.presets())))
+    print("\n".join(render(runnable(), archlab.presets(), here=local())))
     return 0
 
 
-__all__ = ["runnable", "render", "fetch_help", "main"]
+__all__ = ["runnable", "local", "render", "fetch_help", "main"]
