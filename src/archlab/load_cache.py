@@ -23,7 +23,7 @@ from pathlib import Path
 from .io.files import cache_dir
 
 HEADER_BYTES = 1 << 20
-KEEP = 2  # entries kept per file name (one per dtype in use, or across an upgrade)
+KEEP = 3  # entries kept per file name: one per dtype (float32, bfloat16, float16)
 
 
 @functools.cache

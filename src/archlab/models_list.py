@@ -33,7 +33,11 @@ def local(folder: Path | None = None) -> list[dict]:
     (config.json beside *.safetensors). Not opened: a listing, not a check."""
     folder = folder or Path.cwd()
     out = []
-    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:  # an unreadable or vanished folder: nothing to list
+        return []
+    for p in entries:
         if p.suffix == ".gguf" and p.is_file():
             out.append({"path": str(p), "kind": "GGUF", "size": p.stat().st_size})
         elif p.is_dir() and (p / "config.json").is_file() and any(p.glob("*.safetensors")):

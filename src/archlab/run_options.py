@@ -105,7 +105,7 @@ def add_run_args(p: argparse.ArgumentParser, *, max_new: int, prompt: bool, temp
     p.add_argument("--quant", default=None, choices=QUANTS,
                    help="how linear weights are held: keep a GGUF's own quantized blocks, none (dequantize to "
                    "--dtype), or quantize to int8 / int4 (default: keep for a GGUF on the CPU when the C kernel "
-                   "builds, which loads without converting and decodes ~2.6x faster; else none)")
+                   "builds: it loads without converting to float and decodes faster; else none)")
     p.add_argument("--device", default=None, choices=DEVICES, help="where the model runs (default: cuda when present, else cpu)")
     p.add_argument("--threads", type=at_least(1), default=None,
                    help=f"CPU threads, torch.set_num_threads (default: $OMP_NUM_THREADS, else the cores this process "
