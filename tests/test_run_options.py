@@ -20,6 +20,7 @@ from archlab import run_options
 from archlab.cli import main
 from test_cli_hostile import byte_model  # noqa: F401 -- a fixture: a tiny llama with the byte tokenizer
 from test_prompt_bos import _prompts_seen
+from test_quant_native import q4_gguf  # noqa: F401 -- a tiny llama GGUF, Q4_1 linears and a Q8_0 embedding
 
 SRC = str(Path(archlab.__file__).parents[1])
 
@@ -215,3 +216,19 @@ def test_no_loading_line_off_a_terminal():
     bar.stage("weights")
     bar.close()
     assert err.getvalue() == ""
+
+
+@pytest.mark.slow
+def test_generate_on_a_gguf_imports_nothing_heavy(q4_gguf, tmp_path):  # noqa: F811
+    """The path to the first token imports neither transformers nor matplotlib nor torch._dynamo
+    (`python -X importtime` showed each costing seconds of a start)."""
+    code = ("import sys, archlab, archlab.tokenizer as t; from archlab.cli import main; "
+            "archlab.load_tokenizer = lambda path: t.byte_tokenizer(); "  # the file has no vocabulary
+            f"assert main(['generate', {str(q4_gguf)!r}, 'ab', '--max-new-tokens', '1']) == 0; "
+            "heavy = [m for m in ('transformers', 'matplotlib', 'torch._dynamo') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    env = {**os.environ, "PYTHONPATH": SRC, "ARCHLAB_CACHE": str(tmp_path), "ARCHLAB_LOAD_CACHE": "1"}
+    for _ in range(2):  # converting, then from the load cache
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "loaded").is_dir()
