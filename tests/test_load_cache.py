@@ -103,3 +103,32 @@ def test_generate_writes_then_reads_the_cache(q4_gguf, tmp_path, monkeypatch, ca
     monkeypatch.setattr(archlab, "load", lambda *a, **k: pytest.fail("loaded the file again"), raising=False)
     assert main(["generate", str(q4_gguf), "ab", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out == first
+
+
+@pytest.mark.parametrize("pre", ["llama-bpe", "qwen2"])
+def test_a_cached_tokenizer_equals_hf(tmp_path, pre):
+    """The tokenizer.json copy of a GGUF vocabulary, read back, encodes as HF's tokenizer of the
+    GGUF file does (BOS added or not, as the file says), with the same chat template and stops."""
+    transformers = pytest.importorskip("transformers")
+    from test_tokenizer import TEXTS, _tiny_gguf_vocab
+
+    path = _tiny_gguf_vocab(tmp_path / "tok.gguf", pre, add_bos=(pre == "llama-bpe"))
+    calls = []
+    first = load_cache.load_tokenizer_kept(path, lambda: calls.append(1) or archlab.load_tokenizer(path))
+    cached = load_cache.load_tokenizer_kept(path, lambda: calls.append(1) or archlab.load_tokenizer(path))
+    assert calls == [1] and (load_cache.entry(path, None, "tokenizers") / "tokenizer.json").is_file()
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+    for text in [*TEXTS.values(), "don't WE'LL 1234567 12 quick\r\n\r\n  fox!!\n"]:
+        assert cached.encode_prompt(text) == ref.encode(text, add_special_tokens=True), (pre, text)
+        assert cached.decode(cached.encode(text)) == text
+    m = [{"role": "user", "content": "hi"}]
+    assert cached.apply_chat_template(m) == first.apply_chat_template(m) and cached.stop_ids == first.stop_ids
+
+
+def test_a_tokenizer_that_does_not_round_trip_is_not_kept(tmp_path, monkeypatch):
+    from test_tokenizer import _tiny_gguf_vocab
+
+    path = _tiny_gguf_vocab(tmp_path / "tok.gguf", "qwen2", add_bos=False)
+    monkeypatch.setattr(load_cache, "_same_tokenizer", lambda a, b: False)
+    load_cache.load_tokenizer_kept(path, lambda: archlab.load_tokenizer(path))
+    assert not load_cache.entry(path, None, "tokenizers").exists()

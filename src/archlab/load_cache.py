@@ -9,7 +9,9 @@ fix to the loader must not be hidden behind weights converted by the old one); a
 changed archlab gets a new entry, and the oldest entries of a file beyond KEEP are removed. Entries
 are written whole or not at all (io.atomic.atomic_directory), and a cache that cannot be written or
 read is only a slower load, said once as a warning.
-ARCHLAB_LOAD_CACHE=0 turns it off."""
+A GGUF file's tokenizer is kept likewise, as tokenizer.json under $ARCHLAB_CACHE/tokenizers/,
+when its copy encodes a set of probes as the original does (load_tokenizer_kept).
+ARCHLAB_LOAD_CACHE=0 turns both off."""
 
 from __future__ import annotations
 
@@ -42,14 +44,15 @@ def enabled() -> bool:
     return os.environ.get("ARCHLAB_LOAD_CACHE", "1") not in ("0", "")
 
 
-def entry(path: Path, dtype) -> Path:
-    """The cache folder for GGUF file `path` loaded with quant="keep" in `dtype`."""
+def entry(path: Path, dtype, kind: str = "loaded") -> Path:
+    """The cache folder for GGUF file `path` loaded with quant="keep" in `dtype` (kind "loaded"),
+    or for its tokenizer (kind "tokenizers", dtype None)."""
     st = path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as f:
         h.update(f.read(HEADER_BYTES))
     h.update(f"{st.st_size}:{st.st_mtime_ns}:{dtype}:{code_hash()}".encode())
-    return cache_dir() / "loaded" / f"{path.stem[:60]}-{h.hexdigest()[:24]}"
+    return cache_dir() / kind / f"{path.stem[:60]}-{h.hexdigest()[:24]}"
 
 
 def _prune(newest: Path) -> None:
@@ -91,3 +94,55 @@ def load_kept(path: Path, dtype, load: Callable):
         warnings.warn(f"archlab: could not write the load cache {folder} ({e}); the next load converts again",
                       RuntimeWarning)
     return model
+
+
+# Probes of a tokenizer's round trip through tokenizer.json: plain, accented and CJK text, digits,
+# whitespace runs, and the special tokens' own spellings.
+_PROBES = ["Hello, world!", "  two  spaces\n\nand lines\t", "café naïve 東京 🙂", "3.14159 x 2**10"]
+
+
+def _same_tokenizer(a, b) -> bool:
+    specials = [t for t in (a.bos_token, a.eos_token, a.unk_token, a.pad_token) if t]
+    texts = _PROBES + [" ".join(specials)]
+    if a.chat_template:
+        texts.append(a.apply_chat_template([{"role": "user", "content": _PROBES[2]}]))
+    fields = ("chat_template", "stop_ids", "bos_token", "eos_token", "unk_token", "pad_token", "adds_bos")
+    return (len(a) == len(b) and all(getattr(a, f) == getattr(b, f) for f in fields)
+            and all(a.encode_prompt(t) == b.encode_prompt(t) and a.encode_prompt(t, templated=True)
+                    == b.encode_prompt(t, templated=True) for t in texts)
+            and all(a.decode(a.encode(t)) == b.decode(a.encode(t)) for t in texts))
+
+
+def load_tokenizer_kept(path: Path, load: Callable):
+    """load() (a GGUF file's tokenizer), or its copy saved as tokenizer.json, which loads in about
+    half the time (SmolLM2: ~0.12 s instead of ~0.25 s). Kept only when the copy encodes the
+    probes above as the original does."""
+    from .tokenizer import load_tokenizer
+
+    if not enabled():
+        return load()
+    folder = entry(path, None, "tokenizers")
+    if (folder / "tokenizer.json").is_file():
+        try:
+            return load_tokenizer(folder)
+        except Exception as e:  # noqa: BLE001 -- as in load_kept
+            warnings.warn(f"archlab: the tokenizer cache {folder} is unreadable ({type(e).__name__}: {e}); "
+                          f"reading {path} again", RuntimeWarning)
+    tok = load()
+    try:
+        from .io.atomic import atomic_directory
+
+        with atomic_directory(folder, overwrite=True) as tmp:
+            tok.save(tmp)
+            if not _same_tokenizer(tok, load_tokenizer(tmp)):
+                raise _NotSame
+        _prune(folder)
+    except _NotSame:  # atomic_directory removed the copy: this tokenizer is read from the file each time
+        pass
+    except OSError as e:
+        warnings.warn(f"archlab: could not write the tokenizer cache {folder} ({e})", RuntimeWarning)
+    return tok
+
+
+class _NotSame(Exception):
+    """A tokenizer whose tokenizer.json copy differs from it on a probe."""

@@ -279,7 +279,12 @@ def load_for_run(args: argparse.Namespace, err=None):
         else:
             model = archlab.load(path, dtype=args.dtype, device=device, quant=quant).eval()
         bar.stage("tokenizer")
-        tok = archlab.load_tokenizer(path)
+        if path.suffix == ".gguf":
+            from .load_cache import load_tokenizer_kept
+
+            tok = load_tokenizer_kept(path, lambda: archlab.load_tokenizer(path))
+        else:
+            tok = archlab.load_tokenizer(path)
     finally:
         bar.close()
     return model, tok, time.perf_counter() - start
