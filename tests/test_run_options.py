@@ -97,11 +97,14 @@ def test_random_model_is_the_tiny_preset_over_bytes():
     assert tok.decode(tok.encode("any text, é ✓")) == "any text, é ✓"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA: the refusal is the point")
-def test_device_cuda_without_cuda_is_named(monkeypatch, capsys):
+@pytest.mark.parametrize("device,why", [("cuda", "no CUDA device"), ("mps", "Metal (MPS) is not available")])
+def test_an_unavailable_device_is_named_before_loading(monkeypatch, capsys, device, why):
+    available = torch.cuda.is_available() if device == "cuda" else torch.backends.mps.is_available()
+    if available:
+        pytest.skip(f"needs a machine without {device}: the refusal is the point")
     monkeypatch.setattr(archlab, "load", lambda *a, **k: pytest.fail("loaded"), raising=False)
-    assert main(["generate", "smollm2-135m-instruct", "Hello", "--device", "cuda"]) == 2
-    assert "--device cuda: no CUDA device" in capsys.readouterr().err
+    assert main(["generate", "smollm2-135m-instruct", "Hello", "--device", device]) == 2
+    assert f"--device {device}: " in (err := capsys.readouterr().err) and why in err
 
 
 def test_stdin_prompt(byte_model, monkeypatch, capsys):  # noqa: F811
