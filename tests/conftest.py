@@ -1,3 +1,4 @@
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -5,6 +6,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# `archlab generate` on a GGUF keeps its converted weights in the user's cache (load_cache.py):
+# not from tests; test_load_cache.py turns it on in a private cache.
+os.environ.setdefault("ARCHLAB_LOAD_CACHE", "0")
 
 _PARITY: list[tuple[str, str, float]] = []
 

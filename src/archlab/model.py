@@ -286,6 +286,18 @@ def resolve_dtype(dtype: str | torch.dtype | None, default: torch.dtype = torch.
     raise ValueError(f"dtype: unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES))}")
 
 
+class _SkipInit(torch.overrides.TorchFunctionMode):
+    """torch.nn.init's initialisers as no-ops, for building on the meta device: there they write
+    no values anyway, but init.normal_ on a meta tensor runs a Python reference that imports
+    torch._dynamo on first use, about 1 s of every `archlab generate` start (measured with
+    `python -X importtime`). The real initialisation is init_weights(), after to_empty()."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
 def build(
     name_or_config: str | ModelConfig,
     dtype: str | torch.dtype | None = None,
@@ -299,7 +311,7 @@ def build(
     dt = resolve_dtype(dtype)
     if check_memory:
         memory.check_weights(cfg, dt, device, verb="build")
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         model = Transformer(cfg)
     model = model.to(dtype=dt)
     if device is not None and torch.device(device).type == "meta":
