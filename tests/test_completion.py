@@ -10,6 +10,7 @@ import pytest
 
 import archlab
 from archlab.cli import build_parser, main
+from archlab import run_options
 from archlab.completion import _commands
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
@@ -42,7 +43,7 @@ def test_bash_script_is_valid_and_completes(capsys, tmp_path):
     assert _complete(script, "archlab inspect deepseek-v", 2, tmp_path) == ["deepseek-v2", "deepseek-v2-lite", "deepseek-v3"]
     assert _complete(script, "archlab comp", 1, tmp_path) == ["compare", "completion"]
     assert _complete(script, "archlab compare --no", 2, tmp_path) == ["--no-notes"]
-    assert _complete(script, "archlab generate m --quant ''", 4, tmp_path) == ["keep", "int8", "int4"]
+    assert _complete(script, "archlab generate m --quant ''", 4, tmp_path) == list(run_options.QUANTS)
 
 
 @needs_bash
