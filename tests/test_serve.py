@@ -1,0 +1,214 @@
+"""`archlab serve` (issue 14, deliverable 3): an OpenAI-compatible server, driven by the official
+`openai` client against a server started on localhost in this module. The reference for every
+reply is the library path: archlab.generate's tokens for the same prompt ids."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+fastapi = pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+import torch  # noqa: E402
+
+import archlab  # noqa: E402
+from archlab.serve import create_app  # noqa: E402
+from archlab.tokenizer import train_bpe  # noqa: E402
+
+NAME = "tiny-chat"
+TEXTS = ["the quick brown fox jumps over the lazy dog " * 3, "héllo wörld 12345", "<|endoftext|> end"] * 20
+# role markers around each turn, the EOS ending it (the shape of ChatML, in a vocabulary trained here)
+TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+            "{% if add_generation_prompt %}<assistant>{% endif %}")
+MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "the quick fox?"}]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(model, tokenizer, base_url, app) with a uvicorn server on a free localhost port."""
+    folder = tmp_path_factory.mktemp("serve") / "model"
+    torch.manual_seed(0)
+    archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=300, max_seq_len=96)), folder)
+    tok = train_bpe(TEXTS, 300)
+    tok.chat_template = TEMPLATE
+    tok.save(folder)
+    model, tok = archlab.load(folder).eval(), archlab.load_tokenizer(folder)
+    assert tok.chat_template == TEMPLATE
+    app = create_app(model, tok, NAME, limit=64)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield model, tok, f"http://127.0.0.1:{sock.getsockname()[1]}/v1", app
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    # trust_env=False: a proxy set in the environment must not carry requests to localhost
+    return openai.OpenAI(base_url=served[2], api_key="unused", max_retries=0,
+                         http_client=httpx.Client(trust_env=False, timeout=60))
+
+
+def _reference(model, tok, ids: list[int], n: int) -> tuple[str, list[int]]:
+    """The library's greedy reply: its text (without the stop token) and its tokens."""
+    new = archlab.generate(model, ids, n, stop=tok.stop_ids)
+    body = new[:-1] if new and new[-1] in tok.stop_ids else new
+    return tok.decode(body, skip_special_tokens=True), new
+
+
+def _chat_ids(tok, msgs=MSGS) -> list[int]:
+    return tok.encode_prompt(tok.apply_chat_template(msgs, add_generation_prompt=True), templated=True)
+
+
+def test_models_list_names_the_served_model(client):
+    assert [m.id for m in client.models.list().data] == [NAME]
+
+
+def test_chat_completion_equals_library_greedy(served, client):
+    model, tok = served[0], served[1]
+    ids = _chat_ids(tok)
+    text, new = _reference(model, tok, ids, 20)
+    r = client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=20, temperature=0)
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content == text
+    assert r.choices[0].finish_reason == ("stop" if new[-1] in tok.stop_ids else "length")
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (len(ids), len(new), len(ids) + len(new))
+
+
+def test_streamed_chat_equals_library_greedy_with_openai_chunks(served, client):
+    model, tok = served[0], served[1]
+    ids = _chat_ids(tok)
+    text, new = _reference(model, tok, ids, 20)
+    chunks = list(client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=20, temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length") and chunks[-1].choices == []
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (len(ids), len(new))
+
+
+def test_completion_equals_library_greedy(served, client):
+    model, tok = served[0], served[1]
+    prompt = "the quick brown"
+    text, new = _reference(model, tok, tok.encode_prompt(prompt), 12)
+    r = client.completions.create(model=NAME, prompt=prompt, max_tokens=12, temperature=0)
+    assert r.choices[0].text == text and r.usage.completion_tokens == len(new)
+    streamed = list(client.completions.create(model=NAME, prompt=prompt, max_tokens=12, temperature=0, stream=True))
+    assert "".join(c.choices[0].text for c in streamed) == text
+
+
+def test_max_tokens_ends_with_finish_reason_length(served, client):
+    r = client.completions.create(model=NAME, prompt="the lazy dog", max_tokens=1, temperature=0)
+    assert r.usage.completion_tokens == 1
+    assert r.choices[0].finish_reason == ("stop" if r.choices[0].text == "" else "length")
+
+
+def test_stop_string_cuts_the_text_streamed_or_not(served, client):
+    model, tok = served[0], served[1]
+    ids = _chat_ids(tok)
+    text, _ = _reference(model, tok, ids, 40)
+    assert len(text) >= 6, f"the tiny model's reply is too short to cut: {text!r}"
+    stop = text[3:6]  # three characters, so a partial stop string is possible while streaming
+    want = text[:text.find(stop)]
+    r = client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=40, temperature=0, stop=[stop, "\x00never"])
+    assert r.choices[0].message.content == want and r.choices[0].finish_reason == "stop"
+    chunks = client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=40, temperature=0, stop=stop, stream=True)
+    # a held-back partial stop string that had been sent would make this longer than `want`
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == want
+
+
+def test_seeded_sampling_repeats(client):
+    kw = dict(model=NAME, messages=MSGS, max_tokens=10, temperature=1.5, top_p=0.9, top_k=50, seed=7)
+    kw["extra_body"] = {"top_k": kw.pop("top_k")}
+    a = client.chat.completions.create(**kw).choices[0].message.content
+    assert client.chat.completions.create(**kw).choices[0].message.content == a
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"temperature": -0.5}, "temperature"),
+    ({"temperature": 2.5}, "temperature"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_tokens": 64}, "max_tokens"),  # the server's limit, but with the 36-token prompt past the context of 96
+    ({"max_tokens": 1000}, "max_tokens"),  # past the server's limit of 64
+    ({"max_completion_tokens": -1}, "max_completion_tokens"),
+    ({"n": 2}, "n"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"top_p": 0}, "top_p"),
+    ({"logprobs": True}, "logprobs"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "user", "content": "fox " * 200}]}, "messages"),  # prompt past the context
+    ({"extra_body": {"top_k": "many"}}, "top_k"),
+    ({"extra_body": {"seed": 1.5}}, "seed"),
+])
+def test_bad_chat_request_is_a_400_naming_the_field(client, kwargs, field):
+    args = {"model": NAME, "messages": MSGS, "max_tokens": 40, **kwargs}
+    if "max_completion_tokens" in kwargs:
+        del args["max_tokens"]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(**args)
+    assert e.value.status_code == 400
+    assert e.value.body["param"] == field and field in e.value.body["message"]
+
+
+def test_bad_completion_prompt_is_a_400(client):
+    with pytest.raises(openai.BadRequestError, match="prompt"):
+        client.completions.create(model=NAME, prompt=[10**6], max_tokens=2)
+    with pytest.raises(openai.BadRequestError, match="prompt"):
+        client.completions.create(model=NAME, prompt=["a", "b"], max_tokens=2)
+
+
+def test_unknown_model_is_openais_404(client):
+    # OpenAI answers an unknown model with 404 model_not_found (the client's NotFoundError)
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-4o", messages=MSGS)
+    assert e.value.body["code"] == "model_not_found" and "gpt-4o" in e.value.body["message"]
+
+
+@pytest.mark.parametrize("body, field", [
+    (b"{not json", None), (b"[1, 2]", None), (b'{"model": "tiny-chat"}', "messages"), (b'{"messages": []}', "model"),
+])
+def test_malformed_bodies_are_400_in_openais_shape(served, body, field):
+    r = httpx.post(served[2] + "/chat/completions", content=body, headers={"content-type": "application/json"},
+                   trust_env=False)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == field
+
+
+def test_two_concurrent_requests_both_complete(served, client):
+    model, tok = served[0], served[1]
+    other = [{"role": "user", "content": "héllo wörld"}]
+    want = {0: _reference(model, tok, _chat_ids(tok), 30)[0], 1: _reference(model, tok, _chat_ids(tok, other), 30)[0]}
+    got = {}
+
+    def ask(i: int) -> None:
+        msgs = MSGS if i == 0 else other
+        if i == 0:
+            got[i] = client.chat.completions.create(model=NAME, messages=msgs, max_tokens=30, temperature=0).choices[0].message.content
+        else:
+            chunks = client.chat.completions.create(model=NAME, messages=msgs, max_tokens=30, temperature=0, stream=True)
+            got[i] = "".join(c.choices[0].delta.content or "" for c in chunks)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert got == want
