@@ -95,13 +95,13 @@ class Engine:
                 self.current = None
 
     def _generate(self, job: Job) -> tuple[str | None, int]:
-        from .generation import stream
+        from . import api
 
         tok, s = self.tokenizer, job.sampling
         stop_ids = tok.stop_ids
         new: list[int] = []
         text = StopText(s.stop)
-        for t in stream(self.model, job.ids, job.max_tokens, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+        for t in api.stream(self.model, job.ids, job.max_tokens, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
                         seed=s.seed, stop=stop_ids or None):
             if job.cancelled.is_set():  # the client disconnected: stop spending the model on it
                 return None, len(new)
