@@ -215,7 +215,7 @@ def test_two_concurrent_requests_both_complete(served, client):
 
 
 class _Gated:
-    """The server's tokenizer, with its second decode (the worker's second token) held until the
+    """The server's tokenizer, with its first decode (the worker's first token) held until the
     test lets it go: the client's disconnect is then certain to come while the generation runs."""
 
     def __init__(self, tok):
@@ -226,7 +226,7 @@ class _Gated:
 
     def decode(self, ids, **kwargs):
         self.calls += 1
-        if self.calls == 2:
+        if self.calls == 1:
             assert self.release.wait(30)
         return self.tok.decode(ids, **kwargs)
 
@@ -234,12 +234,15 @@ class _Gated:
 def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
     engine = served[3].state.server.engine
     gated = _Gated(engine.tokenizer)
-    engine.tokenizer, done_before = gated, len(engine.history)
+    engine.tokenizer = gated
     try:
         body = {"model": NAME, "messages": MSGS, "max_tokens": 40, "temperature": 0, "stream": True}
         with httpx.Client(trust_env=False, timeout=30) as h, h.stream("POST", served[2] + "/chat/completions", json=body) as r:
             first = next(line for line in r.iter_lines() if line)
             assert json.loads(first[len("data: "):])["choices"][0]["delta"]["role"] == "assistant"
+            deadline = time.monotonic() + 30
+            while gated.calls == 0 and time.monotonic() < deadline:  # the worker is inside the generation
+                time.sleep(0.01)
         # the response is closed: the server must notice and mark the job while the worker is held
         deadline = time.monotonic() + 30
         while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
@@ -248,8 +251,8 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
     finally:
         gated.release.set()
         deadline = time.monotonic() + 30
-        while len(engine.history) == done_before and time.monotonic() < deadline:
+        while engine.current is not None and time.monotonic() < deadline:
             time.sleep(0.01)
         engine.tokenizer = gated.tok
-    # stopped at the token after the held one: not the 40 asked for; None marks a generation whose client left
-    assert engine.history[-1] == (None, 2)
+    # stopped at the token after the held one, not at the 40 asked for; None: the client left
+    assert engine.history[-1] == (None, 1)
