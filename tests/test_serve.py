@@ -4,6 +4,7 @@ reply is the library path: archlab.generate's tokens for the same prompt ids."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -30,18 +31,9 @@ TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ eos_to
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "the quick fox?"}]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(model, tokenizer, base_url, app) with a uvicorn server on a free localhost port."""
-    folder = tmp_path_factory.mktemp("serve") / "model"
-    torch.manual_seed(0)
-    archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=300, max_seq_len=96)), folder)
-    tok = train_bpe(TEXTS, 300)
-    tok.chat_template = TEMPLATE
-    tok.save(folder)
-    model, tok = archlab.load(folder).eval(), archlab.load_tokenizer(folder)
-    assert tok.chat_template == TEMPLATE
-    app = create_app(model, tok, NAME, limit=64)
+@contextlib.contextmanager
+def _running(app):
+    """A uvicorn server for `app` on a free localhost port, in a thread; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -51,16 +43,37 @@ def served(tmp_path_factory):
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
-    yield model, tok, f"http://127.0.0.1:{sock.getsockname()[1]}/v1", app
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _client(url: str):
+    # trust_env=False: a proxy set in the environment must not carry requests to localhost
+    return openai.OpenAI(base_url=url, api_key="unused", max_retries=0, http_client=httpx.Client(trust_env=False, timeout=60))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(model, tokenizer, base_url, app) with a tiny random model served on localhost."""
+    folder = tmp_path_factory.mktemp("serve") / "model"
+    torch.manual_seed(0)
+    archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=300, max_seq_len=96)), folder)
+    tok = train_bpe(TEXTS, 300)
+    tok.chat_template = TEMPLATE
+    tok.save(folder)
+    model, tok = archlab.load(folder).eval(), archlab.load_tokenizer(folder)
+    assert tok.chat_template == TEMPLATE
+    app = create_app(model, tok, NAME, limit=64)
+    with _running(app) as url:
+        yield model, tok, url, app
 
 
 @pytest.fixture(scope="module")
 def client(served):
-    # trust_env=False: a proxy set in the environment must not carry requests to localhost
-    return openai.OpenAI(base_url=served[2], api_key="unused", max_retries=0,
-                         http_client=httpx.Client(trust_env=False, timeout=60))
+    return _client(served[2])
 
 
 def _reference(model, tok, ids: list[int], n: int) -> tuple[str, list[int]]:
@@ -256,3 +269,22 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
         engine.tokenizer = gated.tok
     # stopped at the token after the held one, not at the 40 asked for; None: the client left
     assert engine.history[-1] == (None, 1)
+
+
+@pytest.mark.slow
+def test_smollm2_chat_through_the_server_equals_the_library():
+    """The real model, its real chat template (ChatML, <|im_end|> ends a turn) and its packed Q4_1
+    weights, as `archlab serve smollm2-135m-instruct --quant keep` serves them."""
+    from test_fetch import fetch_smollm2
+
+    path = fetch_smollm2()
+    model, tok = archlab.load(path, quant="keep").eval(), archlab.load_tokenizer(path)
+    msgs = [{"role": "user", "content": "What is the capital of France? One word."}]
+    ids = _chat_ids(tok, msgs)
+    text, new = _reference(model, tok, ids, 24)
+    with _running(create_app(model, tok, "smollm2")) as url:
+        r = _client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0)
+        chunks = _client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0, stream=True)
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert r.choices[0].message.content == text == streamed and "Paris" in text
+    assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens == len(new) and new[-1] in tok.stop_ids
