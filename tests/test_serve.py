@@ -194,6 +194,49 @@ def test_unknown_model_is_openais_404(client):
     assert e.value.body["code"] == "model_not_found" and "gpt-4o" in e.value.body["message"]
 
 
+@pytest.mark.parametrize("template, words", [
+    ("{{ raise_exception('roles must alternate') }}", "roles must alternate"),  # the template's own refusal
+    (None, "no chat template"),
+])
+def test_a_template_that_refuses_or_is_missing_is_a_400(served, client, template, words):
+    tok = served[3].state.server.tokenizer
+    saved, tok.chat_template = tok.chat_template, template
+    try:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=2)
+    finally:
+        tok.chat_template = saved
+    assert e.value.body["param"] == "messages" and words in e.value.body["message"]
+
+
+class _Broken:
+    def __getattr__(self, name):
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failure_inside_the_generation_is_an_openai_error_without_traceback(served, stream):
+    engine = served[3].state.server.engine
+    saved, engine.model = engine.model, _Broken()
+    try:
+        body = {"model": NAME, "messages": MSGS, "max_tokens": 4, "stream": stream}
+        r = httpx.post(served[2] + "/chat/completions", json=body, trust_env=False, timeout=30)
+    finally:
+        engine.model = saved
+    error = r.json()["error"] if not stream else json.loads(r.text.split("data: ")[2])["error"]
+    assert (r.status_code, error["type"], error["code"]) == ((200 if stream else 500), "server_error", "internal_error")
+    assert "Traceback" not in r.text and "AttributeError" in error["message"]
+    if stream:  # the stream still ends as OpenAI's do
+        assert r.text.endswith("data: [DONE]\n\n")
+
+
+def test_unknown_routes_answer_in_openais_error_shape(served):
+    r = httpx.get(served[2] + "/engines", trust_env=False)
+    assert r.status_code == 404 and r.json()["error"]["message"] == "Not Found"
+    r = httpx.get(served[2] + "/chat/completions", trust_env=False)
+    assert r.status_code == 405 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
 @pytest.mark.parametrize("body, field", [
     (b"{not json", None), (b"[1, 2]", None), (b'{"model": "tiny-chat"}', "messages"), (b'{"messages": []}', "model"),
 ])
@@ -251,7 +294,8 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
     try:
         body = {"model": NAME, "messages": MSGS, "max_tokens": 40, "temperature": 0, "stream": True}
         with httpx.Client(trust_env=False, timeout=30) as h, h.stream("POST", served[2] + "/chat/completions", json=body) as r:
-            first = next(line for line in r.iter_lines() if line)
+            lines = r.iter_lines()  # held: a dropped line iterator closes httpx's connection
+            first = next(lines)
             assert json.loads(first[len("data: "):])["choices"][0]["delta"]["role"] == "assistant"
             deadline = time.monotonic() + 30
             while gated.calls == 0 and time.monotonic() < deadline:  # the worker is inside the generation

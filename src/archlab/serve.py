@@ -112,7 +112,6 @@ def _internal(e: BaseException) -> RequestError:
 def create_app(model, tokenizer, name: str, limit: int = 4096):
     """The FastAPI app serving `model` under `name`; `limit` caps each request's max_tokens."""
     from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import StreamingResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -130,10 +129,6 @@ def create_app(model, tokenizer, name: str, limit: int = 4096):
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):  # 404 / 405 in OpenAI's error shape too
         return _error_response(RequestError(str(exc.detail), None, None, status=exc.status_code))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, exc):
-        return _error_response(RequestError(f"bad request: {exc.errors()}"))
 
     @app.exception_handler(Exception)
     async def internal_error(request, exc):
@@ -197,6 +192,10 @@ def _as_request_error(e: BaseException) -> RequestError:
     return e if isinstance(e, RequestError) else _internal(e)
 
 
+def _data(body: dict) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
 async def _sse(job: Job, events: asyncio.Queue, rid: str, kind: str, name: str, n_prompt: int, chat: bool,
                include_usage: bool):
     created = int(time.time())
@@ -211,7 +210,7 @@ async def _sse(job: Job, events: asyncio.Queue, rid: str, kind: str, name: str, 
                 "choices": [choice], "system_fingerprint": None}
         if include_usage:
             body["usage"] = None
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return _data(body)
 
     try:
         if chat:
@@ -221,14 +220,14 @@ async def _sse(job: Job, events: asyncio.Queue, rid: str, kind: str, name: str, 
             if event[0] == "text":
                 yield chunk(event[1], None)
             elif event[0] == "error":
-                yield f"data: {json.dumps(_as_request_error(event[1]).body())}\n\n"
+                yield _data(_as_request_error(event[1]).body())
                 break
             else:
                 yield chunk(None, event[1])
                 if include_usage:
                     body = {"id": rid, "object": kind + ".chunk" if chat else kind, "created": created, "model": name,
                             "choices": [], "usage": _usage(n_prompt, event[2]), "system_fingerprint": None}
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield _data(body)
                 break
         yield "data: [DONE]\n\n"
     finally:
