@@ -14,6 +14,7 @@ usage, then `data: [DONE]`. Requests are queued, one generation at a time (serve
 import asyncio
 import contextlib
 import json
+import sys
 import time
 import uuid
 
@@ -151,8 +152,10 @@ def create_app(model, tokenizer, name: str, limit: int = 4096):
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         kind = "chat.completion" if chat else "text_completion"
         if s.stream:
+            # no-cache and X-Accel-Buffering: a proxy in front (nginx) must pass each event on at once
             return StreamingResponse(_sse(job, events, rid, kind, server.name, len(ids), chat, s.include_usage),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
             parts, finish, n = await _collect(events)
         except RequestError as e:
@@ -249,5 +252,8 @@ def run(args) -> int:
     app = create_app(model, tokenizer, name, args.max_new_tokens_limit)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"archlab serve: {name} at http://{host}:{args.port}/v1 (OpenAI-compatible; Ctrl-C stops)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        # like llama.cpp's llama-server without --api-key: anyone who can reach the port can use the model
+        print(f"archlab serve: listening on {args.host}, beyond this machine; there is no authentication", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
