@@ -56,14 +56,20 @@ def _client(url: str):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(model, tokenizer, base_url, app) with a tiny random model served on localhost."""
+def folder(tmp_path_factory):
+    """A tiny random Llama and a BPE tokenizer with a chat template, as `archlab serve` loads them."""
     folder = tmp_path_factory.mktemp("serve") / "model"
     torch.manual_seed(0)
     archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=300, max_seq_len=96)), folder)
     tok = train_bpe(TEXTS, 300)
     tok.chat_template = TEMPLATE
     tok.save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(folder):
+    """(model, tokenizer, base_url, app) with the tiny model served on localhost."""
     model, tok = archlab.load(folder).eval(), archlab.load_tokenizer(folder)
     assert tok.chat_template == TEMPLATE
     app = create_app(model, tok, NAME, limit=64)
@@ -74,6 +80,18 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(served):
     return _client(served[2])
+
+
+def test_the_command_serves_on_localhost_by_default_and_says_where(folder, monkeypatch, capsys):
+    from archlab.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    assert main(["serve", str(folder), "--port", "8123", "--served-model-name", "mine"]) == 0
+    (app, kw), = calls
+    assert (kw["host"], kw["port"]) == ("127.0.0.1", 8123) and app.state.server.name == "mine"
+    assert "http://127.0.0.1:8123/v1" in capsys.readouterr().out
+    app.state.server.engine.close()
 
 
 def _reference(model, tok, ids: list[int], n: int) -> tuple[str, list[int]]:
