@@ -257,9 +257,13 @@ def test_unknown_routes_answer_in_openais_error_shape(served):
 
 @pytest.mark.parametrize("body, field", [
     (b"{not json", None), (b"[1, 2]", None), (b'{"model": "tiny-chat"}', "messages"), (b'{"messages": []}', "model"),
+    # JSON escapes can spell a lone surrogate, which is not text: the tokenizer refuses it
+    (b'{"model": "tiny-chat", "messages": [{"role": "user", "content": "a\\udc80"}]}', "messages"),
+    (b'{"model": "tiny-chat", "prompt": "\\ud800"}', "prompt"),
 ])
 def test_malformed_bodies_are_400_in_openais_shape(served, body, field):
-    r = httpx.post(served[2] + "/chat/completions", content=body, headers={"content-type": "application/json"},
+    route = "/completions" if b'"prompt"' in body else "/chat/completions"
+    r = httpx.post(served[2] + route, content=body, headers={"content-type": "application/json"},
                    trust_env=False)
     assert r.status_code == 400
     error = r.json()["error"]

@@ -70,12 +70,15 @@ class _Server:
                                    "messages")
             try:
                 text = tok.apply_chat_template(msgs, add_generation_prompt=True)
-            except ValueError as e:  # the template's own raise_exception ("roles must alternate" ...)
+                ids = tok.encode_prompt(text, templated=True)
+            except ValueError as e:  # the template's own raise_exception ("roles must alternate" ...), bad Unicode
                 raise RequestError(f"messages: {e}", "messages") from None
-            ids = tok.encode_prompt(text, templated=True)
         else:
             p = prompt(body)
-            ids = p if isinstance(p, list) else tok.encode_prompt(p)
+            try:
+                ids = p if isinstance(p, list) else tok.encode_prompt(p)
+            except ValueError as e:  # JSON can carry a lone surrogate ("\udc80"), which is no text
+                raise RequestError(f"prompt: {e}", "prompt") from None
             bad = [t for t in ids if not 0 <= t < self.model.config.vocab_size]
             if bad:
                 raise RequestError(f"prompt: token ids must be in [0, {self.model.config.vocab_size}), got {bad[:5]}", "prompt")
