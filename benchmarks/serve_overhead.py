@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--quant", default="keep")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("-v", "--verbose", action="store_true", help="each round's first-text time and tokens/s")
     args = ap.parse_args()
     path = resolve_model(args.model)
     model, tok = archlab.load(path, quant=args.quant).eval(), archlab.load_tokenizer(path)
@@ -77,6 +78,9 @@ def main() -> None:
             runs["library"].append(library(model, tok, ids, args.tokens))
             runs["served"].append(served(url, "m", args.tokens))
     assert runs["library"][0][2] == runs["served"][0][2], "the two paths generated different text"
+    if args.verbose:
+        for k, v in runs.items():
+            print(k, " ".join(f"{r[0] * 1000:.0f}ms/{r[1]:.1f}" for r in v))
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in runs.items()}
     print(f"{args.model} ({args.quant or 'float32'}), {len(ids)} prompt tokens, {args.tokens} new, "
           f"median of {args.repeats} interleaved rounds")
