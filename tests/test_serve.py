@@ -354,3 +354,30 @@ def test_smollm2_chat_through_the_server_equals_the_library():
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert r.choices[0].message.content == text == streamed and "Paris" in text
     assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens == len(new) and new[-1] in tok.stop_ids
+
+
+def test_a_client_that_hangs_up_on_a_whole_reply_stops_its_generation(served):
+    engine = served[3].state.server.engine
+    gated = _Gated(engine.tokenizer)
+    engine.tokenizer = gated
+    try:
+        body = json.dumps({"model": NAME, "messages": MSGS, "max_tokens": 40, "temperature": 0}).encode()
+        host, port = served[2].split("//")[1].split("/")[0].split(":")
+        # a raw socket, so that the client hangs up exactly when the worker is inside the generation
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            deadline = time.monotonic() + 30
+            while gated.calls == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        deadline = time.monotonic() + 30
+        while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gated.calls == 1 and engine.current.cancelled.is_set()
+    finally:
+        gated.release.set()
+        deadline = time.monotonic() + 30
+        while engine.current is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.tokenizer = gated.tok
+    assert engine.history[-1] == (None, 1)

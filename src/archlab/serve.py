@@ -159,11 +159,13 @@ def create_app(model, tokenizer, name: str, limit: int = 4096):
             return StreamingResponse(_sse(job, events, rid, kind, server.name, len(ids), chat, s.include_usage),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        watcher = asyncio.create_task(_cancel_when_gone(request, job))
         try:
             parts, finish, n = await _collect(events)
         except RequestError as e:
             return _error_response(e)
         finally:
+            watcher.cancel()
             job.cancelled.set()  # the handler was cancelled or is done: the worker may drop it
         text = "".join(parts)
         choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}
@@ -180,6 +182,14 @@ def create_app(model, tokenizer, name: str, limit: int = 4096):
         return await handle(request, chat=False)
 
     return app
+
+
+async def _cancel_when_gone(request, job: Job, every: float = 0.25) -> None:
+    """A client waiting for a whole (not streamed) reply that hangs up stops its generation too;
+    a stream notices through starlette, which cancels the response when the client leaves."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every)
+    job.cancelled.set()
 
 
 async def _collect(events: asyncio.Queue) -> tuple[list[str], str | None, int]:
