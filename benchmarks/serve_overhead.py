@@ -26,7 +26,7 @@ from archlab.hub import resolve_model
 from archlab.serve import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_serve import _running  # noqa: E402  (the same uvicorn-in-a-thread the tests use)
+from serve_server import running  # noqa: E402  (the same uvicorn-in-a-thread the tests use)
 
 MESSAGES = [{"role": "user", "content": "Write a short paragraph about the sea."}]
 
@@ -72,7 +72,7 @@ def main() -> None:
     tok.stop_ids = frozenset()
     app = create_app(model, tok, "m", limit=args.tokens)
     runs: dict[str, list] = {"library": [], "served": []}
-    with _running(app) as url:
+    with running(app) as url:
         library(model, tok, ids, 4), served(url, "m", 4)  # warm-up
         for _ in range(args.repeats):
             runs["library"].append(library(model, tok, ids, args.tokens))

@@ -1,85 +1,18 @@
 """`archlab serve` (issue 14, deliverable 3): an OpenAI-compatible server, driven by the official
-`openai` client against a server started on localhost in this module. The reference for every
-reply is the library path: archlab.generate's tokens for the same prompt ids."""
+`openai` client against a server started on localhost (tests/serve_server.py). The reference for
+every reply is the library path: archlab.generate's tokens for the same prompt ids."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
 import threading
-import time
 
 import pytest
+from serve_server import (  # noqa: F401  (client, folder, served: the fixtures)
+    MSGS, NAME, chat_ids, client, folder, httpx, make_client, openai, reference, running, served, uvicorn,
+)
 
-fastapi = pytest.importorskip("fastapi")
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
-uvicorn = pytest.importorskip("uvicorn")
-
-import torch  # noqa: E402
-
-import archlab  # noqa: E402
-from archlab.serve import create_app  # noqa: E402
-from archlab.tokenizer import train_bpe  # noqa: E402
-
-NAME = "tiny-chat"
-TEXTS = ["the quick brown fox jumps over the lazy dog " * 3, "héllo wörld 12345", "<|endoftext|> end"] * 20
-# role markers around each turn, the EOS ending it (the shape of ChatML, in a vocabulary trained here)
-TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ eos_token }}{% endfor %}"
-            "{% if add_generation_prompt %}<assistant>{% endif %}")
-MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "the quick fox?"}]
-
-
-@contextlib.contextmanager
-def _running(app):
-    """A uvicorn server for `app` on a free localhost port, in a thread; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _client(url: str):
-    # trust_env=False: a proxy set in the environment must not carry requests to localhost
-    return openai.OpenAI(base_url=url, api_key="unused", max_retries=0, http_client=httpx.Client(trust_env=False, timeout=60))
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A tiny random Llama and a BPE tokenizer with a chat template, as `archlab serve` loads them."""
-    folder = tmp_path_factory.mktemp("serve") / "model"
-    torch.manual_seed(0)
-    archlab.save(archlab.build(archlab.tiny("llama-3-8b", vocab_size=300, max_seq_len=96)), folder)
-    tok = train_bpe(TEXTS, 300)
-    tok.chat_template = TEMPLATE
-    tok.save(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def served(folder):
-    """(model, tokenizer, base_url, app) with the tiny model served on localhost."""
-    model, tok = archlab.load(folder).eval(), archlab.load_tokenizer(folder)
-    assert tok.chat_template == TEMPLATE
-    app = create_app(model, tok, NAME, limit=64)
-    with _running(app) as url:
-        yield model, tok, url, app
-
-
-@pytest.fixture(scope="module")
-def client(served):
-    return _client(served[2])
+import archlab
+from archlab.serve import create_app
 
 
 def test_the_command_serves_on_localhost_by_default_and_says_where(folder, monkeypatch, capsys):
@@ -94,25 +27,14 @@ def test_the_command_serves_on_localhost_by_default_and_says_where(folder, monke
     app.state.server.engine.close()
 
 
-def _reference(model, tok, ids: list[int], n: int) -> tuple[str, list[int]]:
-    """The library's greedy reply: its text (without the stop token) and its tokens."""
-    new = archlab.generate(model, ids, n, stop=tok.stop_ids)
-    body = new[:-1] if new and new[-1] in tok.stop_ids else new
-    return tok.decode(body, skip_special_tokens=True), new
-
-
-def _chat_ids(tok, msgs=MSGS) -> list[int]:
-    return tok.encode_prompt(tok.apply_chat_template(msgs, add_generation_prompt=True), templated=True)
-
-
 def test_models_list_names_the_served_model(client):
     assert [m.id for m in client.models.list().data] == [NAME]
 
 
 def test_chat_completion_equals_library_greedy(served, client):
     model, tok = served[0], served[1]
-    ids = _chat_ids(tok)
-    text, new = _reference(model, tok, ids, 20)
+    ids = chat_ids(tok)
+    text, new = reference(model, tok, ids, 20)
     r = client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=20, temperature=0)
     assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
     assert r.choices[0].message.content == text
@@ -122,8 +44,8 @@ def test_chat_completion_equals_library_greedy(served, client):
 
 def test_streamed_chat_equals_library_greedy_with_openai_chunks(served, client):
     model, tok = served[0], served[1]
-    ids = _chat_ids(tok)
-    text, new = _reference(model, tok, ids, 20)
+    ids = chat_ids(tok)
+    text, new = reference(model, tok, ids, 20)
     chunks = list(client.chat.completions.create(model=NAME, messages=MSGS, max_tokens=20, temperature=0, stream=True,
                                                  stream_options={"include_usage": True}))
     assert all(c.object == "chat.completion.chunk" for c in chunks)
@@ -136,7 +58,7 @@ def test_streamed_chat_equals_library_greedy_with_openai_chunks(served, client):
 def test_completion_equals_library_greedy(served, client):
     model, tok = served[0], served[1]
     prompt = "the quick brown"
-    text, new = _reference(model, tok, tok.encode_prompt(prompt), 12)
+    text, new = reference(model, tok, tok.encode_prompt(prompt), 12)
     r = client.completions.create(model=NAME, prompt=prompt, max_tokens=12, temperature=0)
     assert r.choices[0].text == text and r.usage.completion_tokens == len(new)
     streamed = list(client.completions.create(model=NAME, prompt=prompt, max_tokens=12, temperature=0, stream=True))
@@ -151,8 +73,8 @@ def test_max_tokens_ends_with_finish_reason_length(served, client):
 
 def test_stop_string_cuts_the_text_streamed_or_not(served, client):
     model, tok = served[0], served[1]
-    ids = _chat_ids(tok)
-    text, _ = _reference(model, tok, ids, 40)
+    ids = chat_ids(tok)
+    text, _ = reference(model, tok, ids, 40)
     assert len(text) >= 6, f"the tiny model's reply is too short to cut: {text!r}"
     stop = text[3:6]  # three characters, so a partial stop string is possible while streaming
     want = text[:text.find(stop)]
@@ -227,27 +149,6 @@ def test_a_template_that_refuses_or_is_missing_is_a_400(served, client, template
     assert e.value.body["param"] == "messages" and words in e.value.body["message"]
 
 
-class _Broken:
-    def __getattr__(self, name):
-        raise AttributeError(name)
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_failure_inside_the_generation_is_an_openai_error_without_traceback(served, stream):
-    engine = served[3].state.server.engine
-    saved, engine.model = engine.model, _Broken()
-    try:
-        body = {"model": NAME, "messages": MSGS, "max_tokens": 4, "stream": stream}
-        r = httpx.post(served[2] + "/chat/completions", json=body, trust_env=False, timeout=30)
-    finally:
-        engine.model = saved
-    error = r.json()["error"] if not stream else json.loads(r.text.split("data: ")[2])["error"]
-    assert (r.status_code, error["type"], error["code"]) == ((200 if stream else 500), "server_error", "internal_error")
-    assert "Traceback" not in r.text and "AttributeError" in error["message"]
-    if stream:  # the stream still ends as OpenAI's do
-        assert r.text.endswith("data: [DONE]\n\n")
-
-
 def test_unknown_routes_answer_in_openais_error_shape(served):
     r = httpx.get(served[2] + "/engines", trust_env=False)
     assert r.status_code == 404 and r.json()["error"]["message"] == "Not Found"
@@ -273,7 +174,7 @@ def test_malformed_bodies_are_400_in_openais_shape(served, body, field):
 def test_two_concurrent_requests_both_complete(served, client):
     model, tok = served[0], served[1]
     other = [{"role": "user", "content": "héllo wörld"}]
-    want = {0: _reference(model, tok, _chat_ids(tok), 30)[0], 1: _reference(model, tok, _chat_ids(tok, other), 30)[0]}
+    want = {0: reference(model, tok, chat_ids(tok), 30)[0], 1: reference(model, tok, chat_ids(tok, other), 30)[0]}
     got = {}
 
     def ask(i: int) -> None:
@@ -292,51 +193,6 @@ def test_two_concurrent_requests_both_complete(served, client):
     assert got == want
 
 
-class _Gated:
-    """The server's tokenizer, with its first decode (the worker's first token) held until the
-    test lets it go: the client's disconnect is then certain to come while the generation runs."""
-
-    def __init__(self, tok):
-        self.tok, self.calls, self.release = tok, 0, threading.Event()
-
-    def __getattr__(self, name):
-        return getattr(self.tok, name)
-
-    def decode(self, ids, **kwargs):
-        self.calls += 1
-        if self.calls == 1:
-            assert self.release.wait(30)
-        return self.tok.decode(ids, **kwargs)
-
-
-def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
-    engine = served[3].state.server.engine
-    gated = _Gated(engine.tokenizer)
-    engine.tokenizer = gated
-    try:
-        body = {"model": NAME, "messages": MSGS, "max_tokens": 40, "temperature": 0, "stream": True}
-        with httpx.Client(trust_env=False, timeout=30) as h, h.stream("POST", served[2] + "/chat/completions", json=body) as r:
-            lines = r.iter_lines()  # held: a dropped line iterator closes httpx's connection
-            first = next(lines)
-            assert json.loads(first[len("data: "):])["choices"][0]["delta"]["role"] == "assistant"
-            deadline = time.monotonic() + 30
-            while gated.calls == 0 and time.monotonic() < deadline:  # the worker is inside the generation
-                time.sleep(0.01)
-        # the response is closed: the server must notice and mark the job while the worker is held
-        deadline = time.monotonic() + 30
-        while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert engine.current is not None and engine.current.cancelled.is_set()
-    finally:
-        gated.release.set()
-        deadline = time.monotonic() + 30
-        while engine.current is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        engine.tokenizer = gated.tok
-    # stopped at the token after the held one, not at the 40 asked for; None: the client left
-    assert engine.history[-1] == (None, 1)
-
-
 @pytest.mark.slow
 def test_smollm2_chat_through_the_server_equals_the_library():
     """The real model, its real chat template (ChatML, <|im_end|> ends a turn) and its packed Q4_1
@@ -346,38 +202,13 @@ def test_smollm2_chat_through_the_server_equals_the_library():
     path = fetch_smollm2()
     model, tok = archlab.load(path, quant="keep").eval(), archlab.load_tokenizer(path)
     msgs = [{"role": "user", "content": "What is the capital of France? One word."}]
-    ids = _chat_ids(tok, msgs)
-    text, new = _reference(model, tok, ids, 24)
-    with _running(create_app(model, tok, "smollm2")) as url:
-        r = _client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0)
-        chunks = _client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0, stream=True)
+    ids = chat_ids(tok, msgs)
+    text, new = reference(model, tok, ids, 24)
+    with running(create_app(model, tok, "smollm2")) as url:
+        r = make_client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0)
+        chunks = make_client(url).chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, temperature=0, stream=True)
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert r.choices[0].message.content == text == streamed and "Paris" in text
     assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens == len(new) and new[-1] in tok.stop_ids
 
 
-def test_a_client_that_hangs_up_on_a_whole_reply_stops_its_generation(served):
-    engine = served[3].state.server.engine
-    gated = _Gated(engine.tokenizer)
-    engine.tokenizer = gated
-    try:
-        body = json.dumps({"model": NAME, "messages": MSGS, "max_tokens": 40, "temperature": 0}).encode()
-        host, port = served[2].split("//")[1].split("/")[0].split(":")
-        # a raw socket, so that the client hangs up exactly when the worker is inside the generation
-        with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            deadline = time.monotonic() + 30
-            while gated.calls == 0 and time.monotonic() < deadline:
-                time.sleep(0.01)
-        deadline = time.monotonic() + 30
-        while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert gated.calls == 1 and engine.current.cancelled.is_set()
-    finally:
-        gated.release.set()
-        deadline = time.monotonic() + 30
-        while engine.current is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        engine.tokenizer = gated.tok
-    assert engine.history[-1] == (None, 1)

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import archlab  # noqa: E402
 from archlab.serve import create_app  # noqa: E402
 from archlab.tokenizer import train_bpe  # noqa: E402
-from test_serve import MSGS, NAME, TEMPLATE, TEXTS  # noqa: E402
+from serve_server import MSGS, NAME, TEMPLATE, TEXTS  # noqa: E402
 
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
