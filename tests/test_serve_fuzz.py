@@ -1,4 +1,4 @@
-"""`archlab serve` with arbitrary JSON request bodies: every one is answered with 200 or a 4xx in
+"""`archlab serve` with arbitrary or hostile request bodies: every one is answered with 200 or a 4xx in
 OpenAI's error shape, never a 500 (an ad-hoc 400-example run of this found nothing; it guards
 against regressions)."""
 
@@ -52,3 +52,19 @@ def test_any_body_is_answered_without_a_server_error(http, route, fields, valid_
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     elif body.get("stream") is True:
         assert r.text.endswith("data: [DONE]\n\n") and '"error"' not in r.text
+
+
+def test_ids_the_models_embedding_lacks_are_a_400_not_a_500():
+    """A tokenizer larger than the model (300 ids beside an embedding of 280): merged tokens of
+    the prompt have ids past the model's rows."""
+    from fastapi.testclient import TestClient
+
+    model = archlab.build(archlab.tiny("llama-3-8b", vocab_size=280, max_seq_len=96)).eval()
+    tok = train_bpe(TEXTS, 300)
+    tok.chat_template = TEMPLATE
+    assert max(tok.encode("the quick brown fox")) >= 280
+    with TestClient(create_app(model, tok, NAME, limit=8)) as http:
+        for route, body in (("/v1/chat/completions", {"messages": [{"role": "user", "content": "the quick brown fox"}]}),
+                            ("/v1/completions", {"prompt": "the quick brown fox"})):
+            r = http.post(route, json={"model": NAME, **body})
+            assert r.status_code == 400 and "[0, 280)" in r.json()["error"]["message"], r.text

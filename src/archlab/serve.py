@@ -79,12 +79,13 @@ class _Server:
                 ids = p if isinstance(p, list) else tok.encode_prompt(p)
             except ValueError as e:  # JSON can carry a lone surrogate ("\udc80"), which is no text
                 raise RequestError(f"prompt: {e}", "prompt") from None
-            bad = [t for t in ids if not 0 <= t < self.model.config.vocab_size]
-            if bad:
-                raise RequestError(f"prompt: token ids must be in [0, {self.model.config.vocab_size}), got {bad[:5]}", "prompt")
         param = "messages" if chat else "prompt"
         if not ids:
             raise RequestError(f"{param}: the prompt is empty (no tokens)", param)
+        # a tokenizer larger than the model's embedding can spell ids the model has no row for
+        bad = [t for t in ids if not 0 <= t < self.model.config.vocab_size]
+        if bad:
+            raise RequestError(f"{param}: token ids must be in [0, {self.model.config.vocab_size}), got {bad[:5]}", param)
         return ids, s, room(len(ids), self.context, s.max_tokens, self.limit, param, s.max_tokens_param)
 
     def submit(self, ids: list[int], s: Sampling, budget: int) -> tuple[Job, asyncio.Queue]:
