@@ -4,6 +4,7 @@ every reply is the library path: archlab.generate's tokens for the same prompt i
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -18,12 +19,15 @@ from archlab.serve import create_app
 def test_the_command_serves_on_localhost_by_default_and_says_where(folder, monkeypatch, capsys):
     from archlab.cli import main
 
+    with socket.socket() as s:  # a port that is free (the command checks it before loading)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    assert main(["serve", str(folder), "--port", "8123", "--served-model-name", "mine"]) == 0
+    assert main(["serve", str(folder), "--port", str(port), "--served-model-name", "mine"]) == 0
     (app, kw), = calls
-    assert (kw["host"], kw["port"]) == ("127.0.0.1", 8123) and app.state.server.name == "mine"
-    assert "http://127.0.0.1:8123/v1" in capsys.readouterr().out
+    assert (kw["host"], kw["port"]) == ("127.0.0.1", port) and app.state.server.name == "mine"
+    assert f"http://127.0.0.1:{port}/v1" in capsys.readouterr().out
     app.state.server.engine.close()
 
 

@@ -4,6 +4,7 @@ checks, and the command line before any model is loaded."""
 from __future__ import annotations
 
 import builtins
+import socket
 
 import pytest
 
@@ -82,3 +83,15 @@ def test_without_the_extra_the_error_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_fastapi)
     assert main(["serve", "no-such-model"]) == 2
     assert "pip install 'archlab[serve]'" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_refused_before_loading(capsys):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "no-such-model", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"--port {port}" in err and "another program listens there" in err and "unknown model" not in err

@@ -13,7 +13,9 @@ usage, then `data: [DONE]`. Requests are queued, one generation at a time (serve
 # runtime, and Request is imported inside create_app (FastAPI is an optional extra)
 import asyncio
 import contextlib
+import errno
 import json
+import socket
 import sys
 import time
 import uuid
@@ -251,9 +253,23 @@ async def _sse(job: Job, events: asyncio.Queue, rid: str, kind: str, name: str, 
         job.cancelled.set()  # also on a client that disconnected mid-stream: its generation stops
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuses an address that cannot be listened on before the model loads (seconds), not after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # as uvicorn binds: SO_REUSEADDR, so a port left in TIME_WAIT by a stopped server is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        hint = "; another program listens there: choose another --port" if e.errno == errno.EADDRINUSE else ""
+        raise ValueError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}){hint}") from None
+
+
 def run(args) -> int:
     """`archlab serve`: load the model, then serve it until Ctrl-C."""
     require_extra()
+    _check_address(args.host, args.port)
     import uvicorn
 
     from . import api
