@@ -89,11 +89,15 @@ def test_stop_string_cuts_the_text_streamed_or_not(served, client):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == want
 
 
-def test_seeded_sampling_repeats(client):
-    kw = dict(model=NAME, messages=MSGS, max_tokens=10, temperature=1.5, top_p=0.9, top_k=50, seed=7)
-    kw["extra_body"] = {"top_k": kw.pop("top_k")}
-    a = client.chat.completions.create(**kw).choices[0].message.content
-    assert client.chat.completions.create(**kw).choices[0].message.content == a
+def test_sampling_parameters_reach_the_library(served, client):
+    """temperature, top_p, top_k (an extension, in extra_body) and seed give the library's own
+    seeded sample; another seed gives another."""
+    model, tok = served[0], served[1]
+    new = archlab.generate(model, chat_ids(tok), 10, temperature=1.5, top_p=0.9, top_k=50, seed=7, stop=tok.stop_ids)
+    want = tok.decode(new[:-1] if new[-1] in tok.stop_ids else new, skip_special_tokens=True)
+    kw = dict(model=NAME, messages=MSGS, max_tokens=10, temperature=1.5, top_p=0.9, extra_body={"top_k": 50})
+    assert client.chat.completions.create(seed=7, **kw).choices[0].message.content == want
+    assert client.chat.completions.create(seed=8, **kw).choices[0].message.content != want
 
 
 @pytest.mark.parametrize("kwargs, field", [
