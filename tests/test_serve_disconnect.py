@@ -47,6 +47,8 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
             deadline = time.monotonic() + 30
             while gated.calls == 0 and time.monotonic() < deadline:  # the worker is inside the generation
                 time.sleep(0.01)
+            # the event loop is not held by the generation: other requests are answered meanwhile
+            assert httpx.get(served[2] + "/models", trust_env=False, timeout=10).json()["data"][0]["id"] == NAME
         # the response is closed: the server must notice and mark the job while the worker is held
         deadline = time.monotonic() + 30
         while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
