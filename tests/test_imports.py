@@ -23,6 +23,8 @@ lowest first:
 - train: training/ -- the training loop, checkpoints, torchrun; over models, data and tokenizers.
 - api: archlab/__init__.py and api.py, the public facade.
 - lab: lab/ -- the claims lab's experiments, over the public API.
+- serve: serve.py, serve_engine.py, serve_requests.py -- the OpenAI-compatible HTTP server, a
+  client of the public API like the lab (serve_requests, the request checks, is torch-free).
 - cli: cli.py, over everything.
 
 analysis and nn are side by side: neither imports the other. A package's `_LAZY` table
@@ -40,7 +42,7 @@ import archlab
 
 ROOT = Path(archlab.__file__).parent
 
-LAYERS = ("base", "analysis", "nn", "model", "io", "train", "api", "lab", "cli")
+LAYERS = ("base", "analysis", "nn", "model", "io", "train", "api", "lab", "serve", "cli")
 MAY_IMPORT = {
     "base": {"base"},
     "analysis": {"base", "analysis"},
@@ -54,6 +56,8 @@ MAY_IMPORT = {
     "api": {"base", "analysis", "nn", "model", "io", "train", "api"},
     # the lab's experiments use the public API, as a user would
     "lab": {"base", "analysis", "nn", "model", "io", "train", "api", "lab"},
+    # the server runs models through the public API, as a user would
+    "serve": {"base", "analysis", "nn", "model", "io", "train", "api", "serve"},
     "cli": set(LAYERS),
 }
 # modules by exact name first, then packages (the package and everything below it)
@@ -68,6 +72,7 @@ MODULES = {
     "archlab.chat_defaults": "base", "archlab.chat_session": "model", "archlab.chat_repl": "cli",
     "archlab.tokenizer": "io", "archlab.chat_template": "io", "archlab.chat_limits": "io", "archlab.tokenizer_checks": "io", "archlab.sentencepiece_gguf": "io", "archlab.hub": "io", "archlab.data": "io",
     "archlab": "api", "archlab.api": "api",
+    "archlab.serve": "serve", "archlab.serve_engine": "serve", "archlab.serve_requests": "serve",
     "archlab.cli": "cli", "archlab.__main__": "cli", "archlab.notes.cli": "cli",
     "archlab.load_cache": "io", "archlab.run_options": "cli", "archlab.models_list": "cli",
 }
@@ -76,7 +81,7 @@ PACKAGES = {"archlab.catalog": "base", "archlab.parts": "base", "archlab.nn": "n
 # reading a GGUF vocabulary); checked statically here, by subprocess in test_tokenizer.py
 # and test_report.py.
 TORCH_FREE = {"base", "analysis"}
-TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.io.gguf.typed", "archlab.chat_template", "archlab.chat_limits", "archlab.tokenizer_checks", "archlab.tokenizer", "archlab.sentencepiece_gguf", "archlab.data"}
+TORCH_FREE_MODULES = {"archlab", "archlab.io.gguf", "archlab.io.gguf.reader", "archlab.io.gguf.typed", "archlab.chat_template", "archlab.chat_limits", "archlab.tokenizer_checks", "archlab.tokenizer", "archlab.sentencepiece_gguf", "archlab.data", "archlab.serve_requests"}
 
 
 def _modules() -> dict[str, Path]:

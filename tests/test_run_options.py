@@ -162,16 +162,17 @@ def test_default_threads(monkeypatch):
 
 
 def test_quant_default_keeps_gguf_blocks_on_the_cpu(monkeypatch):
+    from archlab.api import choose_quant
     from archlab.quant import native
 
     monkeypatch.setattr(native, "available", lambda: True)
-    assert run_options.choose_quant(Path("m.gguf"), None, "cpu") == "keep"
-    assert run_options.choose_quant(Path("m.gguf"), "none", "cpu") is None
-    assert run_options.choose_quant(Path("m.gguf"), None, "cuda") is None
-    assert run_options.choose_quant(Path("hf-folder"), None, "cpu") is None
-    assert run_options.choose_quant(Path("hf-folder"), "int8", "cpu") == "int8"
+    assert choose_quant(Path("m.gguf"), None, "cpu") == "keep"
+    assert choose_quant(Path("m.gguf"), "none", "cpu") is None
+    assert choose_quant(Path("m.gguf"), None, "cuda") is None
+    assert choose_quant(Path("hf-folder"), None, "cpu") is None
+    assert choose_quant(Path("hf-folder"), "int8", "cpu") == "int8"
     monkeypatch.setattr(native, "available", lambda: False)
-    assert run_options.choose_quant(Path("m.gguf"), None, "cpu") is None
+    assert choose_quant(Path("m.gguf"), None, "cpu") is None
 
 
 def test_system_wraps_the_prompt_in_the_chat_template(byte_model, tmp_path, monkeypatch, capsys):  # noqa: F811

@@ -98,6 +98,20 @@ def save(model: Transformer, directory: str | Path, *, overwrite: bool = False, 
     return save_hf(model, directory, overwrite=overwrite, max_shard_bytes=size)
 
 
+def choose_quant(path: Path, quant: str | None, device: str) -> str | None:
+    """--quant as archlab.load takes it: the default keeps a GGUF's blocks on the CPU when the C
+    kernel is there (no float32 conversion at load, faster decode), else dequantizes."""
+    if quant == "none":
+        return None
+    if quant is not None:
+        return quant
+    if path.suffix == ".gguf" and device == "cpu":
+        from .quant import native  # noqa: PLC0415 (the C kernel is built on first use)
+
+        return "keep" if native.available() else None
+    return None
+
+
 def load_tokenizer(path: str | Path):
     """A tokenizer from a GGUF file, a tokenizer.json, a directory holding one, or a fetchable model's name."""
     from .tokenizer import load_tokenizer as _load_tokenizer
@@ -121,4 +135,4 @@ def fetch(name: str, source: str | Path | None = None) -> Path:
     return _fetch(name, source=source)
 
 
-__all__ = ["build", "resolve_dtype", "load", "save", "load_tokenizer", "fetch", "train", "prepare_data", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]
+__all__ = ["build", "resolve_dtype", "load", "choose_quant", "save", "load_tokenizer", "fetch", "train", "prepare_data", "generate", "stream", "ModelConfig", "ConfigError", "CheckpointError", "Transformer"]

@@ -468,6 +468,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return models_main(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import serve
+
+    return serve.run(args)
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     path = api.fetch(args.name, source=args.source)
     print(path)
@@ -605,6 +611,12 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -711,6 +723,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="what generate and chat can run: fetchable models, fetched or not; presets explained")
     p.add_argument("--json", action="store_true", help="machine-readable")
     p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server for a model (pip install 'archlab[serve]')",
+                       description="Serve MODEL over OpenAI's API: GET /v1/models, POST /v1/completions and "
+                       "/v1/chat/completions (streaming too). Requests are queued, one generation at a time.")
+    p.add_argument("model", help="a fetchable model name (see `archlab fetch --help`), a .gguf file or an HF-format directory")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="the TCP port (default 8000)")
+    p.add_argument("--served-model-name", default=None, help="the name clients pass as `model` (default: MODEL as given)")
+    p.add_argument("--max-new-tokens-limit", type=_positive, default=4096,
+                   help="the most tokens one request may generate (default 4096)")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="default float32")
+    p.add_argument("--quant", default=None, choices=("keep", "none", "int8", "int4"),
+                   help="packed weights: keep a GGUF's own quantized blocks (the default for a GGUF), none to convert "
+                   "it to float, or quantize to int8 / int4 (archlab.load)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (default info: one line per request)")
+    p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("quantize", help="pack a model's linear weights to int8 or int4 and write them (archlab.load reads the folder)")
     p.add_argument("model", help="a fetchable model name, a .gguf file or an HF-format directory")
     p.add_argument("--to", required=True, choices=("int8", "int4"), help="int8 per channel, or 4-bit with scale and min per 32 columns")

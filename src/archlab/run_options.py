@@ -180,20 +180,6 @@ def setup_runtime(args: argparse.Namespace) -> str:
     return device
 
 
-def choose_quant(path: Path, quant: str | None, device: str) -> str | None:
-    """--quant as archlab.load takes it: the default keeps a GGUF's blocks on the CPU when the C
-    kernel is there (no float32 conversion at load, faster decode), else dequantizes."""
-    if quant == "none":
-        return None
-    if quant is not None:
-        return quant
-    if path.suffix == ".gguf" and device == "cpu":
-        from .quant import native
-
-        return "keep" if native.available() else None
-    return None
-
-
 def prepare(args: argparse.Namespace) -> str | None:
     """Everything a run checks before loading; returns the prompt (generate) or None (chat)."""
     check_model_name(args)
@@ -266,6 +252,7 @@ def load_for_run(args: argparse.Namespace, err=None):
             model, tok = random_model(args.model, device, args.dtype)
             return model, tok, time.perf_counter() - start
         import archlab
+        from .api import choose_quant
         from .hub import resolve_model
 
         bar.stage("finding the file")
