@@ -18,6 +18,13 @@ class _Broken:
         raise AttributeError(name)
 
 
+def _wait_until(condition, seconds: float = 30) -> None:
+    """Poll `condition` until it holds or `seconds` pass (the asserts after it say which)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_failure_inside_the_generation_is_an_openai_error_without_traceback(served, stream):
     engine = served[3].state.server.engine
@@ -44,21 +51,15 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(served):
             lines = r.iter_lines()  # held: a dropped line iterator closes httpx's connection
             first = next(lines)
             assert json.loads(first[len("data: "):])["choices"][0]["delta"]["role"] == "assistant"
-            deadline = time.monotonic() + 30
-            while gated.calls == 0 and time.monotonic() < deadline:  # the worker is inside the generation
-                time.sleep(0.01)
+            _wait_until(lambda: gated.calls > 0)  # the worker is inside the generation
             # the event loop is not held by the generation: other requests are answered meanwhile
             assert httpx.get(served[2] + "/models", trust_env=False, timeout=10).json()["data"][0]["id"] == NAME
         # the response is closed: the server must notice and mark the job while the worker is held
-        deadline = time.monotonic() + 30
-        while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_until(lambda: engine.current is not None and engine.current.cancelled.is_set())
         assert engine.current is not None and engine.current.cancelled.is_set()
     finally:
         gated.release.set()
-        deadline = time.monotonic() + 30
-        while engine.current is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_until(lambda: engine.current is None)
         engine.tokenizer = gated.tok
     # stopped at the token after the held one, not at the 40 asked for; None: the client left
     assert engine.history[-1] == (None, 1)
@@ -75,17 +76,11 @@ def test_a_client_that_hangs_up_on_a_whole_reply_stops_its_generation(served):
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            deadline = time.monotonic() + 30
-            while gated.calls == 0 and time.monotonic() < deadline:
-                time.sleep(0.01)
-        deadline = time.monotonic() + 30
-        while not (engine.current is not None and engine.current.cancelled.is_set()) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            _wait_until(lambda: gated.calls > 0)
+        _wait_until(lambda: engine.current is not None and engine.current.cancelled.is_set())
         assert gated.calls == 1 and engine.current.cancelled.is_set()
     finally:
         gated.release.set()
-        deadline = time.monotonic() + 30
-        while engine.current is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_until(lambda: engine.current is None)
         engine.tokenizer = gated.tok
     assert engine.history[-1] == (None, 1)
