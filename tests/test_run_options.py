@@ -85,6 +85,14 @@ def test_random_needs_a_preset(no_loading, capsys):
     assert "--random" in capsys.readouterr().err and no_loading == []
 
 
+@pytest.mark.parametrize("argv", [["chat", "gpt2", "--random"], ["run", "gpt2", "--random"],
+                                  ["generate", "gpt2", "Hi", "--random", "--chat"]])
+def test_random_with_a_chat_template_is_refused_before_building(no_loading, capsys, monkeypatch, argv):
+    monkeypatch.setattr(run_options, "random_model", lambda *a, **k: pytest.fail("built"))
+    assert main(argv) == 2
+    assert "no chat template" in capsys.readouterr().err and no_loading == []
+
+
 def test_random_runs_a_tiny_random_preset(capsys):
     assert main(["generate", "gpt2", "Hello", "--random", "--max-new-tokens", "3"]) == 0
     out, err = capsys.readouterr()

@@ -709,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="continue a prompt, streaming the text, with tokens/s at the end")
     add_run_args(p, max_new=64, prompt=True)
     p.set_defaults(fn=cmd_generate)
-    p = sub.add_parser("chat", help="an interactive chat using the model's chat template",
+    p = sub.add_parser("chat", aliases=["run"], help="an interactive chat using the model's chat template (also `archlab run`, as in ollama)",
                        description="Chat with a model: /help lists the commands; Ctrl-C stops a reply, Ctrl-D or /bye quits. "
                        f"Samples by default (temperature {chat_defaults.TEMPERATURE}, top-k {chat_defaults.TOP_K}, "
                        f"top-p {chat_defaults.TOP_P}: ollama's defaults), since greedy decoding makes small models "

@@ -186,6 +186,10 @@ def prepare(args: argparse.Namespace) -> str | None:
     text = read_prompt(args) if getattr(args, "prompt", None) is not None else None
     if args.system is not None and hasattr(args, "chat"):
         args.chat = True
+    if getattr(args, "random", False) and (not hasattr(args, "prompt") or args.chat):
+        # the byte-level tokenizer of a random model has no chat template: say so before building it
+        raise ValueError(f"--random: a random model's byte-level tokenizer has no chat template; try "
+                         f"`archlab generate {args.model} \"some text\" --random`")
     warn_ignored(args)
     return text
 
