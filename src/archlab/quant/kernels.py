@@ -97,47 +97,48 @@ def _(x, q, scale, mn, bits, offset):
     return x.new_empty(x.shape[0], q.shape[0])
 
 
-def _native(x2: torch.Tensor, w: PackedWeight, layout) -> torch.Tensor | None:
-    scale, mn = layout
+def _native(x2: torch.Tensor, w: PackedWeight) -> torch.Tensor | None:
+    """The C kernel's product in float32, or None where it is unavailable or declines (then
+    another kernel serves). Under torch.compile it is the custom op, whose fake says the shape."""
+    if x2.device.type != "cpu" or not native.available():
+        return None
+    layout = native.kernel_layout(w)
+    if layout is None:
+        return None
     if torch.compiler.is_compiling():
-        return _native_op(x2.float(), w.q, scale, mn, w.bits, w.offset)
-    return native.gemv(x2.float(), w, scale, mn)
+        return _native_op(x2.float(), w.q, *layout, w.bits, w.offset)
+    return native.gemv(x2.float(), w, *layout)
 
 
-def packed_linear(x: torch.Tensor, w: PackedWeight, bias: torch.Tensor | None = None, kernel: str = "auto",
-                  fused_max_tokens: int = FUSED_MAX_TOKENS, layout=None) -> torch.Tensor:
-    """F.linear(x, w.dequantize(), bias) through `kernel` (see the module docstring). `layout`:
-    native.kernel_layout(w), kept by the caller so that it is not rebuilt per call."""
-    lead, k = x.shape[:-1], x.shape[-1]
-    x2 = x.reshape(-1, k)
-    y = None
-    if kernel in ("auto", "native") and x2.device.type == "cpu" and x2.shape[0] <= native.MAX_ROWS and (
-            kernel == "native" or x2.shape[0] <= fused_max_tokens) and native.available():
-        layout = layout if layout is not None else native.kernel_layout(w)
-        if layout is not None:
-            y = _native(x2, w, layout)
-            if y is not None:
-                y = y.to(x.dtype)
-                kernel = "done"
-    if kernel in ("auto", "native"):
-        kernel = "dequant"
-    if kernel == "done":
-        pass
-    elif kernel == "dequant":
-        y = F.linear(x2, w.dequantize(x.dtype))
-    elif kernel == "fused":
+def _other(x2: torch.Tensor, w: PackedWeight, kernel: str, dtype: torch.dtype) -> torch.Tensor:
+    """x2 (M, K) @ w.T through one of the torch kernels."""
+    if kernel == "dequant":
+        return F.linear(x2, w.dequantize(dtype))
+    if kernel == "fused":
         try:
-            y = fused_gemv(x2.float(), w).to(x.dtype)
+            return fused_gemv(x2.float(), w).to(dtype)
         except Exception as e:  # no C++ compiler, or inductor refusing this device: the GEMM path
             _compile_failed(e)
-            y = F.linear(x2, w.dequantize(x.dtype))
-    elif kernel == "int8pack":
+            return F.linear(x2, w.dequantize(dtype))
+    if kernel == "int8pack":
         if w.bits != 8 or w.min is not None or w.offset or w.scale.shape[1] != 1:
             raise ValueError(f"kernel 'int8pack' takes per-channel int8 weights without min; this one is {w.fmt} "
                              f"({w.bits}-bit, block {w.block})")
-        y = torch._weight_int8pack_mm(x2, w.q, w.scale[:, 0].to(x.dtype))
-    else:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+        return torch._weight_int8pack_mm(x2, w.q, w.scale[:, 0].to(dtype))
+    raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+
+
+def packed_linear(x: torch.Tensor, w: PackedWeight, bias: torch.Tensor | None = None, kernel: str = "auto",
+                  fused_max_tokens: int = FUSED_MAX_TOKENS) -> torch.Tensor:
+    """F.linear(x, w.dequantize(), bias) through `kernel` (see the module docstring)."""
+    lead, k = x.shape[:-1], x.shape[-1]
+    x2 = x.reshape(-1, k)
+    y = None
+    if kernel in ("auto", "native"):
+        limit = native.MAX_ROWS if kernel == "native" else min(fused_max_tokens, native.MAX_ROWS)
+        y = _native(x2, w) if x2.shape[0] <= limit else None
+        kernel = "dequant"  # where the C kernel does not serve
+    y = _other(x2, w, kernel, x.dtype) if y is None else y.to(x.dtype)
     if bias is not None:
         y = y + bias
     return y.view(*lead, y.shape[-1])

@@ -31,13 +31,13 @@ class _Packed(nn.Module):
         self.dtype = torch.float32  # what forward returns; the model's dtype (set by quantize / load)
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The decode path, a few float32 rows on the CPU through the C kernel, with as little
-        Python around the call as possible (a decode step makes ~7 such calls per layer, and
-        a buffer read through nn.Module.__getattr__ costs about a microsecond); None when another
-        path applies (packed_linear then decides everything)."""
+        """x @ weight.T in the module's dtype through the C kernel, for a few rows on the CPU, with
+        as little Python around the call as possible (a decode step makes ~7 such calls per layer,
+        and a buffer read through nn.Module.__getattr__ costs about a microsecond); None when
+        another path applies (packed_linear then decides everything). The kernel's arguments are
+        prepared once per buffer (native.Prepared)."""
         d = self.__dict__
-        if (d["kernel"] not in ("auto", "native") or x.dtype != torch.float32 or d["dtype"] != torch.float32
-                or x.device.type != "cpu" or torch.compiler.is_compiling()):
+        if d["kernel"] not in ("auto", "native") or x.device.type != "cpu" or torch.compiler.is_compiling():
             return None
         k = x.shape[-1]
         m = x.numel() // k if k else 0
@@ -48,8 +48,14 @@ class _Packed(nn.Module):
             prep = d["_prep"] = native.prepare(self.packed) or False
         if prep is False:
             return None
-        y = prep(x.reshape(m, k).contiguous())
-        return None if y is None else y.view(*x.shape[:-1], y.shape[-1])
+        dtype = d["dtype"]
+        f32 = dtype == torch.float32
+        # in the module's dtype first, as packed_linear's other paths see x, then the kernel's float32
+        xf = x if f32 and x.dtype == dtype else x.to(dtype).float()
+        y = prep(xf.reshape(m, k).contiguous())
+        if y is None:
+            return None
+        return (y if f32 else y.to(dtype)).view(*x.shape[:-1], y.shape[-1])
 
     # a new buffer (.to(), .float(), load_state_dict) invalidates the prepared kernel arguments
     def _apply(self, fn, recurse=True):
@@ -59,17 +65,6 @@ class _Packed(nn.Module):
     def _load_from_state_dict(self, *args, **kwargs):
         self.__dict__.pop("_prep", None)
         return super()._load_from_state_dict(*args, **kwargs)
-
-    def _kernel_layout(self):
-        return self.layout() if self.kernel in ("auto", "native") and not torch.compiler.is_compiling() else None
-
-    def layout(self):
-        """The C kernel's (scale, min) for this weight (quant/native.py), built once per buffer."""
-        key = (self.q.data_ptr(), self.scale.data_ptr(), self.scale.dtype, self.q.device)
-        if getattr(self, "_layout_key", None) != key:
-            self._layout = native.kernel_layout(self.packed) if self.q.device.type == "cpu" else None
-            self._layout_key = key
-        return self._layout
 
     @property
     def device(self) -> torch.device:
@@ -101,8 +96,8 @@ class QuantLinear(_Packed):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self._fast(x)
         if y is not None:
-            return y if self.bias is None else y.add_(self.bias)
-        return packed_linear(x.to(self.dtype), self.packed, self.bias, self.kernel, self.fused_max_tokens, self._kernel_layout())
+            return y if self.bias is None else y + self.bias
+        return packed_linear(x.to(self.dtype), self.packed, self.bias, self.kernel, self.fused_max_tokens)
 
 
 class QuantEmbedding(_Packed):
@@ -116,7 +111,8 @@ class QuantEmbedding(_Packed):
 
     def linear(self, h: torch.Tensor) -> torch.Tensor:
         """h @ weight.T: a tied head."""
-        return packed_linear(h.to(self.dtype), self.packed, None, self.kernel, self.fused_max_tokens, self._kernel_layout())
+        y = self._fast(h)
+        return y if y is not None else packed_linear(h.to(self.dtype), self.packed, None, self.kernel, self.fused_max_tokens)
 
 
 def set_kernel(model: nn.Module, kernel: str, fused_max_tokens: int | None = None) -> None:

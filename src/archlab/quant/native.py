@@ -161,16 +161,8 @@ def prepare(w: PackedWeight) -> Prepared | None:
 
 
 def gemv(x: torch.Tensor, w: PackedWeight, scale: torch.Tensor, mn: torch.Tensor | None) -> torch.Tensor | None:
-    """x (M, K) float32 -> (M, N), or None when the kernel is unavailable or declines the shape."""
-    lib = _load()
-    m, k = x.shape
-    if not lib or m > MAX_ROWS or m < 1:
+    """x (M, K) float32 -> (M, N) for (scale, mn) = kernel_layout(w), or None when the kernel is
+    unavailable or declines the shape (a Prepared made for one call)."""
+    if not _load() or not 1 <= x.shape[0] <= MAX_ROWS:
         return None
-    x = x.contiguous()
-    q = w.q if w.q.is_contiguous() else w.q.contiguous()
-    n = q.shape[0]
-    out = torch.empty(m, n, dtype=torch.float32)
-    rc = lib.archlab_gemv(w.bits, x.data_ptr(), m, k, q.data_ptr(), scale.data_ptr(),
-                          None if mn is None else mn.data_ptr(), n, scale.shape[1], w.offset, out.data_ptr(),
-                          torch.get_num_threads())
-    return out if rc == 0 else None
+    return Prepared(w, scale, mn)(x.contiguous())
