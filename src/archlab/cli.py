@@ -76,14 +76,7 @@ def _tokens(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None  # argparse names the option
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+_positive = at_least(1)  # run_options' checker, so that every count option words its refusal alike
 
 
 def _columns(text: str) -> int:
