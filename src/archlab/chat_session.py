@@ -21,7 +21,7 @@ import torch
 
 from .chat_defaults import TEMPERATURE, TOP_K, TOP_P
 from .cache import Cache, DeltaNetCache, KVCache, MLACache, SlidingKVCache
-from .generation import _validate, sample
+from .generation import _validate, sample, whole_text
 
 # The cache starts this large (or the context, if smaller) and doubles when a turn needs more:
 # a 135M model's cache for 8192 tokens is ~380 MB in float32, for a chat that may use 200.
@@ -232,9 +232,8 @@ class ChatSession:
                     turn.finish = "stop"
                     break
                 turn.tokens.append(t)
-                # decode everything so far and give what is new, so multi-byte characters come out whole
-                text_so_far = self.tok.decode(turn.tokens, skip_special_tokens=True)
-                if len(text_so_far) > len(shown) and not text_so_far.endswith("\ufffd"):
+                text_so_far = whole_text(self.tok, turn.tokens)
+                if text_so_far is not None and len(text_so_far) > len(shown):
                     yield text_so_far[len(shown):]
                     shown = text_so_far
                 if i < room - 1:  # the last token is never fed back: nothing would read it

@@ -397,6 +397,8 @@ def _comparison_args(p: argparse.ArgumentParser) -> None:
 
 def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None) -> tuple[list[int], float, float]:
     """Print the continuation as it is generated; returns (tokens, seconds to first token, total seconds)."""
+    from .generation import whole_text
+
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     new: list[int] = []
     shown = ""
@@ -410,18 +412,12 @@ def _stream_text(model, tok, ids: list[int], args: argparse.Namespace, out=None)
         new.append(t)
         if stop and t in stop:
             break
-        # decode everything so far and print what is new, so multi-byte characters come out whole
-        text = tok.decode(new, skip_special_tokens=True)
-        if len(text) > len(shown) and not text.endswith("\ufffd"):
+        text = whole_text(tok, new)
+        if text is not None and len(text) > len(shown):
             out.write(text[len(shown):])
             out.flush()
             shown = text
     return new, first or 0.0, time.perf_counter() - start
-
-
-def _speed(n: int, first: float, total: float) -> str:
-    decode = (n - 1) / (total - first) if n > 1 and total > first else float("nan")
-    return f"{n} tokens in {total:.2f}s: prefill + first token {first * 1000:.0f} ms, decode {decode:.1f} tokens/s"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

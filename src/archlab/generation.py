@@ -316,3 +316,12 @@ def stream(
             yield token.tolist()
         else:
             yield [t if a else None for t, a in zip(token.tolist(), alive.tolist())]
+
+
+def whole_text(tokenizer, tokens: list[int]) -> str | None:
+    """The text of a growing reply's `tokens` (special tokens skipped), or None while it ends in
+    half a UTF-8 character (U+FFFD): a stream waits for the rest of the character rather than
+    show the replacement mark. Decoding everything so far, not token by token, keeps
+    multi-byte characters whole."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    return None if text.endswith("\ufffd") else text

@@ -96,6 +96,7 @@ class Engine:
 
     def _generate(self, job: Job) -> tuple[str | None, int]:
         from . import api
+        from .generation import whole_text
 
         tok, s = self.tokenizer, job.sampling
         stop_ids = tok.stop_ids
@@ -108,8 +109,8 @@ class Engine:
             new.append(t)
             if t in stop_ids:
                 break
-            decoded = tok.decode(new, skip_special_tokens=True)
-            if decoded.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
+            decoded = whole_text(tok, new)
+            if decoded is None:  # half a UTF-8 character: wait for the rest
                 continue
             delta = text.feed(decoded)
             if delta:
