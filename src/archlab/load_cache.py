@@ -66,6 +66,33 @@ def _prune(newest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _through(folder: Path, marker: str, read: Callable, load: Callable, write: Callable, *, name: str, again: str,
+             unwritten: str = ""):
+    """read(folder) when the entry holds `marker`; else load(), written into a fresh entry by
+    write(obj, tmp) for next time (write raises _NotSame to keep nothing). A cache that fails
+    only costs a slower load, said in a warning: `name` the cache, `again` what is done instead
+    of reading it, `unwritten` what a failed write means."""
+    if (folder / marker).is_file():
+        try:
+            return read(folder)
+        # damaged (safetensors raises its own SafetensorError, no subclass of OSError): load again, replace it
+        except Exception as e:  # noqa: BLE001 -- any failure of a cache only costs a slower load, said
+            warnings.warn(f"archlab: the {name} cache {folder} is unreadable ({type(e).__name__}: {e}); "
+                          f"{again} again", RuntimeWarning)
+    obj = load()
+    try:
+        from .io.atomic import atomic_directory
+
+        with atomic_directory(folder, overwrite=True) as tmp:
+            write(obj, tmp)
+        _prune(folder)
+    except _NotSame:  # atomic_directory removed the copy: it is read from the file each time
+        pass
+    except OSError as e:
+        warnings.warn(f"archlab: could not write the {name} cache {folder} ({e}){unwritten}", RuntimeWarning)
+    return obj
+
+
 def load_kept(path: Path, dtype, load: Callable):
     """load() (a GGUF loaded with quant="keep" on the CPU), or its cached copy; a fresh load is
     written into the cache for next time."""
@@ -75,25 +102,9 @@ def load_kept(path: Path, dtype, load: Callable):
     if not enabled():
         return load()
     dtype = resolve_dtype(dtype)
-    folder = entry(path, dtype)
-    if (folder / "quantization.json").is_file():
-        try:
-            return load_quantized(folder, dtype=dtype)
-        # damaged (safetensors raises its own SafetensorError, no subclass of these): load again, replace it
-        except Exception as e:  # noqa: BLE001 -- any failure of a cache only costs a slower load, said
-            warnings.warn(f"archlab: the load cache {folder} is unreadable ({type(e).__name__}: {e}); "
-                          f"loading {path} again", RuntimeWarning)
-    model = load()
-    try:
-        from .io.atomic import atomic_directory
-
-        with atomic_directory(folder, overwrite=True) as tmp:
-            save_quantized(model, tmp, "keep", overwrite=True)
-        _prune(folder)
-    except OSError as e:
-        warnings.warn(f"archlab: could not write the load cache {folder} ({e}); the next load converts again",
-                      RuntimeWarning)
-    return model
+    return _through(entry(path, dtype), "quantization.json", lambda f: load_quantized(f, dtype=dtype), load,
+                    lambda model, tmp: save_quantized(model, tmp, "keep", overwrite=True),
+                    name="load", again=f"loading {path}", unwritten="; the next load converts again")
 
 
 # Probes of a tokenizer's round trip through tokenizer.json: plain, accented and CJK text, digits,
@@ -121,27 +132,14 @@ def load_tokenizer_kept(path: Path, load: Callable):
 
     if not enabled():
         return load()
-    folder = entry(path, None, "tokenizers")
-    if (folder / "tokenizer.json").is_file():
-        try:
-            return load_tokenizer(folder)
-        except Exception as e:  # noqa: BLE001 -- as in load_kept
-            warnings.warn(f"archlab: the tokenizer cache {folder} is unreadable ({type(e).__name__}: {e}); "
-                          f"reading {path} again", RuntimeWarning)
-    tok = load()
-    try:
-        from .io.atomic import atomic_directory
 
-        with atomic_directory(folder, overwrite=True) as tmp:
-            tok.save(tmp)
-            if not _same_tokenizer(tok, load_tokenizer(tmp)):
-                raise _NotSame
-        _prune(folder)
-    except _NotSame:  # atomic_directory removed the copy: this tokenizer is read from the file each time
-        pass
-    except OSError as e:
-        warnings.warn(f"archlab: could not write the tokenizer cache {folder} ({e})", RuntimeWarning)
-    return tok
+    def write(tok, tmp: Path) -> None:
+        tok.save(tmp)
+        if not _same_tokenizer(tok, load_tokenizer(tmp)):
+            raise _NotSame
+
+    return _through(entry(path, None, "tokenizers"), "tokenizer.json", load_tokenizer, load, write,
+                    name="tokenizer", again=f"reading {path}")
 
 
 class _NotSame(Exception):
